@@ -1,0 +1,97 @@
+"""Typed, validated configuration: the one place that says which keys exist.
+
+Kedro hands nodes plain dicts (so kedro-mlflow can flatten them into MLflow
+params); every node validates its section here once and passes typed objects
+inward. Unknown keys are rejected with the offending key named.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message names it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_config(model: type[BaseModel], data: Any, where: str) -> Any:
+    """Validate ``data`` against ``model``; raise ConfigError naming ``where.key``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in (where, *err["loc"]))
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown parameter key '{key}'")
+            else:
+                problems.append(f"bad value for '{key}': {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("; ".join(problems)) from None
+
+
+# --------------------------------------------------------------------------- ingest
+KerasDatasetName = Literal["cifar10", "cifar100", "mnist", "fashion_mnist"]
+
+
+class SourceConfig(_Strict):
+    """Where the raw images come from (a catalog entry's arguments)."""
+
+    source: Literal["idx", "npz", "image_folder", "keras"]
+    path: str | None = None
+    name: KerasDatasetName | None = None
+    class_names: list[str] | None = None
+    image_size: tuple[int, int] | None = Field(
+        default=None, description="image_folder only: resize every image to (height, width)"
+    )
+    color_mode: Literal["grayscale", "rgb"] | None = Field(
+        default=None, description="image_folder only: force 1 or 3 channels"
+    )
+
+    @model_validator(mode="after")
+    def _check_type_fields(self) -> SourceConfig:
+        if self.source == "keras":
+            if self.name is None:
+                raise ValueError("source 'keras' needs 'name' (cifar10, cifar100, mnist, fashion_mnist)")
+            if self.path is not None:
+                raise ValueError("source 'keras' takes 'name', not 'path'")
+        else:
+            if not self.path:
+                raise ValueError(f"source '{self.source}' needs 'path'")
+            if self.name is not None:
+                raise ValueError(f"'name' is only for source 'keras', not '{self.source}'")
+        if self.source != "image_folder" and (self.image_size or self.color_mode):
+            raise ValueError("'image_size' and 'color_mode' are only for source 'image_folder'")
+        return self
+
+
+class IngestConfig(_Strict):
+    """How the training split is divided for the search."""
+
+    train_set_size: int = Field(2000, ge=10, description="images in the stratified search subset")
+    validation_sample_size: int = Field(1000, ge=10, description="images per validation sample drawn from the pool")
+    test_fraction: float = Field(
+        0.2, gt=0.0, lt=0.9, description="held-out share when the source has no test split (npz, image_folder)"
+    )
+
+
+# --------------------------------------------------------------------------- whole parameter tree
+class ProjectParams(_Strict):
+    """Every top-level parameter key the project knows; validated before a run starts."""
+
+    seed: int = Field(42, ge=0, description="the one seed; split into named streams (data split, optimizer, trials)")
+    ingest: IngestConfig = IngestConfig()
+
+
+def validate_params(params: dict) -> ProjectParams:
+    """Validate the whole parameter tree, naming the first bad key."""
+    return parse_config(ProjectParams, params, "parameters")

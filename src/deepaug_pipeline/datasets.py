@@ -1,0 +1,74 @@
+"""Kedro dataset classes kedro-datasets lacks: an image-classification source and an npz split store."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kedro.io.core import AbstractDataset, DatasetError
+
+from deepaug_pipeline.config import ConfigError, SourceConfig, parse_config
+from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages, load_source
+
+
+class ImageSourceDataset(AbstractDataset[None, ImageSource]):
+    """Read-only: loads images and labels from an idx / npz / image_folder / keras source.
+
+    Catalog arguments are those of ``config.SourceConfig`` (``source``, ``path``, ``name``,
+    ``class_names``, ``image_size``, ``color_mode``); a wrong one fails when the catalog is built.
+    """
+
+    def __init__(self, metadata: dict[str, Any] | None = None, **source: Any) -> None:
+        try:
+            self._config: SourceConfig = parse_config(SourceConfig, source, "catalog raw_images")
+        except ConfigError as exc:
+            raise DatasetError(str(exc)) from None
+        self.metadata = metadata
+
+    def load(self) -> ImageSource:
+        return load_source(self._config)
+
+    def save(self, data: None) -> None:
+        raise DatasetError("ImageSourceDataset is read-only: raw data is never overwritten")
+
+    def _exists(self) -> bool:
+        return self._config.source == "keras" or Path(self._config.path).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return self._config.model_dump(exclude_none=True)
+
+
+class LabelledImagesDataset(AbstractDataset[LabelledImages, LabelledImages]):
+    """Images and labels in one uncompressed ``.npz`` (arrays ``x``, ``y``), written atomically."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> LabelledImages:
+        if not self._filepath.is_file():
+            raise DatasetError(f"missing file {self._filepath}")
+        with np.load(self._filepath, allow_pickle=False) as npz:
+            return LabelledImages(npz["x"], npz["y"])
+
+    def save(self, data: LabelledImages) -> None:
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so an interrupted save never leaves a truncated file behind.
+        fd, tmp = tempfile.mkstemp(dir=self._filepath.parent, suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, x=data.x, y=data.y)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self._filepath)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

@@ -1,0 +1,215 @@
+"""Raw image sources: MNIST-format IDX files, npz arrays, image folders, keras.datasets.
+
+Loaders return arrays as they are on disk; ``validate.validate_source`` checks
+and normalises them (uint8, NHWC) afterwards, so every source gets the same checks.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deepaug_pipeline.config import SourceConfig
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+KERAS_CLASS_NAMES = {
+    "cifar10": CIFAR10_CLASSES,
+    "fashion_mnist": FASHION_MNIST_CLASSES,
+    "mnist": [str(i) for i in range(10)],
+    "cifar100": None,
+}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class DataSourceError(ValueError):
+    """A data source is missing, unreadable or malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Images (N, H, W, C) and integer labels (N,)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """What a source holds: a training split, an optional test split and class names."""
+
+    train: LabelledImages
+    test: LabelledImages | None
+    class_names: list[str] | None
+    origin: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- IDX
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4")}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one (optionally gzipped) IDX file into an array, checking its header."""
+    if not path.is_file():
+        raise DataSourceError(f"missing file: {path}")
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataSourceError(f"corrupt archive {path}: {exc}") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataSourceError(f"corrupt IDX file {path}: bad magic number {raw[:4]!r}")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataSourceError(f"corrupt IDX file {path}: truncated header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataSourceError(
+            f"corrupt IDX file {path}: header says shape {shape} ({expected} bytes), found {len(raw) - header} bytes"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def load_idx(folder: Path) -> tuple[LabelledImages, LabelledImages]:
+    """Load the four MNIST-format files from ``folder``."""
+    if not folder.is_dir():
+        raise DataSourceError(f"missing folder for idx source: {folder}")
+    splits = [LabelledImages(read_idx(folder / xs), read_idx(folder / ys)) for xs, ys in IDX_FILES.values()]
+    return splits[0], splits[1]
+
+
+# --------------------------------------------------------------------------- npz
+def load_npz(path: Path) -> tuple[LabelledImages, LabelledImages | None]:
+    """Load arrays ``x``, ``y`` (and optionally ``x_test``, ``y_test``) without pickle."""
+    if not path.is_file():
+        raise DataSourceError(f"missing file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataSourceError(f"corrupt or unreadable npz file {path}: {exc}") from exc
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise DataSourceError(f"npz file {path} lacks array(s) {missing}; it has {sorted(arrays)}")
+    test = None
+    if "x_test" in arrays or "y_test" in arrays:
+        if not ("x_test" in arrays and "y_test" in arrays):
+            raise DataSourceError(f"npz file {path}: 'x_test' and 'y_test' must come together")
+        test = LabelledImages(arrays["x_test"], arrays["y_test"])
+    return LabelledImages(arrays["x"], arrays["y"]), test
+
+
+# --------------------------------------------------------------------------- image folder
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_image_folder(
+    root: Path, class_names: list[str], image_size: tuple[int, int] | None, color_mode: str | None
+) -> LabelledImages:
+    from PIL import Image, UnidentifiedImageError
+
+    images, labels = [], []
+    for label, name in enumerate(class_names):
+        folder = root / name
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        for file in files:
+            try:
+                with Image.open(file) as img:
+                    mode = {"grayscale": "L", "rgb": "RGB"}.get(color_mode or "", "L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
+                    img = img.convert(mode)
+                    if image_size is not None:
+                        img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+                    arr = np.asarray(img, dtype=np.uint8)
+            except (OSError, UnidentifiedImageError) as exc:
+                raise DataSourceError(f"corrupt image file {file}: {exc}") from exc
+            images.append(arr if arr.ndim == 3 else arr[..., None])
+            labels.append(label)
+    if not images:
+        raise DataSourceError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DataSourceError(
+            f"images under {root} have different shapes {sorted(shapes)[:4]}; set 'image_size' (and 'color_mode') "
+            "on the catalog entry to resize them"
+        )
+    return LabelledImages(np.stack(images), np.asarray(labels, dtype=np.int64))
+
+
+def load_image_folder(
+    root: Path, image_size: tuple[int, int] | None, color_mode: str | None
+) -> tuple[LabelledImages, LabelledImages | None, list[str]]:
+    """Load ``root/<class>/*.png`` (or ``root/train/<class>`` and ``root/test/<class>``)."""
+    if not root.is_dir():
+        raise DataSourceError(f"missing folder for image_folder source: {root}")
+    has_splits = (root / "train").is_dir() and (root / "test").is_dir()
+    train_root = root / "train" if has_splits else root
+    class_names = [p.name for p in _class_folders(train_root)]
+    if not class_names:
+        raise DataSourceError(f"image folder {train_root} has no class sub-folders")
+    train = _read_image_folder(train_root, class_names, image_size, color_mode)
+    test = _read_image_folder(root / "test", class_names, image_size, color_mode) if has_splits else None
+    return train, test, class_names
+
+
+# --------------------------------------------------------------------------- keras.datasets
+def load_keras(name: str) -> tuple[LabelledImages, LabelledImages]:
+    """Load a named dataset through ``keras.datasets`` (downloads on first use)."""
+    import keras
+
+    loader = getattr(keras.datasets, name)
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as exc:  # keras raises bare Exception on URL failures
+        from keras.src.backend.config import keras_home
+
+        raise DataSourceError(
+            f"keras.datasets.{name} could not be loaded ({exc}). It downloads on first use: this needs internet "
+            f"once, or a cached copy under {keras_home()}/datasets (set KERAS_HOME to move it)."
+        ) from exc
+    return LabelledImages(x_train, y_train), LabelledImages(x_test, y_test)
+
+
+# --------------------------------------------------------------------------- dispatch
+def load_source(cfg: SourceConfig, root: Path | None = None) -> ImageSource:
+    """Load the source described by ``cfg``; relative paths resolve against ``root``."""
+    path = Path(cfg.path) if cfg.path else None
+    if path is not None and root is not None and not path.is_absolute():
+        path = root / path
+    class_names = cfg.class_names
+    test: LabelledImages | None
+    if cfg.source == "idx":
+        train, test = load_idx(path)
+        origin = f"idx:{path}"
+    elif cfg.source == "npz":
+        train, test = load_npz(path)
+        origin = f"npz:{path}"
+    elif cfg.source == "image_folder":
+        train, test, folder_names = load_image_folder(path, cfg.image_size, cfg.color_mode)
+        class_names = class_names or folder_names
+        origin = f"image_folder:{path}"
+    else:
+        train, test = load_keras(cfg.name)
+        class_names = class_names or KERAS_CLASS_NAMES[cfg.name]
+        origin = f"keras:{cfg.name}"
+    return ImageSource(train=train, test=test, class_names=class_names, origin=origin)

@@ -1,0 +1,101 @@
+"""Seeded, stratified splits: search subset, seed validation pool (rest of TRAIN), untouched test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepaug_pipeline.config import IngestConfig
+from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
+from deepaug_pipeline.ingest.validate import DataValidationError
+from deepaug_pipeline.seeding import stream_rng
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """The three disjoint splits the pipelines work on, plus what they hold."""
+
+    search_subset: LabelledImages
+    seed_validation_pool: LabelledImages
+    test: LabelledImages
+    class_names: list[str]
+
+    def summary(self) -> dict:
+        """Sizes, image shape and per-class counts of every split (JSON-ready)."""
+
+        def counts(split: LabelledImages) -> dict[str, int]:
+            per_class = np.bincount(split.y, minlength=len(self.class_names))
+            return {name: int(c) for name, c in zip(self.class_names, per_class)}
+
+        splits = {"search_subset": self.search_subset, "seed_validation_pool": self.seed_validation_pool, "test": self.test}
+        return {
+            "image_shape": list(self.search_subset.x.shape[1:]),
+            "n_classes": len(self.class_names),
+            "class_names": self.class_names,
+            "sizes": {k: len(v) for k, v in splits.items()},
+            "class_counts": {k: counts(v) for k, v in splits.items()},
+        }
+
+
+def stratified_allocation(labels: np.ndarray, n_classes: int, size: int) -> np.ndarray:
+    """How many of each class a stratified sample of ``size`` takes (largest remainder, sums to ``size``)."""
+    counts = np.bincount(labels, minlength=n_classes)
+    exact = counts * (size / counts.sum())
+    alloc = np.floor(exact).astype(np.int64)
+    short = size - int(alloc.sum())
+    order = np.argsort(-(exact - alloc), kind="stable")
+    alloc[order[:short]] += 1
+    return alloc
+
+
+def stratified_indices(
+    labels: np.ndarray, class_names: list[str], size: int, rng: np.random.Generator, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified sample of ``size`` and of the rest; every class must land on both sides."""
+    n_classes = len(class_names)
+    counts = np.bincount(labels, minlength=n_classes)
+    alloc = stratified_allocation(labels, n_classes, size)
+    for c in np.flatnonzero(counts):
+        if alloc[c] < 1 or counts[c] - alloc[c] < 1:
+            raise DataValidationError(
+                f"class '{class_names[c]}' (label {c}) has {counts[c]} image(s): too few for a stratified "
+                f"{what} of {size} out of {counts.sum()} (it would get {alloc[c]} and leave {counts[c] - alloc[c]}); "
+                "every class needs at least one image on each side"
+            )
+    chosen = []
+    for c in np.flatnonzero(counts):
+        members = np.flatnonzero(labels == c)
+        chosen.append(rng.choice(members, size=alloc[c], replace=False))
+    picked = np.sort(np.concatenate(chosen))
+    rest = np.setdiff1d(np.arange(len(labels)), picked, assume_unique=True)
+    return picked, rest
+
+
+def _take(split: LabelledImages, idx: np.ndarray) -> LabelledImages:
+    return LabelledImages(split.x[idx], split.y[idx])
+
+
+def split_dataset(source: ImageSource, cfg: IngestConfig, seed: int) -> DatasetSplits:
+    """Split a validated source; raises before any training if sizes cannot work."""
+    names = source.class_names
+    train, test = source.train, source.test
+    if test is None:
+        n_test = int(round(len(train) * cfg.test_fraction))
+        test_idx, train_idx = stratified_indices(train.y, names, n_test, stream_rng(seed, "test_holdout"), "test hold-out")
+        train, test = _take(train, train_idx), _take(train, test_idx)
+    n = len(train)
+    if cfg.train_set_size >= n:
+        raise DataValidationError(
+            f"ingest.train_set_size={cfg.train_set_size} is larger than what exists: the training split has {n} "
+            "images, and the seed validation pool needs the rest"
+        )
+    pool_size = n - cfg.train_set_size
+    if pool_size < cfg.validation_sample_size:
+        raise DataValidationError(
+            f"the seed validation pool would hold {pool_size} images ({n} training images - "
+            f"ingest.train_set_size={cfg.train_set_size}), fewer than "
+            f"ingest.validation_sample_size={cfg.validation_sample_size}"
+        )
+    subset_idx, pool_idx = stratified_indices(train.y, names, cfg.train_set_size, stream_rng(seed, "search_subset"), "search subset")
+    return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, names)

@@ -1,0 +1,97 @@
+"""Check raw arrays and bring them to one form: uint8 images (N, H, W, C), int64 labels (N,)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
+
+MIN_SIDE = 8
+
+
+class DataValidationError(ValueError):
+    """The data is not a usable image classification dataset; the message says why and where."""
+
+
+def _to_uint8(x: np.ndarray, where: str) -> np.ndarray:
+    """Convert pixel values to uint8, refusing non-finite values and unknown ranges."""
+    if x.dtype == np.uint8:
+        return x
+    if x.dtype.kind == "b" or x.dtype.kind not in "iuf":
+        raise DataValidationError(f"{where}: pixel dtype {x.dtype} is not numeric")
+    if x.dtype.kind == "f":
+        finite = np.isfinite(x)
+        if not finite.all():
+            bad = int(np.size(finite) - np.count_nonzero(finite))
+            raise DataValidationError(f"{where}: {bad} non-finite pixel value(s) (NaN or inf)")
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    if lo < 0:
+        raise DataValidationError(f"{where}: pixel values must be >= 0, found minimum {lo}")
+    if x.dtype.kind == "f" and hi <= 1.0:
+        return np.round(x * 255.0).astype(np.uint8)
+    if hi > 255:
+        raise DataValidationError(f"{where}: pixel values must be in [0, 1] (float) or [0, 255], found maximum {hi}")
+    return np.round(x).astype(np.uint8)
+
+
+def _images_nhwc(x: np.ndarray, where: str) -> np.ndarray:
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataValidationError(
+            f"{where}: images must have rank 3 (N, H, W) or 4 (N, H, W, C), got rank {x.ndim} with shape {x.shape}"
+        )
+    if x.shape[-1] not in (1, 3):
+        raise DataValidationError(f"{where}: images must have 1 or 3 channels (NHWC), got shape {x.shape}")
+    if min(x.shape[1], x.shape[2]) < MIN_SIDE:
+        raise DataValidationError(
+            f"{where}: images are {x.shape[1]}x{x.shape[2]}; at least {MIN_SIDE}x{MIN_SIDE} is needed"
+        )
+    return x
+
+
+def _labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataValidationError(
+            f"{where}: labels must be integer class ids of shape (N,), got shape {y.shape} (one-hot? use argmax)"
+        )
+    if len(y) != n:
+        raise DataValidationError(f"{where}: {n} images but {len(y)} labels (x/y length mismatch)")
+    if y.dtype.kind not in "iu":
+        raise DataValidationError(f"{where}: labels must be integers, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def _validate_split(split: LabelledImages, where: str) -> LabelledImages:
+    x = np.asarray(split.x)
+    y = np.asarray(split.y)
+    if x.ndim == 0 or len(x) == 0:
+        raise DataValidationError(f"{where}: no images")
+    if len(y) != len(x):
+        raise DataValidationError(f"{where}: {len(x)} images but {len(y)} labels (x/y length mismatch)")
+    x = _images_nhwc(x, where)
+    return LabelledImages(np.ascontiguousarray(_to_uint8(x, where)), _labels(y, len(x), where))
+
+
+def validate_source(source: ImageSource, where: str = "raw_images") -> ImageSource:
+    """Validate every split of ``source`` and return it normalised; errors name ``where`` and the split."""
+    train = _validate_split(source.train, f"{where} (train split, {source.origin})")
+    test = _validate_split(source.test, f"{where} (test split, {source.origin})") if source.test else None
+    if test is not None and test.x.shape[1:] != train.x.shape[1:]:
+        raise DataValidationError(
+            f"{where}: train images are {train.x.shape[1:]} but test images are {test.x.shape[1:]}"
+        )
+    labels = train.y if test is None else np.concatenate([train.y, test.y])
+    n_classes = len(source.class_names) if source.class_names else int(labels.max()) + 1
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise DataValidationError(
+            f"{where}: labels must be in [0, {n_classes - 1}] for {n_classes} classes, "
+            f"found range [{labels.min()}, {labels.max()}]"
+        )
+    present = np.unique(train.y)
+    if len(present) < 2:
+        raise DataValidationError(f"{where}: the training split has {len(present)} class(es); at least 2 are needed")
+    class_names = source.class_names or [str(i) for i in range(n_classes)]
+    return ImageSource(train=train, test=test, class_names=list(class_names), origin=source.origin)

@@ -1,0 +1,13 @@
+"""Project pipelines, found by ``find_pipelines``; ``search`` is the default."""
+
+from __future__ import annotations
+
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    pipelines = find_pipelines(raise_errors=True)
+    if "search" in pipelines:
+        pipelines["__default__"] = pipelines["search"]
+    return pipelines

@@ -1,0 +1,14 @@
+"""Kedro project settings."""
+
+from kedro.config import OmegaConfigLoader
+
+from deepaug_pipeline.hooks import ConfigValidationHook
+
+# kedro-mlflow registers its own hooks through its entry point.
+HOOKS = (ConfigValidationHook(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+}

@@ -1,0 +1,228 @@
+"""Ingest library: every source type, every bad-input case, the splits."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepaug_pipeline.config import ConfigError, IngestConfig, SourceConfig, parse_config, validate_params
+from deepaug_pipeline.ingest import (
+    DataSourceError,
+    DataValidationError,
+    ImageSource,
+    LabelledImages,
+    load_source,
+    split_dataset,
+    validate_source,
+)
+from tests.conftest import RAW_FASHION, make_images, write_idx, write_idx_folder
+
+
+def _source(x, y, test=None, class_names=None) -> ImageSource:
+    return ImageSource(LabelledImages(x, y), test, class_names, origin="test")
+
+
+# --------------------------------------------------------------------------- sources
+def test_embedded_fashion_mnist_loads_as_uint8_nhwc():
+    src = validate_source(load_source(SourceConfig(source="idx", path=str(RAW_FASHION))))
+    assert src.train.x.shape == (60000, 28, 28, 1) and src.train.x.dtype == np.uint8
+    assert src.test.x.shape == (10000, 28, 28, 1)
+    assert np.bincount(src.train.y).tolist() == [6000] * 10
+    assert np.bincount(src.test.y).tolist() == [1000] * 10
+
+
+def test_idx_missing_file_names_it(tmp_path):
+    folder = write_idx_folder(tmp_path / "d")
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataSourceError, match=r"missing file: .*t10k-labels-idx1-ubyte\.gz"):
+        load_source(SourceConfig(source="idx", path=str(folder)))
+
+
+def test_idx_corrupt_archive_names_it(tmp_path):
+    folder = write_idx_folder(tmp_path / "d")
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"this is not gzip data at all")
+    with pytest.raises(DataSourceError, match=r"corrupt archive .*train-images-idx3-ubyte\.gz"):
+        load_source(SourceConfig(source="idx", path=str(folder)))
+
+
+def test_idx_truncated_payload_is_reported(tmp_path):
+    folder = write_idx_folder(tmp_path / "d")
+    path = folder / "train-images-idx3-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-10]))
+    with pytest.raises(DataSourceError, match=r"corrupt IDX file .*train-images.*header says shape"):
+        load_source(SourceConfig(source="idx", path=str(folder)))
+
+
+def test_npz_round_trip_with_and_without_test(tmp_path):
+    x, y = make_images(60, 3, (10, 9), channels=3)
+    np.savez(tmp_path / "a.npz", x=x, y=y)
+    src = load_source(SourceConfig(source="npz", path=str(tmp_path / "a.npz")))
+    assert src.test is None and np.array_equal(src.train.x, x) and np.array_equal(src.train.y, y)
+    np.savez(tmp_path / "b.npz", x=x, y=y, x_test=x[:6], y_test=y[:6])
+    src = load_source(SourceConfig(source="npz", path=str(tmp_path / "b.npz")))
+    assert src.test.x.shape == (6, 10, 9, 3)
+
+
+def test_npz_refuses_pickled_objects(tmp_path):
+    np.savez(tmp_path / "p.npz", x=np.array([object()], dtype=object), y=np.array([0]))
+    with pytest.raises(DataSourceError, match=r"corrupt or unreadable npz file .*p\.npz.*allow_pickle"):
+        load_source(SourceConfig(source="npz", path=str(tmp_path / "p.npz")))
+
+
+def test_npz_missing_arrays_named(tmp_path):
+    np.savez(tmp_path / "c.npz", images=np.zeros((4, 8, 8)))
+    with pytest.raises(DataSourceError, match=r"lacks array\(s\) \['x', 'y'\]"):
+        load_source(SourceConfig(source="npz", path=str(tmp_path / "c.npz")))
+
+
+def test_image_folder_one_subfolder_per_class(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (9, 11, 3), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    src = validate_source(load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs"))))
+    assert src.class_names == ["cat", "dog"]
+    assert src.train.x.shape == (6, 9, 11, 3) and src.train.y.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_image_folder_mixed_sizes_needs_image_size(tmp_path):
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    (tmp_path / "imgs" / "b").mkdir(parents=True)
+    Image.fromarray(np.zeros((9, 9), np.uint8)).save(tmp_path / "imgs" / "a" / "0.png")
+    Image.fromarray(np.zeros((12, 10), np.uint8)).save(tmp_path / "imgs" / "b" / "0.png")
+    with pytest.raises(DataSourceError, match="different shapes.*image_size"):
+        load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs")))
+    resized = load_source(
+        SourceConfig(source="image_folder", path=str(tmp_path / "imgs"), image_size=(16, 16), color_mode="grayscale")
+    )
+    assert resized.train.x.shape == (2, 16, 16, 1)
+
+
+def test_image_folder_corrupt_image_named(tmp_path):
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataSourceError, match=r"corrupt image file .*broken\.png"):
+        load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs")))
+
+
+def test_keras_fashion_mnist_from_local_cache(tmp_path, monkeypatch):
+    """The real keras.datasets loader, reading a tiny cache in its on-disk format (no download)."""
+    from keras.src.backend import config as keras_config
+
+    write_idx_folder(tmp_path / "datasets" / "fashion-mnist", n_train=50, n_test=20, n_classes=10, size=(28, 28))
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))
+    src = validate_source(load_source(SourceConfig(source="keras", name="fashion_mnist")))
+    assert src.train.x.shape == (50, 28, 28, 1) and src.test.x.shape == (20, 28, 28, 1)
+    assert src.class_names[0] == "T-shirt/top" and len(src.class_names) == 10
+
+
+# --------------------------------------------------------------------------- validation: every bad input
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        (np.zeros((10, 12, 12), np.uint8), np.zeros(9, np.int64), r"10 images but 9 labels \(x/y length mismatch\)"),
+        (np.zeros((10, 12, 12), np.uint8), np.linspace(0, 1, 10), r"labels must be integers, got dtype float64"),
+        (np.zeros((10, 12), np.uint8), np.arange(10) % 2, r"rank 3 \(N, H, W\) or 4 \(N, H, W, C\), got rank 2"),
+        (np.zeros((10, 12, 12, 2), np.uint8), np.arange(10) % 2, r"1 or 3 channels .*got shape \(10, 12, 12, 2\)"),
+        (np.zeros((10, 7, 12), np.uint8), np.arange(10) % 2, r"images are 7x12; at least 8x8"),
+        (np.full((10, 12, 12), np.nan, np.float32), np.arange(10) % 2, r"1440 non-finite pixel value\(s\)"),
+        (np.full((10, 12, 12), 300.0), np.arange(10) % 2, r"\[0, 255\], found maximum 300"),
+        (np.zeros((10, 12, 12), np.uint8), np.zeros(10, np.int64), r"has 1 class\(es\); at least 2"),
+        (np.zeros((10, 12, 12), np.uint8), np.eye(10, dtype=np.int64)[:, :4], r"shape \(N,\), got shape \(10, 4\)"),
+    ],
+)
+def test_bad_arrays_are_rejected_with_a_named_problem(x, y, message):
+    with pytest.raises(DataValidationError, match=message):
+        validate_source(_source(x, y))
+
+
+def test_labels_out_of_range_for_the_class_names():
+    x, y = make_images(20, 4)
+    with pytest.raises(DataValidationError, match=r"labels must be in \[0, 2\] for 3 classes, found range \[0, 3\]"):
+        validate_source(_source(x, y, class_names=["a", "b", "c"]))
+    with pytest.raises(DataValidationError, match=r"found range \[-1, 3\]"):
+        validate_source(_source(x, np.where(y == 0, -1, y)))
+
+
+def test_float_images_in_unit_range_become_uint8():
+    x = np.linspace(0, 1, 20 * 8 * 8, dtype=np.float32).reshape(20, 8, 8)
+    out = validate_source(_source(x, np.arange(20) % 2))
+    assert out.train.x.dtype == np.uint8 and out.train.x.shape == (20, 8, 8, 1)
+    assert out.train.x.max() == 255 and out.train.x.min() == 0
+
+
+# --------------------------------------------------------------------------- splits
+def _fashion_like(n=400, n_classes=4, seed=0):
+    x, y = make_images(n, n_classes, seed=seed)
+    return validate_source(_source(x, y, test=LabelledImages(x[:40], y[:40])))
+
+
+def test_split_sizes_stratification_and_disjointness():
+    src = _fashion_like()
+    splits = split_dataset(src, IngestConfig(train_set_size=100, validation_sample_size=50), seed=3)
+    assert len(splits.search_subset) == 100 and len(splits.seed_validation_pool) == 300
+    assert np.bincount(splits.search_subset.y).tolist() == [25] * 4
+    assert np.bincount(splits.seed_validation_pool.y).tolist() == [75] * 4
+    assert splits.test is src.test  # the test split is untouched
+    flat = lambda s: {row.tobytes() for row in s.x.reshape(len(s), -1)}  # noqa: E731
+    assert not flat(splits.search_subset) & flat(splits.seed_validation_pool)
+    assert splits.summary()["sizes"] == {"search_subset": 100, "seed_validation_pool": 300, "test": 40}
+
+
+def test_split_is_seeded_and_reproducible():
+    src = _fashion_like()
+    cfg = IngestConfig(train_set_size=100, validation_sample_size=50)
+    a, b, c = (split_dataset(src, cfg, seed=s) for s in (1, 1, 2))
+    assert np.array_equal(a.search_subset.x, b.search_subset.x)
+    assert not np.array_equal(a.search_subset.x, c.search_subset.x)
+
+
+def test_holdout_test_split_when_the_source_has_none():
+    x, y = make_images(500, 5)
+    splits = split_dataset(validate_source(_source(x, y)), IngestConfig(train_set_size=100, validation_sample_size=50, test_fraction=0.2), 0)
+    assert len(splits.test) == 100 and np.bincount(splits.test.y).tolist() == [20] * 5
+    assert len(splits.search_subset) + len(splits.seed_validation_pool) == 400
+
+
+def test_train_set_size_larger_than_what_exists():
+    with pytest.raises(DataValidationError, match=r"ingest.train_set_size=500 is larger than what exists: .* 400 images"):
+        split_dataset(_fashion_like(), IngestConfig(train_set_size=500, validation_sample_size=50), 0)
+
+
+def test_seed_pool_smaller_than_validation_sample():
+    with pytest.raises(DataValidationError, match=r"pool would hold 100 images .* fewer than ingest.validation_sample_size=150"):
+        split_dataset(_fashion_like(), IngestConfig(train_set_size=300, validation_sample_size=150), 0)
+
+
+def test_class_with_too_few_images_for_the_stratified_split():
+    x, y = make_images(300, 3)
+    y[y == 2] = 0
+    y[0] = 2  # class 2 has one image: it cannot be on both sides
+    src = validate_source(_source(x, y, class_names=["a", "b", "rare"]))
+    with pytest.raises(DataValidationError, match=r"class 'rare' \(label 2\) has 1 image\(s\): too few for a stratified"):
+        split_dataset(src, IngestConfig(train_set_size=100, validation_sample_size=50, test_fraction=0.2), 0)
+
+
+# --------------------------------------------------------------------------- config
+def test_unknown_parameter_key_is_named():
+    with pytest.raises(ConfigError, match=r"unknown parameter key 'ingest.train_size'"):
+        parse_config(IngestConfig, {"train_size": 10}, "ingest")
+    with pytest.raises(ConfigError, match=r"unknown parameter key 'parameters.sead'"):
+        validate_params({"sead": 1})
+
+
+def test_bad_parameter_value_is_named():
+    with pytest.raises(ConfigError, match=r"bad value for 'ingest.train_set_size'.*got -5"):
+        parse_config(IngestConfig, {"train_set_size": -5}, "ingest")
+
+
+def test_source_config_requires_the_right_fields():
+    with pytest.raises(ConfigError, match="source 'keras' needs 'name'"):
+        parse_config(SourceConfig, {"source": "keras"}, "catalog raw_images")
+    with pytest.raises(ConfigError, match=r"bad value for 'catalog raw_images.name'"):
+        parse_config(SourceConfig, {"source": "keras", "name": "imagenet"}, "catalog raw_images")

@@ -1,0 +1,81 @@
+"""Ingest through Kedro: the pipeline with SequentialRunner, and `kedro run --env test` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from deepaug_pipeline.datasets import LabelledImagesDataset
+from deepaug_pipeline.ingest import ImageSource, LabelledImages
+from deepaug_pipeline.pipelines.ingest import create_pipeline
+from deepaug_pipeline.pipelines.ingest.nodes import split_images
+from tests.conftest import kedro_run, make_images, squashed_output, write_idx_folder
+
+
+def test_split_images_node_validates_its_parameters():
+    x, y = make_images(100, 2)
+    src = ImageSource(LabelledImages(x, y), LabelledImages(x[:10], y[:10]), ["a", "b"])
+    with pytest.raises(ValueError, match="unknown parameter key 'ingest.trian_set_size'"):
+        split_images(src, {"trian_set_size": 10}, 0)
+
+
+def test_ingest_pipeline_with_sequential_runner():
+    x, y = make_images(300, 3)
+    src = ImageSource(LabelledImages(x, y), LabelledImages(x[:30], y[:30]), ["a", "b", "c"], origin="memory")
+    catalog = DataCatalog(
+        {
+            "raw_images": MemoryDataset(src),
+            "params:ingest": MemoryDataset({"train_set_size": 60, "validation_sample_size": 30}),
+            "params:seed": MemoryDataset(7),
+            **{name: MemoryDataset() for name in ("search_subset", "seed_validation_pool", "test_set", "dataset_summary")},
+        }
+    )
+    SequentialRunner().run(create_pipeline(), catalog)
+    subset = catalog.load("search_subset")
+    assert subset.x.shape == (60, 12, 12, 1) and np.bincount(subset.y).tolist() == [20, 20, 20]
+    assert len(catalog.load("seed_validation_pool")) == 240
+    summary = catalog.load("dataset_summary")
+    assert summary["class_counts"]["search_subset"] == {"a": 20, "b": 20, "c": 20}
+
+
+def test_kedro_run_env_test_writes_the_splits(project):
+    result = kedro_run(project, "--pipeline=search", "--env=test", "--to-nodes=split_images")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = project / "data" / "05_model_input"
+    subset = LabelledImagesDataset(str(out / "search_subset.npz")).load()
+    pool = LabelledImagesDataset(str(out / "seed_validation_pool.npz")).load()
+    test = LabelledImagesDataset(str(out / "test_set.npz")).load()
+    assert subset.x.shape == (200, 28, 28, 1) and subset.x.dtype == np.uint8
+    assert np.bincount(subset.y).tolist() == [20] * 10  # stratified: Fashion-MNIST is balanced
+    assert len(pool) == 60000 - 200 and np.bincount(pool.y).tolist() == [5980] * 10
+    assert len(test) == 10000 and np.bincount(test.y).tolist() == [1000] * 10
+    summary = json.loads((out / "dataset_summary.json").read_text())
+    assert summary["sizes"] == {"search_subset": 200, "seed_validation_pool": 59800, "test": 10000}
+    assert summary["class_names"][9] == "Ankle boot"
+
+
+def test_bad_parameter_fails_before_any_node_and_keeps_data(project):
+    out = project / "data" / "05_model_input"
+    out.mkdir(parents=True)
+    (out / "search_subset.npz").write_bytes(b"previous result")
+    (project / "conf" / "local" / "parameters_ingest.yml").write_text("ingest:\n  train_set_sise: 100\n")
+    result = kedro_run(project, "--pipeline=search")
+    assert result.returncode != 0
+    assert "unknownparameterkey'parameters.ingest.train_set_sise'" in squashed_output(result)
+    assert (out / "search_subset.npz").read_bytes() == b"previous result"
+
+
+def test_corrupt_raw_data_fails_with_the_file_named(project):
+    raw = write_idx_folder(project / "data" / "01_raw" / "broken")
+    (raw / "train-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    (project / "conf" / "local" / "catalog.yml").write_text(
+        "raw_images:\n  type: deepaug_pipeline.datasets.ImageSourceDataset\n  source: idx\n  path: data/01_raw/broken\n"
+    )
+    result = kedro_run(project, "--pipeline=search")
+    assert result.returncode != 0
+    assert "corruptarchive" + str(project) + "/data/01_raw/broken/train-labels-idx1-ubyte.gz" in squashed_output(result)
+    assert not (project / "data" / "05_model_input" / "search_subset.npz").exists()
