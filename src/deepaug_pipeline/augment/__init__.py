@@ -1,0 +1,1 @@
+"""Augmentation engine: TensorFlow ops, policies, baselines, a Keras layer (no Kedro here)."""

@@ -1,0 +1,48 @@
+"""Evaluation baselines over the same op library: standard crop+flip, RandAugment, TrivialAugment-Wide.
+
+Each strategy maps a float32 [0, 1] batch and a seed to an augmented batch.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from deepaug_pipeline.augment import ops as ops_lib
+
+RA_MAX_LEVEL = 10.0  # RandAugment's magnitude scale (the authors' code): M = 9 → m = 0.9
+_RA_IDS = tf.constant([ops_lib.OP_INDEX[n] for n in ops_lib.RANDAUGMENT_OPS], tf.int32)
+_TA_IDS = tf.constant([ops_lib.OP_INDEX[n] for n in ops_lib.TRIVIALAUGMENT_OPS], tf.int32)
+_TA_WIDE = tf.constant([ops_lib.OPS[ops_lib.OP_INDEX[n]].wide_scale for n in ops_lib.TRIVIALAUGMENT_OPS], tf.float32)
+
+
+def standard(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Pad-and-crop (zero padding of 1/8 of the side, i.e. 4 px at 32) plus a horizontal flip half the time."""
+    rng = ops_lib.Rng(seed)
+    n = tf.shape(images)[0]
+    h, w = int(images.shape[1]), int(images.shape[2])
+    pad_y, pad_x = max(1, round(h / 8)), max(1, round(w / 8))
+    ty = tf.cast(rng.integers([n], 2 * pad_y + 1) - pad_y, tf.float32)
+    tx = tf.cast(rng.integers([n], 2 * pad_x + 1) - pad_x, tf.float32)
+    one, zero = tf.ones([n]), tf.zeros([n])
+    shifted = ops_lib.affine(images, one, zero, zero, one, tx, ty)
+    return ops_lib.horizontal_flip(shifted, tf.fill([n], 0.5), rng)
+
+
+def randaugment(images: tf.Tensor, seed: tf.Tensor, n_ops: int = 2, magnitude: float = 9.0) -> tf.Tensor:
+    """RandAugment(N, M): N ops drawn uniformly per image, each at magnitude M / 10."""
+    rng = ops_lib.Rng(seed)
+    n = tf.shape(images)[0]
+    m = tf.fill([n], magnitude / RA_MAX_LEVEL)
+    for _ in range(n_ops):
+        op_ids = tf.gather(_RA_IDS, rng.integers([n], len(ops_lib.RANDAUGMENT_OPS)))
+        images = ops_lib.apply_ops(images, op_ids, m, rng.seed())
+    return images
+
+
+def trivialaugment_wide(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """TrivialAugment-Wide: one op per image, magnitude uniform over the op's wide range."""
+    rng = ops_lib.Rng(seed)
+    n = tf.shape(images)[0]
+    pick = rng.integers([n], len(ops_lib.TRIVIALAUGMENT_OPS))
+    m = rng.uniform([n]) * tf.gather(_TA_WIDE, pick)
+    return ops_lib.apply_ops(images, tf.gather(_TA_IDS, pick), m, rng.seed())

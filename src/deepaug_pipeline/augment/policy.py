@@ -1,0 +1,252 @@
+"""Policies: K sub-policies of (op, magnitude[, probability]); JSON schema; per-image application.
+
+Applied per image, per call: with probability ``p_none`` an image is left as it is; otherwise one
+sub-policy is drawn uniformly and its ops are applied in order (each with its probability, 1 by default).
+In graph code a policy is data (``PolicyTensors``), so changing the policy never retraces anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from deepaug_pipeline.augment import ops as ops_lib
+
+SCHEMA_VERSION = 1
+DEFAULT_P_NONE = 0.2
+
+
+class PolicyError(ValueError):
+    """A policy (or its JSON) is malformed; the message names the bad entry."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    op: str
+    magnitude: float
+    probability: float = 1.0
+
+    def describe(self) -> str:
+        prob = "" if self.probability == 1.0 else f" p={self.probability:.2f}"
+        return f"{self.op} {self.magnitude:.2f}{prob}"
+
+
+@dataclass(frozen=True)
+class SubPolicy:
+    operations: tuple[Operation, ...]
+
+    def describe(self) -> str:
+        return " → ".join(op.describe() for op in self.operations)
+
+
+class PolicyTensors(NamedTuple):
+    """A policy as graph data: (K, S) op indices, magnitudes and probabilities, plus p_none."""
+
+    op_ids: tf.Tensor
+    magnitudes: tf.Tensor
+    probabilities: tf.Tensor
+    p_none: tf.Tensor
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An augmentation policy. ``Policy.load(path)`` reads what the search writes."""
+
+    sub_policies: tuple[SubPolicy, ...]
+    p_none: float = DEFAULT_P_NONE
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[Sequence[tuple[str, float]]], p_none: float = DEFAULT_P_NONE) -> Policy:
+        """``[[("rotate", 0.5), ("cutout", 0.3)], ...]`` → Policy (validated)."""
+        return cls.from_dict(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "p_none": p_none,
+                "sub_policies": [[{"op": op, "magnitude": m} for op, m in sub] for sub in pairs],
+            }
+        )
+
+    @classmethod
+    def combine(cls, policies: Iterable[Policy], p_none: float | None = None) -> Policy:
+        """Concatenate the sub-policies of several policies (AutoAugment's final policy: top-5 → 25)."""
+        policies = list(policies)
+        if not policies:
+            raise PolicyError("combine needs at least one policy")
+        subs = tuple(s for p in policies for s in p.sub_policies)
+        return cls(subs, policies[0].p_none if p_none is None else p_none)
+
+    # ----------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "p_none": self.p_none,
+            "sub_policies": [
+                [{"op": o.op, "magnitude": o.magnitude, "probability": o.probability} for o in sub.operations]
+                for sub in self.sub_policies
+            ],
+        }
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Policy:
+        """Validate a policy dict, naming the first bad entry."""
+        if not isinstance(data, dict):
+            raise PolicyError(f"policy: expected a JSON object, got {type(data).__name__}")
+        unknown = set(data) - {"schema_version", "p_none", "sub_policies", "metadata"}
+        if unknown:
+            raise PolicyError(f"policy: unknown key(s) {sorted(unknown)}")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise PolicyError(f"policy.schema_version: expected {SCHEMA_VERSION}, got {version!r}")
+        p_none = _number(data.get("p_none", DEFAULT_P_NONE), "policy.p_none", 0.0, 1.0)
+        subs = data.get("sub_policies")
+        if not isinstance(subs, list) or not subs:
+            raise PolicyError("policy.sub_policies: expected a non-empty list of sub-policies")
+        parsed = []
+        for i, sub in enumerate(subs):
+            where = f"policy.sub_policies[{i}]"
+            if not isinstance(sub, list) or not sub:
+                raise PolicyError(f"{where}: expected a non-empty list of operations")
+            operations = []
+            for j, op in enumerate(sub):
+                at = f"{where}[{j}]"
+                if not isinstance(op, dict):
+                    raise PolicyError(f"{at}: expected an object with 'op' and 'magnitude'")
+                extra = set(op) - {"op", "magnitude", "probability"}
+                if extra:
+                    raise PolicyError(f"{at}: unknown key(s) {sorted(extra)}")
+                name = op.get("op")
+                if name not in ops_lib.OP_INDEX:
+                    raise PolicyError(f"{at}.op: unknown op {name!r}; known ops: {', '.join(ops_lib.OP_NAMES)}")
+                magnitude = _number(op.get("magnitude"), f"{at}.magnitude", 0.0, 1.0)
+                probability = _number(op.get("probability", 1.0), f"{at}.probability", 0.0, 1.0)
+                operations.append(Operation(name, magnitude, probability))
+            parsed.append(SubPolicy(tuple(operations)))
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise PolicyError("policy.metadata: expected an object")
+        return cls(tuple(parsed), p_none, metadata)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "policy JSON") -> Policy:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PolicyError(f"{source}: not valid JSON ({exc})") from None
+        try:
+            return cls.from_dict(data)
+        except PolicyError as exc:
+            raise PolicyError(f"{source}: {exc}") from None
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Policy:
+        path = Path(path)
+        if not path.is_file():
+            raise PolicyError(f"policy file not found: {path}")
+        return cls.from_json(path.read_text(), source=str(path))
+
+    # ----------------------------------------------------------------- graph form
+    @property
+    def ops_per_sub_policy(self) -> int:
+        return max(len(s.operations) for s in self.sub_policies)
+
+    def tensors(self) -> PolicyTensors:
+        """Dense (K, S) arrays; shorter sub-policies are padded with the identity op."""
+        k, s = len(self.sub_policies), self.ops_per_sub_policy
+        op_ids = np.full((k, s), ops_lib.IDENTITY, np.int32)
+        mags = np.zeros((k, s), np.float32)
+        probs = np.ones((k, s), np.float32)
+        for i, sub in enumerate(self.sub_policies):
+            for j, op in enumerate(sub.operations):
+                op_ids[i, j] = ops_lib.OP_INDEX[op.op]
+                mags[i, j] = op.magnitude
+                probs[i, j] = op.probability
+        return PolicyTensors(tf.constant(op_ids), tf.constant(mags), tf.constant(probs), tf.constant(self.p_none, tf.float32))
+
+    def apply(self, images, seed: int | None = 0, value_range: tuple[float, float] | None = None) -> tf.Tensor:
+        """Augment a batch (uint8, or float in ``value_range``) once; returns the same dtype and range."""
+        images = tf.convert_to_tensor(images)
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**31 - 1))
+        return augment_batch(images, self.tensors(), tf.constant([seed, 0], tf.int64), value_range)
+
+    def as_layer(self, seed: int | None = None, value_range: tuple[float, float] | None = None):
+        """A Keras layer applying this policy in training only (serialisable in ``.keras``)."""
+        from deepaug_pipeline.augment.layer import PolicyAugmentation
+
+        return PolicyAugmentation(self.to_dict(), seed=seed, value_range=value_range)
+
+    def map_fn(self, seed: int | None = None, value_range: tuple[float, float] | None = None):
+        """A ``tf.data`` map function for batched ``(images, labels...)`` elements."""
+        layer = self.as_layer(seed=seed, value_range=value_range)
+
+        def fn(images, *rest):
+            out = layer(images, training=True)
+            return (out, *rest) if rest else out
+
+        return fn
+
+    def describe(self) -> list[str]:
+        return [s.describe() for s in self.sub_policies]
+
+
+def _number(value: Any, where: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise PolicyError(f"{where}: expected a number in [{lo}, {hi}], got {value!r}")
+    if value < lo or value > hi:
+        raise PolicyError(f"{where}: {value} is outside [{lo}, {hi}]")
+    return float(value)
+
+
+# --------------------------------------------------------------------------- graph application
+def apply_sub_policies(
+    images: tf.Tensor, policy: PolicyTensors, chosen: tf.Tensor, seed: tf.Tensor
+) -> tf.Tensor:
+    """Apply sub-policy ``chosen[i]`` to image i (−1: leave it); images float32 [0, 1]."""
+    rng = ops_lib.Rng(seed)
+    n = tf.shape(images)[0]
+    active = chosen >= 0
+    sub = tf.maximum(chosen, 0)
+    for j in range(int(policy.op_ids.shape[1])):
+        op = tf.gather(policy.op_ids[:, j], sub)
+        mag = tf.gather(policy.magnitudes[:, j], sub)
+        fire = active & (rng.uniform([n]) < tf.gather(policy.probabilities[:, j], sub))
+        images = ops_lib.apply_ops(images, tf.where(fire, op, ops_lib.IDENTITY), mag, rng.seed())
+    return images
+
+
+def apply_policy(images: tf.Tensor, policy: PolicyTensors, seed: tf.Tensor) -> tf.Tensor:
+    """Per image: none with probability p_none, else one uniformly drawn sub-policy. Float32 [0, 1]."""
+    rng = ops_lib.Rng(seed)
+    n = tf.shape(images)[0]
+    k = tf.shape(policy.op_ids)[0]
+    chosen = tf.where(rng.uniform([n]) < policy.p_none, -1, rng.integers([n], k))
+    return apply_sub_policies(images, policy, chosen, rng.seed())
+
+
+def augment_batch(
+    images: tf.Tensor, policy: PolicyTensors, seed: tf.Tensor, value_range: tuple[float, float] | None = None
+) -> tf.Tensor:
+    """``apply_policy`` on any dtype: converts to float [0, 1] and back."""
+    out = apply_policy(ops_lib.to_unit(images, value_range), policy, seed)
+    return ops_lib.from_unit(out, images.dtype, value_range)

@@ -1,0 +1,232 @@
+"""Augmentation engine: every op's contract, policies, JSON, the Keras layer, baselines, the grid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepaug_pipeline.augment import baselines
+from deepaug_pipeline.augment import ops as ops_lib
+from deepaug_pipeline.augment.grid import sample_grid
+from deepaug_pipeline.augment.policy import Policy, PolicyError
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = tf.constant([3, 4], tf.int64)
+
+
+def _batch(channels: int, dtype=np.uint8, n: int = 6, size=(27, 31), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # A smooth-ish image with structure, so geometric ops visibly move content.
+    yy, xx = np.mgrid[0 : size[0], 0 : size[1]]
+    base = (np.sin(xx / 3.0) * np.cos(yy / 4.0) + 1) / 2
+    imgs = np.stack([base * rng.uniform(0.5, 1.0) for _ in range(n)])[..., None].repeat(channels, axis=-1)
+    imgs = np.clip(imgs + rng.uniform(-0.1, 0.1, imgs.shape), 0, 1)
+    return (imgs * 255).round().astype(np.uint8) if dtype == np.uint8 else imgs.astype(dtype)
+
+
+def _apply(name, images, m, seed=SEED):
+    x = tf.constant(images)
+    n = tf.shape(x)[0]
+    out = ops_lib.from_unit(
+        ops_lib.apply_ops(ops_lib.to_unit(x), tf.fill([n], ops_lib.OP_INDEX[name]), tf.fill([n], float(m)), seed),
+        x.dtype,
+    )
+    return out.numpy()
+
+
+ALL_OPS = [op.name for op in ops_lib.OPS]
+
+
+def test_the_table_holds_every_op_the_issue_lists():
+    deepaugment = {
+        "crop", "gaussian-blur", "rotate", "shear", "translate-x", "translate-y", "horizontal-flip",
+        "vertical-flip", "sharpen", "emboss", "additive-gaussian-noise", "dropout", "coarse-dropout",
+        "gamma-contrast", "brighten", "invert", "fog", "clouds", "add-to-hue-and-saturation", "coarse-salt-pepper",
+    }  # fmt: skip
+    extra = {"histogram-equalize", "grayscale", "perspective-transform", "elastic-transform"}
+    autoaugment = {
+        "identity", "auto-contrast", "equalize", "solarize", "posterize", "contrast", "color", "brightness",
+        "sharpness", "shear-x", "shear-y", "translate-x", "translate-y", "rotate", "cutout",
+    }  # fmt: skip
+    assert set(ops_lib.DEEPAUGMENT_OPS) == deepaugment
+    assert deepaugment | extra | autoaugment == set(ALL_OPS)
+
+
+def test_docs_are_generated_from_the_table():
+    assert (REPO / "docs" / "ops.md").read_text() == ops_lib.ops_markdown()
+
+
+def test_colour_ops_drop_out_for_grayscale():
+    gray = ops_lib.search_ops(1)
+    assert "add-to-hue-and-saturation" not in gray and len(gray) == 19
+    assert len(ops_lib.search_ops(3)) == 20
+    with pytest.raises(ValueError, match="unknown augmentation op"):
+        ops_lib.search_ops(3, ("rotate", "twirl"))
+
+
+@pytest.mark.parametrize("name", ALL_OPS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_op_keeps_shape_dtype_and_range(name, channels):
+    for dtype in (np.uint8, np.float32):
+        images = _batch(channels, dtype)
+        for m in (0.0, 1.0):
+            out = _apply(name, images, m)
+            assert out.shape == images.shape and out.dtype == images.dtype
+            top = 255 if dtype == np.uint8 else 1.0
+            assert out.min() >= 0 and out.max() <= top and np.isfinite(out).all()
+            if m == 0.0 and ops_lib.OPS[ops_lib.OP_INDEX[name]].identity_at_zero:
+                np.testing.assert_allclose(out, images, atol=1e-5 if dtype != np.uint8 else 0)
+
+
+@pytest.mark.parametrize("name", [op.name for op in ops_lib.OPS if op.name != "identity"])
+def test_op_changes_the_image_at_full_magnitude(name):
+    channels = 3 if ops_lib.OPS[ops_lib.OP_INDEX[name]].colour_only else 1
+    images = _batch(channels, np.float32, n=8)
+    diff = np.abs(_apply(name, images, 1.0) - images).mean()
+    assert diff > 1e-3, f"{name} at m=1 left the images unchanged (mean abs diff {diff})"
+
+
+@pytest.mark.parametrize("name", ["rotate", "additive-gaussian-noise", "gaussian-blur", "translate-x", "cutout", "elastic-transform"])
+def test_effect_grows_with_magnitude(name):
+    images = _batch(1, np.float32, n=16)
+    diffs = [np.abs(_apply(name, images, m) - images).mean() for m in (0.2, 0.5, 1.0)]
+    assert diffs[0] < diffs[1] < diffs[2], diffs
+
+
+def test_parameters_grow_with_magnitude_in_the_table():
+    for op in ops_lib.OPS:
+        if op.high != op.low:
+            assert float(op.param_of(0.3)) < float(op.param_of(0.7)), op.name
+
+
+def test_randomness_is_per_image_and_seeded():
+    one = _batch(1, np.float32, n=1)
+    same = np.repeat(one, 8, axis=0)
+    for name in ("rotate", "cutout", "additive-gaussian-noise", "crop"):
+        out = _apply(name, same, 0.8)
+        assert any(not np.allclose(out[0], o) for o in out[1:]), f"{name}: identical images came out identical"
+        np.testing.assert_array_equal(out, _apply(name, same, 0.8))  # same seed, same output
+        assert not np.allclose(out, _apply(name, same, 0.8, seed=tf.constant([9, 9], tf.int64)))
+
+
+def test_empty_batch_passes_through():
+    out = ops_lib.apply_ops(tf.zeros([0, 12, 12, 3]), tf.zeros([0], tf.int32), tf.zeros([0]), SEED)
+    assert out.shape == (0, 12, 12, 3)
+
+
+# --------------------------------------------------------------------------- policies
+def _policy(p_none=0.2) -> Policy:
+    return Policy.from_pairs(
+        [
+            [("rotate", 0.5), ("cutout", 0.4)],
+            [("gaussian-blur", 0.6), ("additive-gaussian-noise", 0.3)],
+            [("contrast", 0.7), ("translate-x", 0.5)],
+            [("emboss", 0.4), ("crop", 0.6)],
+            [("invert", 1.0), ("dropout", 0.5)],
+        ],
+        p_none=p_none,
+    )
+
+
+def test_p_none_share_of_images_is_untouched():
+    images = np.repeat(_batch(1, np.uint8, n=1), 4000, axis=0)
+    out = _policy(p_none=0.2).apply(images, seed=5).numpy()
+    untouched = np.mean([np.array_equal(o, images[0]) for o in out])
+    assert 0.17 < untouched < 0.23
+    assert np.array_equal(_policy(p_none=1.0).apply(images[:50], seed=5).numpy(), images[:50])
+
+
+def test_sub_policies_are_drawn_uniformly():
+    # Sub-policy k inverts with magnitude 1 only in slot k; count which images were inverted by each.
+    pol = Policy.from_pairs([[("invert", 1.0), ("identity", 0.0)]] + [[("identity", 0.0), ("identity", 0.0)]] * 4, p_none=0.0)
+    images = np.full((5000, 8, 8, 1), 10, np.uint8)
+    inverted = (pol.apply(images, seed=1).numpy()[:, 0, 0, 0] == 245).mean()
+    assert 0.17 < inverted < 0.23
+
+
+def test_json_round_trip_and_combination(tmp_path):
+    pol = _policy()
+    again = Policy.load(pol.save(tmp_path / "p.json"))
+    assert again == pol
+    assert json.loads(pol.to_json())["schema_version"] == 1
+    combined = Policy.combine([pol] * 5)
+    assert len(combined.sub_policies) == 25 and combined.p_none == pol.p_none
+    assert combined.apply(_batch(1), seed=0).shape == (6, 27, 31, 1)
+
+
+def test_probability_per_op_is_optional_and_applied():
+    pol = Policy.from_dict(
+        {"schema_version": 1, "p_none": 0.0, "sub_policies": [[{"op": "invert", "magnitude": 1.0, "probability": 0.5}]]}
+    )
+    out = pol.apply(np.full((4000, 8, 8, 1), 10, np.uint8), seed=2).numpy()
+    assert 0.45 < (out[:, 0, 0, 0] == 245).mean() < 0.55
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"schema_version": 2, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}]]}, r"schema_version: expected 1, got 2"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}], [{"op": "twirl", "magnitude": 0.2}]]}, r"sub_policies\[1\]\[0\]\.op: unknown op 'twirl'"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 1.5}]]}, r"sub_policies\[0\]\[0\]\.magnitude: 1.5 is outside \[0.0, 1.0\]"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": "big"}]]}, r"magnitude: expected a number"),
+        ({"schema_version": 1, "sub_policies": []}, r"sub_policies: expected a non-empty list"),
+        ({"schema_version": 1, "p_none": -0.1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}]]}, r"p_none: -0.1 is outside"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1, "prob": 1}]]}, r"\[0\]\[0\]: unknown key\(s\) \['prob'\]"),
+    ],
+)
+def test_bad_policy_json_is_rejected_naming_the_entry(tmp_path, payload, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(PolicyError, match=message):
+        Policy.load(path)
+
+
+def test_not_json_at_all(tmp_path):
+    (tmp_path / "x.json").write_text("{nope")
+    with pytest.raises(PolicyError, match=r"x\.json: not valid JSON"):
+        Policy.load(tmp_path / "x.json")
+
+
+# --------------------------------------------------------------------------- Keras layer and tf.data
+def test_layer_is_identity_at_inference_and_survives_keras_save(tmp_path):
+    inputs = keras.Input((27, 31, 1))
+    x = _policy().as_layer(seed=1, value_range=(0, 255))(inputs)
+    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    images = _batch(1, np.float32).astype(np.float32) * 255
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5)
+    layer = loaded.layers[1]
+    assert layer.policy == _policy()
+    np.testing.assert_array_equal(layer(images, training=False), images)
+    trained = layer(images, training=True).numpy()
+    assert trained.shape == images.shape and trained.max() <= 255 and not np.allclose(trained, images)
+
+
+def test_map_fn_in_a_tf_data_pipeline():
+    images = np.repeat(_batch(1, np.uint8, n=1), 64, axis=0)
+    ds = tf.data.Dataset.from_tensor_slices((images, np.zeros(64, np.int64))).batch(32)
+    ds = ds.map(_policy(p_none=0.0).map_fn(seed=3))
+    batches = [x.numpy() for x, _ in ds]
+    assert batches[0].dtype == np.uint8 and batches[0].shape == (32, 27, 31, 1)
+    assert not np.array_equal(batches[0], batches[1])  # a fresh draw per call
+
+
+def test_baselines_keep_shape_and_change_images():
+    images = ops_lib.to_unit(tf.constant(_batch(3, np.uint8, n=16)))
+    for fn in (baselines.standard, baselines.randaugment, baselines.trivialaugment_wide):
+        out = fn(images, SEED).numpy()
+        assert out.shape == images.shape and out.min() >= 0 and out.max() <= 1
+        assert np.abs(out - images.numpy()).mean() > 1e-3, fn.__name__
+
+
+def test_sample_grid_has_a_row_per_sub_policy():
+    fig = sample_grid(_policy(), _batch(1), max_images=4)
+    assert len(fig.axes) == (1 + 5) * 4
+    assert fig.axes[4].get_title(loc="left").startswith("1: rotate 0.50")
