@@ -84,12 +84,61 @@ class IngestConfig(_Strict):
     )
 
 
+# --------------------------------------------------------------------------- search
+class SearchConfig(_Strict):
+    """The Bayesian search loop and its child trials (DeepAugment's config keys keep their names)."""
+
+    method: Literal["bayesian", "random"] = "bayesian"
+    iterations: int = Field(40, ge=1, description="policy trials, not counting trial 0 (the no-augmentation baseline)")
+    opt_initial_points: int = Field(10, ge=1, description="random points before the surrogate takes over")
+    surrogate: Literal["RF", "ET", "GP"] = "RF"
+    acquisition: Literal["EI", "PI", "LCB", "gp_hedge"] = "EI"
+    ops: list[str] | None = Field(None, description="searchable op names; default DeepAugment's 20 (colour ops drop out for grayscale)")
+    sub_policies: int = Field(5, ge=1, le=25)
+    ops_per_sub_policy: int = Field(2, ge=1, le=4)
+    per_op_probability: bool = False
+    p_none: float = Field(0.2, ge=0.0, lt=1.0)
+    model: str = "fastcnn"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    child_epochs: int = Field(20, ge=1)
+    child_first_train_epochs: int = Field(0, ge=0)
+    child_batch_size: int = Field(64, ge=1)
+    child_optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    child_learning_rate: float = Field(1e-3, gt=0)
+    opt_samples: int = Field(1, ge=1)
+    opt_last_n_epochs: int = Field(3, ge=1)
+    overfit_gap: float = Field(0.10, ge=0.0, le=1.0)
+    top_k: int = Field(20, ge=1)
+    combine_top: int = Field(5, ge=1)
+    fresh_start: bool = Field(False, description="archive a trial log written under another config and start over")
+    track_sample_grids: bool = True
+    progress: bool = True
+    executor: Literal["local"] = "local"
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchConfig:
+        if self.opt_last_n_epochs > self.child_epochs:
+            raise ValueError(f"opt_last_n_epochs={self.opt_last_n_epochs} exceeds child_epochs={self.child_epochs}")
+        if self.ops is not None:
+            from deepaug_pipeline.augment.ops import OP_INDEX
+
+            unknown = [o for o in self.ops if o not in OP_INDEX]
+            if unknown:
+                raise ValueError(f"unknown op(s) {unknown} in 'ops'")
+        return self
+
+    def result_defining(self) -> dict[str, Any]:
+        """The keys that change what a trial computes (the trial log's fingerprint); not budget or display."""
+        return self.model_dump(exclude={"iterations", "top_k", "combine_top", "fresh_start", "progress", "executor", "track_sample_grids"})
+
+
 # --------------------------------------------------------------------------- whole parameter tree
 class ProjectParams(_Strict):
     """Every top-level parameter key the project knows; validated before a run starts."""
 
     seed: int = Field(42, ge=0, description="the one seed; split into named streams (data split, optimizer, trials)")
     ingest: IngestConfig = IngestConfig()
+    search: SearchConfig = SearchConfig()
 
 
 def validate_params(params: dict) -> ProjectParams:

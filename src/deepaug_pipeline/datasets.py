@@ -12,6 +12,7 @@ from kedro.io.core import AbstractDataset, DatasetError
 
 from deepaug_pipeline.config import ConfigError, SourceConfig, parse_config
 from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages, load_source
+from deepaug_pipeline.search.trial_log import TrialLogStore
 
 
 class ImageSourceDataset(AbstractDataset[None, ImageSource]):
@@ -72,3 +73,23 @@ class LabelledImagesDataset(AbstractDataset[LabelledImages, LabelledImages]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class TrialLogStoreDataset(AbstractDataset[None, TrialLogStore]):
+    """The folder of append-only trial logs; the search node appends to it trial by trial."""
+
+    def __init__(self, directory: str, metadata: dict[str, Any] | None = None) -> None:
+        self._directory = Path(directory)
+        self.metadata = metadata
+
+    def load(self) -> TrialLogStore:
+        return TrialLogStore(self._directory)
+
+    def save(self, data: None) -> None:
+        raise DatasetError("trial logs are written by the search loop itself, trial by trial")
+
+    def _exists(self) -> bool:
+        return True
+
+    def _describe(self) -> dict[str, Any]:
+        return {"directory": str(self._directory)}

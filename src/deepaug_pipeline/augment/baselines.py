@@ -10,8 +10,10 @@ import tensorflow as tf
 from deepaug_pipeline.augment import ops as ops_lib
 
 RA_MAX_LEVEL = 10.0  # RandAugment's magnitude scale (the authors' code): M = 9 → m = 0.9
-_RA_IDS = tf.constant([ops_lib.OP_INDEX[n] for n in ops_lib.RANDAUGMENT_OPS], tf.int32)
-_TA_IDS = tf.constant([ops_lib.OP_INDEX[n] for n in ops_lib.TRIVIALAUGMENT_OPS], tf.int32)
+_RA = [ops_lib.OP_INDEX[n] for n in ops_lib.RANDAUGMENT_OPS]
+_TA = [ops_lib.OP_INDEX[n] for n in ops_lib.TRIVIALAUGMENT_OPS]
+_RA_IDS = tf.constant(_RA, tf.int32)
+_TA_IDS = tf.constant(_TA, tf.int32)
 _TA_WIDE = tf.constant([ops_lib.OPS[ops_lib.OP_INDEX[n]].wide_scale for n in ops_lib.TRIVIALAUGMENT_OPS], tf.float32)
 
 
@@ -35,7 +37,7 @@ def randaugment(images: tf.Tensor, seed: tf.Tensor, n_ops: int = 2, magnitude: f
     m = tf.fill([n], magnitude / RA_MAX_LEVEL)
     for _ in range(n_ops):
         op_ids = tf.gather(_RA_IDS, rng.integers([n], len(ops_lib.RANDAUGMENT_OPS)))
-        images = ops_lib.apply_ops(images, op_ids, m, rng.seed())
+        images = ops_lib.apply_ops(images, op_ids, m, rng.seed(), _RA)
     return images
 
 
@@ -45,4 +47,4 @@ def trivialaugment_wide(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     n = tf.shape(images)[0]
     pick = rng.integers([n], len(ops_lib.TRIVIALAUGMENT_OPS))
     m = rng.uniform([n]) * tf.gather(_TA_WIDE, pick)
-    return ops_lib.apply_ops(images, tf.gather(_TA_IDS, pick), m, rng.seed())
+    return ops_lib.apply_ops(images, tf.gather(_TA_IDS, pick), m, rng.seed(), _TA)

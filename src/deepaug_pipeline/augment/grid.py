@@ -22,7 +22,7 @@ def sample_grid(policy: Policy, images: np.ndarray, seed: int = 0, max_images: i
     rows = [("original", images)]
     for k, sub in enumerate(policy.sub_policies):
         chosen = tf.fill([n], k)
-        out = apply_sub_policies(unit, tensors, chosen, tf.constant([seed, k], tf.int64))
+        out = apply_sub_policies(unit, tensors, chosen, tf.constant([seed, k], tf.int64), policy.op_indices())
         rows.append((f"{k + 1}: {sub.describe()}", ops_lib.from_unit(out, tf.uint8).numpy()))
     fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n + 0.2, 1.35 * len(rows)), squeeze=False)
     gray = images.shape[-1] == 1

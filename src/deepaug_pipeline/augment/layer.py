@@ -25,7 +25,7 @@ class PolicyAugmentation(keras.layers.Layer):
         if not training:
             return inputs
         seed = tf.cast(self._seed_generator.next(), tf.int64)
-        return augment_batch(tf.convert_to_tensor(inputs), self._tensors, seed, self.value_range)
+        return augment_batch(tf.convert_to_tensor(inputs), self._tensors, seed, self.value_range, self.policy.op_indices())
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -14,9 +14,10 @@ the strength, the direction is random. ``docs/ops.md`` is generated from ``OPS``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
 OpFn = Callable[[tf.Tensor, tf.Tensor, "Rng"], tf.Tensor]
@@ -518,27 +519,36 @@ def search_ops(channels: int, names: tuple[str, ...] = DEEPAUGMENT_OPS) -> tuple
 
 
 # --------------------------------------------------------------------------- dispatch
-def apply_ops(images: tf.Tensor, op_ids: tf.Tensor, magnitudes: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+def apply_ops(
+    images: tf.Tensor, op_ids: tf.Tensor, magnitudes: tf.Tensor, seed: tf.Tensor, available: Sequence[int] | None = None
+) -> tf.Tensor:
     """Apply op ``op_ids[i]`` at magnitude ``magnitudes[i]`` to image i: the one dispatch function.
 
     Images are partitioned by op, each op runs once on its part (skipped when empty), and the parts are
     stitched back in order, so the graph is fixed whatever the policy: policies are data, not code.
+    ``available`` (op indices) limits the graph to the ops a caller can ask for (a search space, one
+    policy's ops): fewer branches, less per-batch overhead. Ops outside it act as the identity.
     """
-    n_ops = len(OPS)
-    op_ids = tf.cast(op_ids, tf.int32)
+    available = tuple(sorted(set(available) | {IDENTITY})) if available is not None else tuple(range(len(OPS)))
+    lookup = np.zeros(len(OPS), np.int32)  # global op index → partition (0 = identity unless listed)
+    lookup[list(available)] = np.arange(len(available))
+    lookup[[i for i in range(len(OPS)) if i not in available]] = available.index(IDENTITY)
+    part_of = tf.gather(tf.constant(lookup), tf.cast(op_ids, tf.int32))
+    n_parts = len(available)
     positions = tf.range(tf.shape(images)[0])
-    parts = tf.dynamic_partition(images, op_ids, n_ops)
-    mags = tf.dynamic_partition(tf.cast(magnitudes, tf.float32), op_ids, n_ops)
-    where = tf.dynamic_partition(positions, op_ids, n_ops)
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n_ops)
+    parts = tf.dynamic_partition(images, part_of, n_parts)
+    mags = tf.dynamic_partition(tf.cast(magnitudes, tf.float32), part_of, n_parts)
+    where = tf.dynamic_partition(positions, part_of, n_parts)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n_parts)
     outs = []
-    for i, spec in enumerate(OPS):
-        part = parts[i]
-        if i == IDENTITY:
+    for k, op_index in enumerate(available):
+        part = parts[k]
+        if op_index == IDENTITY:
             outs.append(part)
             continue
+        spec = OPS[op_index]
 
-        def run(part=part, spec=spec, m=mags[i], s=seeds[i]):
+        def run(part=part, spec=spec, m=mags[k], s=seeds[k]):
             return tf.ensure_shape(spec.fn(part, spec.param_of(m), Rng(s)), part.shape)
 
         outs.append(tf.cond(tf.shape(part)[0] > 0, run, lambda part=part: part))

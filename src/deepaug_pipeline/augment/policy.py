@@ -142,12 +142,18 @@ class Policy:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_json(cls, text: str, source: str = "policy JSON") -> Policy:
+    def from_json(cls, text: str, source: str = "policy JSON", rank: int = 0) -> Policy:
+        """A policy JSON, or the search's top-policies JSON (then entry ``rank``, 0 = best)."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PolicyError(f"{source}: not valid JSON ({exc})") from None
         try:
+            if isinstance(data, dict) and "policies" in data:
+                entries = data["policies"]
+                if not isinstance(entries, list) or not 0 <= rank < len(entries):
+                    raise PolicyError(f"policies: no entry of rank {rank} (it holds {len(entries) if isinstance(entries, list) else 0})")
+                return cls.from_dict(entries[rank].get("policy") if isinstance(entries[rank], dict) else None)
             return cls.from_dict(data)
         except PolicyError as exc:
             raise PolicyError(f"{source}: {exc}") from None
@@ -159,16 +165,21 @@ class Policy:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Policy:
+    def load(cls, path: str | Path, rank: int = 0) -> Policy:
+        """Read ``best_policy.json`` (or any policy JSON), or entry ``rank`` of ``top_policies.json``."""
         path = Path(path)
         if not path.is_file():
             raise PolicyError(f"policy file not found: {path}")
-        return cls.from_json(path.read_text(), source=str(path))
+        return cls.from_json(path.read_text(), source=str(path), rank=rank)
 
     # ----------------------------------------------------------------- graph form
     @property
     def ops_per_sub_policy(self) -> int:
         return max(len(s.operations) for s in self.sub_policies)
+
+    def op_indices(self) -> tuple[int, ...]:
+        """Indices (in ``ops.OPS``) of the ops this policy uses."""
+        return tuple(sorted({ops_lib.OP_INDEX[o.op] for s in self.sub_policies for o in s.operations}))
 
     def tensors(self) -> PolicyTensors:
         """Dense (K, S) arrays; shorter sub-policies are padded with the identity op."""
@@ -188,7 +199,7 @@ class Policy:
         images = tf.convert_to_tensor(images)
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        return augment_batch(images, self.tensors(), tf.constant([seed, 0], tf.int64), value_range)
+        return augment_batch(images, self.tensors(), tf.constant([seed, 0], tf.int64), value_range, self.op_indices())
 
     def as_layer(self, seed: int | None = None, value_range: tuple[float, float] | None = None):
         """A Keras layer applying this policy in training only (serialisable in ``.keras``)."""
@@ -220,9 +231,12 @@ def _number(value: Any, where: str, lo: float, hi: float) -> float:
 
 # --------------------------------------------------------------------------- graph application
 def apply_sub_policies(
-    images: tf.Tensor, policy: PolicyTensors, chosen: tf.Tensor, seed: tf.Tensor
+    images: tf.Tensor, policy: PolicyTensors, chosen: tf.Tensor, seed: tf.Tensor, available: Sequence[int] | None = None
 ) -> tf.Tensor:
-    """Apply sub-policy ``chosen[i]`` to image i (−1: leave it); images float32 [0, 1]."""
+    """Apply sub-policy ``chosen[i]`` to image i (−1: leave it); images float32 [0, 1].
+
+    ``available``: the op indices the policy may hold (see ``ops.apply_ops``); all ops when None.
+    """
     rng = ops_lib.Rng(seed)
     n = tf.shape(images)[0]
     active = chosen >= 0
@@ -231,22 +245,28 @@ def apply_sub_policies(
         op = tf.gather(policy.op_ids[:, j], sub)
         mag = tf.gather(policy.magnitudes[:, j], sub)
         fire = active & (rng.uniform([n]) < tf.gather(policy.probabilities[:, j], sub))
-        images = ops_lib.apply_ops(images, tf.where(fire, op, ops_lib.IDENTITY), mag, rng.seed())
+        images = ops_lib.apply_ops(images, tf.where(fire, op, ops_lib.IDENTITY), mag, rng.seed(), available)
     return images
 
 
-def apply_policy(images: tf.Tensor, policy: PolicyTensors, seed: tf.Tensor) -> tf.Tensor:
+def apply_policy(
+    images: tf.Tensor, policy: PolicyTensors, seed: tf.Tensor, available: Sequence[int] | None = None
+) -> tf.Tensor:
     """Per image: none with probability p_none, else one uniformly drawn sub-policy. Float32 [0, 1]."""
     rng = ops_lib.Rng(seed)
     n = tf.shape(images)[0]
     k = tf.shape(policy.op_ids)[0]
     chosen = tf.where(rng.uniform([n]) < policy.p_none, -1, rng.integers([n], k))
-    return apply_sub_policies(images, policy, chosen, rng.seed())
+    return apply_sub_policies(images, policy, chosen, rng.seed(), available)
 
 
 def augment_batch(
-    images: tf.Tensor, policy: PolicyTensors, seed: tf.Tensor, value_range: tuple[float, float] | None = None
+    images: tf.Tensor,
+    policy: PolicyTensors,
+    seed: tf.Tensor,
+    value_range: tuple[float, float] | None = None,
+    available: Sequence[int] | None = None,
 ) -> tf.Tensor:
     """``apply_policy`` on any dtype: converts to float [0, 1] and back."""
-    out = apply_policy(ops_lib.to_unit(images, value_range), policy, seed)
+    out = apply_policy(ops_lib.to_unit(images, value_range), policy, seed, available)
     return ops_lib.from_unit(out, images.dtype, value_range)

@@ -1,9 +1,33 @@
 """Search pipeline: ingest → seed validation pool → search loop → top policies."""
 
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Pipeline, node, pipeline
 
 from deepaug_pipeline.pipelines import ingest
+from deepaug_pipeline.pipelines.search.nodes import plot_best_policy, plot_convergence, search_policies, summarise_trials
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return ingest.create_pipeline()
+    return ingest.create_pipeline() + pipeline(
+        [
+            node(
+                search_policies,
+                ["search_subset", "seed_validation_pool", "dataset_summary", "trial_logs",
+                 "params:search", "params:ingest", "params:seed"],
+                "trials",
+                name="search_policies",
+            ),
+            node(
+                summarise_trials,
+                ["trials", "params:search"],
+                ["trials_table", "top_policies", "top_policies_table", "best_policy"],
+                name="summarise_trials",
+            ),
+            node(
+                plot_convergence,
+                ["trials", "trial_logs", "dataset_summary", "params:search", "params:ingest", "params:seed"],
+                "convergence_plot",
+                name="plot_convergence",
+            ),
+            node(plot_best_policy, ["best_policy", "search_subset"], "best_policy_grid", name="plot_best_policy"),
+        ]
+    )  # fmt: skip

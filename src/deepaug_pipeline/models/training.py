@@ -1,0 +1,194 @@
+"""Fast, resettable training: a whole fit (all epochs, per-epoch validation) is one ``tf.function`` call.
+
+The model, optimizer and traced graph are built once per process. ``reset()`` restores the initial
+weights, the dropout seed state and a fresh optimizer state, so every fit starts from the same point
+(DeepAugment reloaded weights but kept the RMSprop state, so its learning rate drifted across trials).
+The augmentation is data (``aug_args``) passed to the traced function, so changing it never retraces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from deepaug_pipeline.augment.ops import to_unit
+from deepaug_pipeline.ingest.sources import LabelledImages
+from deepaug_pipeline.models import outputs_probabilities
+
+AugmentFn = Callable[[tf.Tensor, object, tf.Tensor], tf.Tensor]  # (float [0,1] batch, aug_args, seed) → batch
+
+
+def no_augmentation(images: tf.Tensor, aug_args: object, seed: tf.Tensor) -> tf.Tensor:
+    return images
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How one fit trains."""
+
+    epochs: int
+    batch_size: int = 128
+    optimizer: str = "adam"  # adam | sgd | rmsprop
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # sgd only (Nesterov)
+    schedule: str = "constant"  # constant | cosine
+    eval_batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class History:
+    """Per-epoch curves of one fit."""
+
+    train_loss: np.ndarray
+    train_accuracy: np.ndarray
+    val_loss: np.ndarray
+    val_accuracy: np.ndarray
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {k: [float(v) for v in getattr(self, k)] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> History:
+        return cls(**{k: np.asarray(data[k], np.float64) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")})
+
+    @property
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.train_loss).all() and np.isfinite(self.val_loss).all())
+
+
+def make_optimizer(settings: FitSettings, steps_total: int) -> keras.optimizers.Optimizer:
+    lr = settings.learning_rate
+    if settings.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(settings.learning_rate, decay_steps=max(1, steps_total))
+    elif settings.schedule != "constant":
+        raise ValueError(f"unknown learning-rate schedule '{settings.schedule}' (constant, cosine)")
+    if settings.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if settings.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=settings.momentum, nesterov=True)
+    if settings.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(lr)
+    raise ValueError(f"unknown optimizer '{settings.optimizer}' (adam, sgd, rmsprop)")
+
+
+class Trainer:
+    """Trains one model on one training set, many times, each from the same starting point."""
+
+    def __init__(
+        self,
+        model: keras.Model,
+        train: LabelledImages,
+        settings: FitSettings,
+        augment: AugmentFn = no_augmentation,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.augment = augment
+        self.traces = 0  # how often the fit graph was traced: once per process is the target
+        self._train_x = tf.constant(train.x)
+        self._train_y = tf.constant(train.y.astype(np.int32))
+        self.steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+        self.optimizer = make_optimizer(settings, self.steps_per_epoch * settings.epochs)
+        self.optimizer.build(model.trainable_variables)
+        self._from_logits = not outputs_probabilities(model)
+        self._snapshot()
+        self._fit_fn = tf.function(self._fit_graph, reduce_retracing=True)
+        self._eval_fn = tf.function(self._eval_batch, reduce_retracing=True)
+
+    # ----------------------------------------------------------------- state
+    def _state_variables(self) -> list:
+        return list(self.model.variables) + list(self.optimizer.variables)
+
+    def _snapshot(self) -> None:
+        self._initial = [tf.identity(v) for v in self._state_variables()]
+
+    def reset(self) -> None:
+        """Back to the initial weights, dropout seeds and a fresh optimizer state."""
+        for var, value in zip(self._state_variables(), self._initial):
+            var.assign(value)
+
+    def adopt_current_weights(self) -> None:
+        """Make the current weights the starting point of every later fit (pre-training); the optimizer starts fresh."""
+        model_vars = list(self.model.variables)
+        self._initial = [tf.identity(v) for v in model_vars] + self._initial[len(model_vars) :]
+
+    # ----------------------------------------------------------------- graph
+    def _loss(self, y, out):
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, out, from_logits=self._from_logits))
+
+    def _train_step(self, x, y):
+        with tf.GradientTape() as tape:
+            out = self.model(x, training=True)
+            loss = self._loss(y, out)
+            total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+        grads = tape.gradient(total, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(out, -1, output_type=tf.int32), y), tf.float32))
+        return loss, correct
+
+    def _eval_batch(self, x, y):
+        out = self.model(to_unit(x), training=False)
+        loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, out, from_logits=self._from_logits))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(out, -1, output_type=tf.int32), y), tf.float32))
+        return loss, correct
+
+    def _evaluate_in_graph(self, val_x, val_y):
+        n = int(val_x.shape[0])
+        bs = self.settings.eval_batch_size
+        loss, correct = 0.0, 0.0
+        for start in range(0, n, bs):  # static chunks: the validation size is fixed per config
+            l, c = self._eval_batch(val_x[start : start + bs], val_y[start : start + bs])
+            loss, correct = loss + l, correct + c
+        return loss / n, correct / n
+
+    def _fit_graph(self, aug_args, seed, val_x, val_y):
+        self.traces += 1
+        s = self.settings
+        n = int(self._train_x.shape[0])
+        seed = tf.cast(seed, tf.int64)
+        ds = tf.data.Dataset.from_tensor_slices((self._train_x, self._train_y))
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(s.batch_size).repeat(s.epochs)
+        ds = ds.enumerate().map(
+            lambda i, xy: (self.augment(to_unit(xy[0]), aug_args, tf.stack([seed, i])), xy[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+        curves = tf.TensorArray(tf.float32, size=s.epochs, element_shape=[4])  # per epoch: the 4 History curves
+        loss_sum, correct, seen = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+        step = tf.constant(0, tf.int64)
+        for x, y in ds:
+            loss, corr = self._train_step(x, y)
+            size = tf.cast(tf.shape(y)[0], tf.float32)
+            loss_sum, correct, seen = loss_sum + loss * size, correct + corr, seen + size
+            step += 1
+            if step % self.steps_per_epoch == 0:
+                epoch = tf.cast(step // self.steps_per_epoch - 1, tf.int32)
+                v_loss, v_acc = self._evaluate_in_graph(val_x, val_y)
+                curves = curves.write(epoch, tf.stack([loss_sum / seen, correct / seen, v_loss, v_acc]))
+                loss_sum, correct, seen = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+        return tf.transpose(curves.stack())
+
+    # ----------------------------------------------------------------- public
+    def fit(self, aug_args, seed: int, validation: LabelledImages) -> History:
+        """One fit from the current state; the caller resets first when it wants a fresh start."""
+        curves = self._fit_fn(
+            aug_args,
+            tf.constant(seed, tf.int64),
+            tf.constant(validation.x),
+            tf.constant(validation.y.astype(np.int32)),
+        )
+        return History(*curves.numpy().astype(np.float64))
+
+    def evaluate(self, data: LabelledImages) -> tuple[float, float]:
+        """Loss and accuracy on ``data`` (e.g. the test split), in batches."""
+        bs = self.settings.eval_batch_size
+        loss, correct = 0.0, 0.0
+        for start in range(0, len(data), bs):
+            l, c = self._eval_fn(tf.constant(data.x[start : start + bs]), tf.constant(data.y[start : start + bs].astype(np.int32)))
+            loss, correct = loss + float(l), correct + float(c)
+        return loss / len(data), correct / len(data)

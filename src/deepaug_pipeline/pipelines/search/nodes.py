@@ -1,0 +1,61 @@
+"""Search nodes: thin wrappers over ``deepaug_pipeline.search``."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from deepaug_pipeline.augment.grid import sample_grid
+from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.config import IngestConfig, SearchConfig, parse_config
+from deepaug_pipeline.ingest import LabelledImages
+from deepaug_pipeline.search import results
+from deepaug_pipeline.search.run import log_config, run_search
+from deepaug_pipeline.search.tracking import TrackingTarget
+from deepaug_pipeline.search.trial_log import TrialLogStore
+
+
+def search_policies(
+    search_subset: LabelledImages,
+    seed_validation_pool: LabelledImages,
+    dataset_summary: dict,
+    trial_logs: TrialLogStore,
+    search: dict,
+    ingest: dict,
+    seed: int,
+) -> list[dict]:
+    """Run (or resume) the Bayesian search loop; every trial is in the trial log as soon as it ends."""
+    return run_search(
+        search_subset,
+        seed_validation_pool,
+        dataset_summary,
+        trial_logs,
+        parse_config(SearchConfig, search, "search"),
+        parse_config(IngestConfig, ingest, "ingest"),
+        seed,
+        TrackingTarget.from_active_run(),
+    )
+
+
+def summarise_trials(trials: list[dict], search: dict) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict]:
+    """Trial table, top-k policies (JSON and CSV) and the combined best policy."""
+    cfg = parse_config(SearchConfig, search, "search")
+    top = results.top_policies(trials, cfg.top_k)
+    return results.trials_table(trials), top, results.top_policies_table(top), results.best_combined_policy(trials, cfg.combine_top)
+
+
+def plot_convergence(
+    trials: list[dict], trial_logs: TrialLogStore, dataset_summary: dict, search: dict, ingest: dict, seed: int
+) -> plt.Figure:
+    """Best reward against trial number, with the other search method overlaid when its log exists."""
+    cfg = parse_config(SearchConfig, search, "search")
+    config = log_config(cfg, parse_config(IngestConfig, ingest, "ingest"), seed, dataset_summary)
+    config["search"] = {k: v for k, v in config["search"].items() if k != "method"}
+    runs = trial_logs.comparable_runs(config)
+    runs[cfg.method] = trials
+    return results.convergence_figure(runs)
+
+
+def plot_best_policy(best_policy: dict, search_subset: LabelledImages) -> plt.Figure:
+    """Sample grid of the combined best policy on real images."""
+    return sample_grid(Policy.from_dict(best_policy), search_subset.x, max_images=8)

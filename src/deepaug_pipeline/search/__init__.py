@@ -1,0 +1,1 @@
+"""Policy search: space, trial, reward, trial log, controller, tracking (no Kedro here)."""

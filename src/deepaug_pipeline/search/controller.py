@@ -1,0 +1,166 @@
+"""The ask/tell loop: trial 0 is the no-augmentation baseline, trials 1..N are policies from scikit-optimize."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+from skopt import Optimizer
+
+from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.config import SearchConfig
+from deepaug_pipeline.search.space import PolicySpace, to_python
+from deepaug_pipeline.search.tracking import TrialTracker
+from deepaug_pipeline.search.trial_log import TrialLog
+from deepaug_pipeline.seeding import stream_seed
+
+log = logging.getLogger(__name__)
+
+BASELINE_ID = 0
+
+
+def make_optimizer(space: PolicySpace, cfg: SearchConfig, seed: int) -> Optimizer:
+    """RF + EI by default (as DeepAugment); ``method: random`` uses skopt's dummy (random) estimator."""
+    estimator = "dummy" if cfg.method == "random" else cfg.surrogate
+    return Optimizer(
+        space.dimensions(),
+        base_estimator=estimator,
+        n_initial_points=cfg.opt_initial_points,
+        acq_func=cfg.acquisition,
+        random_state=stream_seed(seed, "optimizer", cfg.method),
+    )
+
+
+def policy_params(space: PolicySpace, point: list) -> dict:
+    """The policy's dimensions as flat, plain-Python values (MLflow params, CSV columns)."""
+    return {name: to_python(v) for name, v in zip(space.dimension_names(), point)}
+
+
+def _grid_png(policy: Policy, images: np.ndarray, seed: int) -> bytes:
+    import matplotlib.pyplot as plt
+
+    from deepaug_pipeline.augment.grid import sample_grid
+
+    fig = sample_grid(policy, images, seed=seed, max_images=6)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=60)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+class SearchLoop:
+    """Runs the search against a trial log: resumes what is logged, runs what is missing."""
+
+    def __init__(
+        self,
+        space: PolicySpace,
+        cfg: SearchConfig,
+        seed: int,
+        trial_log: TrialLog,
+        run_policy: Callable[[Policy], dict],
+        tracker: TrialTracker | None = None,
+        grid_images: np.ndarray | None = None,
+    ) -> None:
+        self.space = space
+        self.cfg = cfg
+        self.seed = seed
+        self.trial_log = trial_log
+        self.run_policy = run_policy
+        self.tracker = tracker or TrialTracker(None)
+        self.grid_images = grid_images
+        self.optimizer = make_optimizer(space, cfg, seed)
+
+    @property
+    def baseline_reward(self) -> float | None:
+        for t in self.trial_log.trials:
+            if t["trial_id"] == BASELINE_ID:
+                return t["reward"]
+        return None
+
+    def _finish(self, trial_id: int, policy: Policy, point: list | None, record: dict) -> dict:
+        base = self.baseline_reward if trial_id != BASELINE_ID else record["reward"]
+        record = {
+            "trial_id": trial_id,
+            "method": self.cfg.method,
+            "policy": policy.to_dict(),
+            "point": [to_python(v) for v in point] if point is not None else None,
+            **record,
+            "gain": (record["reward"] - base) if (base is not None and record["status"] == "ok") else None,
+            "finished_at": time.time(),
+        }
+        self.trial_log.append(record)  # durable before anything else happens
+        if point is not None:
+            self.optimizer.tell(record["point"], -record["reward"])
+        params = policy_params(self.space, record["point"]) if point is not None else {"policy": "no augmentation"}
+        grid = None
+        if self.tracker.enabled and self.cfg.track_sample_grids and self.grid_images is not None and point is not None:
+            grid = _grid_png(policy, self.grid_images, self.seed)
+        self.tracker.log_trial(record, params, grid)
+        return record
+
+    def _replay(self) -> None:
+        told = [t for t in self.trial_log.trials if t["trial_id"] != BASELINE_ID and t.get("point") is not None]
+        if told:
+            self.optimizer.tell([t["point"] for t in told], [-t["reward"] for t in told])
+            log.info("Resuming %s: %d logged trial(s) told to the optimizer, not re-run", self.trial_log.path, len(told))
+
+    def run(self) -> list[dict]:
+        """Run until trials 0..iterations are all in the log; returns them in id order."""
+        self._replay()
+        todo = [i for i in range(self.cfg.iterations + 1) if i not in self.trial_log.done_ids]
+        with _Progress(self.cfg.iterations + 1, len(todo), enabled=self.cfg.progress) as progress:
+            progress.update_rewards(self.trial_log.trials)
+            for trial_id in todo:
+                if trial_id == BASELINE_ID:
+                    policy, point = self.space.no_augmentation(), None
+                else:
+                    point = self.optimizer.ask()
+                    policy = self.space.decode(point)
+                self._finish(trial_id, policy, point, self.run_policy(policy))
+                progress.update_rewards(self.trial_log.trials)
+        return sorted(self.trial_log.trials, key=lambda t: t["trial_id"])
+
+
+class _Progress:
+    """A rich progress bar: trial n/N, last reward, best reward, ETA."""
+
+    def __init__(self, total: int, todo: int, enabled: bool) -> None:
+        self.enabled = enabled and todo > 0
+        self.total = total
+        self._bar = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]search"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("last {task.fields[last]}  best {task.fields[best]}"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("trials", total=self.total, last="-", best="-")
+        return self
+
+    def update_rewards(self, trials: list[dict]) -> None:
+        if self._bar is None or not trials:
+            return
+        ok = [t["reward"] for t in trials if t["status"] == "ok"]
+        last = trials[-1]
+        self._bar.update(
+            self._task,
+            completed=len(trials),
+            last=f"{last['reward']:.4f}" if last["status"] == "ok" else "failed",
+            best=f"{max(ok):.4f}" if ok else "-",
+        )
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,73 @@
+"""Policy ↔ scikit-optimize point. Default: 5 sub-policies × 2 × (op, magnitude) = 20 dimensions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from skopt.space import Categorical, Real
+
+from deepaug_pipeline.augment import ops as ops_lib
+from deepaug_pipeline.augment.policy import Operation, Policy, SubPolicy
+
+
+def to_python(value):
+    """skopt returns numpy scalars (np.str_, np.int64, np.float64): make them JSON- and MLflow-safe."""
+    return value.item() if hasattr(value, "item") else value
+
+
+@dataclass(frozen=True)
+class PolicySpace:
+    """The searchable space of policies."""
+
+    op_names: tuple[str, ...]
+    sub_policies: int = 5
+    ops_per_sub_policy: int = 2
+    per_op_probability: bool = False
+    p_none: float = 0.2
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return ("op", "magnitude", "probability") if self.per_op_probability else ("op", "magnitude")
+
+    def dimension_names(self) -> list[str]:
+        return [
+            f"s{k + 1}_{f}{j + 1}"
+            for k in range(self.sub_policies)
+            for j in range(self.ops_per_sub_policy)
+            for f in self.fields
+        ]
+
+    def dimensions(self) -> list:
+        dims = []
+        for name in self.dimension_names():
+            dims.append(Categorical(list(self.op_names), name=name) if "_op" in name else Real(0.0, 1.0, name=name))
+        return dims
+
+    def decode(self, point) -> Policy:
+        values = [to_python(v) for v in point]
+        width = len(self.fields)
+        subs, i = [], 0
+        for _ in range(self.sub_policies):
+            operations = []
+            for _ in range(self.ops_per_sub_policy):
+                chunk = values[i : i + width]
+                prob = float(chunk[2]) if self.per_op_probability else 1.0
+                operations.append(Operation(str(chunk[0]), float(chunk[1]), prob))
+                i += width
+            subs.append(SubPolicy(tuple(operations)))
+        return Policy(tuple(subs), self.p_none)
+
+    def encode(self, policy: Policy) -> list:
+        point = []
+        for sub in policy.sub_policies:
+            for op in sub.operations:
+                point += [op.op, op.magnitude] + ([op.probability] if self.per_op_probability else [])
+        return point
+
+    def op_indices(self) -> tuple[int, ...]:
+        return tuple(ops_lib.OP_INDEX[n] for n in self.op_names)
+
+    def no_augmentation(self) -> Policy:
+        """Trial 0, the baseline: same tensor shape as any policy of this space, never applied."""
+        sub = SubPolicy(tuple(Operation("identity", 0.0) for _ in range(self.ops_per_sub_policy)))
+        return Policy(tuple(sub for _ in range(self.sub_policies)), p_none=1.0)

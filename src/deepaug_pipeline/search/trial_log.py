@@ -1,0 +1,149 @@
+"""Append-only trial log (JSON lines): each finished trial is flushed and fsynced before the next starts.
+
+Line 1 is a header holding the config fingerprint; a rerun with the same fingerprint resumes (logged
+trials are told to the optimizer, not re-run); a different fingerprint is refused unless the caller asks
+for a fresh start, and then the old log is renamed, never deleted. A line cut short by ``kill -9`` is
+ignored on reading, so at most the trial in flight is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+class TrialLogMismatch(RuntimeError):
+    """The log on disk was written under a different search config."""
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """A stable hash of everything that changes what a trial computes."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} → {b!r}")
+    return out
+
+
+class TrialLog:
+    """One search's durable record of finished trials."""
+
+    def __init__(self, path: str | Path, config: dict[str, Any], fresh_start: bool = False) -> None:
+        self.path = Path(path)
+        self.config = config
+        self.fingerprint = fingerprint(config)
+        self.archived: Path | None = None
+        self.trials: list[dict] = []
+        if self.path.exists():
+            header, trials = read_log(self.path)
+            if header.get("fingerprint") != self.fingerprint:
+                if not fresh_start:
+                    changes = "; ".join(_diff(header.get("config", {}), config)) or "unknown differences"
+                    raise TrialLogMismatch(
+                        f"the trial log {self.path} was written under a different search config ({changes}). "
+                        "Nothing was run. To keep it and start a fresh search, set search.fresh_start: true "
+                        "(e.g. `kedro run --pipeline=search --params=search.fresh_start=true`); the old log is then "
+                        "renamed, not deleted. Or restore the old config to resume it."
+                    )
+                self.archived = self.path.with_name(f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{self.path.suffix}")
+                self.path.rename(self.archived)
+            else:
+                _drop_partial_last_line(self.path)
+                self.trials = trials
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._append({"type": "header", "fingerprint": self.fingerprint, "config": config, "created": time.time()})
+
+    def _append(self, entry: dict) -> None:
+        line = json.dumps(entry, default=_json_default) + "\n"
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def append(self, trial: dict) -> None:
+        """Write one finished trial durably, then remember it."""
+        self._append({"type": "trial", **trial})
+        self.trials.append({"type": "trial", **trial})
+
+    @property
+    def done_ids(self) -> set[int]:
+        return {t["trial_id"] for t in self.trials}
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    """Cut a line left unfinished by a crash, so the next append starts on a line of its own."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def read_log(path: str | Path) -> tuple[dict, list[dict]]:
+    """Header and trials of a log; a truncated last line (interrupted write) is skipped."""
+    header: dict = {}
+    trials: list[dict] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # cut short by a crash mid-write
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("type") == "header":
+                header = entry
+            elif entry.get("type") == "trial":
+                trials.append(entry)
+    # Keep the first record of each id: a trial is never logged twice, but be safe on replay.
+    seen, unique = set(), []
+    for t in trials:
+        if t["trial_id"] not in seen:
+            seen.add(t["trial_id"])
+            unique.append(t)
+    return header, unique
+
+
+class TrialLogStore:
+    """The folder of trial logs, one per search method (``bayesian.jsonl``, ``random.jsonl``)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def path_for(self, method: str) -> Path:
+        return self.directory / f"{method}.jsonl"
+
+    def open(self, method: str, config: dict[str, Any], fresh_start: bool = False) -> TrialLog:
+        return TrialLog(self.path_for(method), config, fresh_start)
+
+    def comparable_runs(self, config_without_method: dict[str, Any]) -> dict[str, list[dict]]:
+        """Trials of every method's log written under the same config (but for the method)."""
+        runs = {}
+        for path in sorted(self.directory.glob("*.jsonl")):
+            header, trials = read_log(path)
+            cfg = dict(header.get("config", {}))
+            search = dict(cfg.get("search", {}))
+            method = search.pop("method", None)
+            cfg["search"] = search
+            if method and fingerprint(cfg) == fingerprint(config_without_method):
+                runs[method] = trials
+        return runs
