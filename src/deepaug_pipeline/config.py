@@ -102,9 +102,9 @@ class SearchConfig(_Strict):
     model_options: dict[str, Any] = Field(default_factory=dict)
     child_epochs: int = Field(20, ge=1)
     child_first_train_epochs: int = Field(0, ge=0)
-    child_batch_size: int = Field(64, ge=1)
+    child_batch_size: int = Field(128, ge=1)
     child_optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
-    child_learning_rate: float = Field(1e-3, gt=0)
+    child_learning_rate: float = Field(2e-3, gt=0)
     opt_samples: int = Field(1, ge=1)
     opt_last_n_epochs: int = Field(3, ge=1)
     overfit_gap: float = Field(0.10, ge=0.0, le=1.0)

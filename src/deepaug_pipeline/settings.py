@@ -11,4 +11,6 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # An environment (test, deepaugment, local) overrides single keys of a section, not the whole section.
+    "merge_strategy": {"parameters": "soft"},
 }

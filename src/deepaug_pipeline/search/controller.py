@@ -23,12 +23,14 @@ BASELINE_ID = 0
 
 
 def make_optimizer(space: PolicySpace, cfg: SearchConfig, seed: int) -> Optimizer:
-    """RF + EI by default (as DeepAugment); ``method: random`` uses skopt's dummy (random) estimator."""
-    estimator = "dummy" if cfg.method == "random" else cfg.surrogate
+    """RF + EI by default (as DeepAugment). ``method: random`` never leaves the initial random phase
+    (skopt's own "dummy" estimator fails on scikit-learn 1.9), so both methods share one sampler."""
+    random_only = cfg.method == "random"
     return Optimizer(
         space.dimensions(),
-        base_estimator=estimator,
-        n_initial_points=cfg.opt_initial_points,
+        base_estimator=cfg.surrogate,
+        n_initial_points=2**31 - 1 if random_only else cfg.opt_initial_points,
+        initial_point_generator="random",
         acq_func=cfg.acquisition,
         random_state=stream_seed(seed, "optimizer", cfg.method),
     )

@@ -24,9 +24,9 @@ class ChildSettings:
     model_options: dict | None = None
     epochs: int = 20
     first_train_epochs: int = 0
-    batch_size: int = 64
+    batch_size: int = 128
     optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     opt_samples: int = 1
     last_n_epochs: int = 3
     overfit_gap: float = 0.10
@@ -53,6 +53,9 @@ class TrialRunner:
     ) -> None:
         import keras
 
+        from deepaug_pipeline.devices import configure_tensorflow
+
+        configure_tensorflow()
         self.settings = settings
         self.seed = seed
         keras.utils.set_random_seed(stream_seed(seed, "child_init"))
