@@ -113,7 +113,10 @@ class SearchConfig(_Strict):
     fresh_start: bool = Field(False, description="archive a trial log written under another config and start over")
     track_sample_grids: bool = True
     progress: bool = True
-    executor: Literal["local"] = "local"
+    executor: Literal["local", "dask"] = "local"
+    n_workers: int = Field(2, ge=1, description="dask: LocalCluster worker processes (ignored with an address)")
+    threads_per_worker: int = Field(1, ge=1, description="dask: threads per worker, and TF threads in each")
+    address: str | None = Field(None, description="dask: an existing scheduler, e.g. tcp://host:8786")
 
     @model_validator(mode="after")
     def _check(self) -> SearchConfig:
@@ -129,7 +132,47 @@ class SearchConfig(_Strict):
 
     def result_defining(self) -> dict[str, Any]:
         """The keys that change what a trial computes (the trial log's fingerprint); not budget or display."""
-        return self.model_dump(exclude={"iterations", "top_k", "combine_top", "fresh_start", "progress", "executor", "track_sample_grids"})
+        return self.model_dump(
+            exclude={"iterations", "top_k", "combine_top", "fresh_start", "progress", "track_sample_grids",
+                     "executor", "n_workers", "threads_per_worker", "address"}
+        )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- evaluate
+Strategy = Literal["none", "standard", "standard+found", "standard+randaugment", "standard+trivialaugment"]
+
+
+class EvaluateConfig(_Strict):
+    """The final comparison: a larger model trained per strategy and seed, scored on the untouched test split."""
+
+    strategies: list[Strategy] = Field(
+        default_factory=lambda: ["none", "standard", "standard+found", "standard+randaugment", "standard+trivialaugment"]
+    )
+    seeds: int = Field(2, ge=1)
+    model: str = "wrn_10_2"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    train_size: int | None = Field(5000, ge=10, description="stratified subset of TRAIN; null = all of it")
+    validation_size: int = Field(1000, ge=10, description="held-out TRAIN images for the learning curves (never test)")
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
+    learning_rate: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["constant", "cosine"] = "cosine"
+    randaugment_n: int = Field(2, ge=1)
+    randaugment_m: float = Field(9.0, ge=0, le=10)
+    fresh_start: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> EvaluateConfig:
+        if not self.strategies:
+            raise ValueError("'strategies' is empty: name at least one")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError(f"'strategies' lists a strategy twice: {self.strategies}")
+        return self
+
+    def result_defining(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"fresh_start", "strategies", "seeds"})
 
 
 # --------------------------------------------------------------------------- whole parameter tree
@@ -139,6 +182,7 @@ class ProjectParams(_Strict):
     seed: int = Field(42, ge=0, description="the one seed; split into named streams (data split, optimizer, trials)")
     ingest: IngestConfig = IngestConfig()
     search: SearchConfig = SearchConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
 
 def validate_params(params: dict) -> ProjectParams:

@@ -67,7 +67,11 @@ def fastcnn(input_shape, n_classes: int, width: int = 32, dense: int = 128, drop
 def wide_resnet(
     input_shape, n_classes: int, depth: int = 28, width: int = 10, dropout: float = 0.0, weight_decay: float = 5e-4
 ) -> keras.Model:
-    """Pre-activation Wide ResNet (Zagoruyko & Komodakis 2016): depth = 6N + 4, widths 16k/32k/64k, strided downsampling."""
+    """Pre-activation Wide ResNet (Zagoruyko & Komodakis 2016): depth = 6N + 4, widths 16k/32k/64k, strided downsampling.
+
+    BatchNorm momentum 0.9 (PyTorch's 0.1, as in the reference code): Keras' 0.99 leaves the moving statistics
+    far from converged in short CPU runs, and inference accuracy then collapses.
+    """
     if (depth - 4) % 6 != 0 or depth < 10:
         raise ModelConfigError(f"wrn depth must be 6N + 4 (10, 16, 22, 28, 40, ...), got {depth}")
     n = (depth - 4) // 6
@@ -77,10 +81,10 @@ def wide_resnet(
         return layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, kernel_regularizer=reg, kernel_initializer="he_normal")
 
     def block(x, filters, stride):
-        pre = layers.ReLU()(layers.BatchNormalization()(x))
+        pre = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
         shortcut = x if (stride == 1 and x.shape[-1] == filters) else conv(filters, 1, stride)(pre)
         y = conv(filters, 3, stride)(pre)
-        y = layers.ReLU()(layers.BatchNormalization()(y))
+        y = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(y))
         if dropout:
             y = layers.Dropout(dropout)(y)
         y = conv(filters, 3)(y)
@@ -91,7 +95,7 @@ def wide_resnet(
     for group, filters in enumerate((16 * width, 32 * width, 64 * width)):
         for i in range(n):
             x = block(x, filters, stride=2 if (group > 0 and i == 0) else 1)
-    x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(n_classes, kernel_regularizer=reg)(x)
     return keras.Model(inputs, outputs, name=f"wrn_{depth}_{width}")

@@ -53,8 +53,23 @@ def _grid_png(policy: Policy, images: np.ndarray, seed: int) -> bytes:
     return buf.getvalue()
 
 
+def track_trial(tracker: TrialTracker, record: dict, param_names: list[str], grid_images, with_grid: bool, seed: int) -> None:
+    """Log one finished trial as an MLflow child run (in the driver, or in a Dask worker)."""
+    if not tracker.enabled:
+        return
+    point = record.get("point")
+    params = dict(zip(param_names, point)) if point is not None else {"policy": "no augmentation"}
+    policy = Policy.from_dict(record["policy"])
+    grid = _grid_png(policy, grid_images, seed) if (with_grid and grid_images is not None and point is not None) else None
+    tracker.log_trial(record, params, grid)
+
+
 class SearchLoop:
-    """Runs the search against a trial log: resumes what is logged, runs what is missing."""
+    """Runs the search against a trial log: resumes what is logged, runs what is missing.
+
+    With a parallel executor it keeps every slot busy: a constant-liar batch ask (``cl_min``) fills the
+    slots at start-up, then one new point is asked as soon as any trial finishes.
+    """
 
     def __init__(
         self,
@@ -62,9 +77,11 @@ class SearchLoop:
         cfg: SearchConfig,
         seed: int,
         trial_log: TrialLog,
-        run_policy: Callable[[Policy], dict],
+        run_policy: Callable[[Policy], dict] | None = None,
         tracker: TrialTracker | None = None,
         grid_images: np.ndarray | None = None,
+        executor=None,
+        make_job: Callable | None = None,
     ) -> None:
         self.space = space
         self.cfg = cfg
@@ -74,6 +91,8 @@ class SearchLoop:
         self.tracker = tracker or TrialTracker(None)
         self.grid_images = grid_images
         self.optimizer = make_optimizer(space, cfg, seed)
+        self.executor = executor
+        self.make_job = make_job
 
     @property
     def baseline_reward(self) -> float | None:
@@ -82,9 +101,10 @@ class SearchLoop:
                 return t["reward"]
         return None
 
-    def _finish(self, trial_id: int, policy: Policy, point: list | None, record: dict) -> dict:
+    def describe(self, trial_id: int, policy: Policy, point: list | None, record: dict) -> dict:
+        """The full log record of a finished trial."""
         base = self.baseline_reward if trial_id != BASELINE_ID else record["reward"]
-        record = {
+        return {
             "trial_id": trial_id,
             "method": self.cfg.method,
             "policy": policy.to_dict(),
@@ -93,14 +113,14 @@ class SearchLoop:
             "gain": (record["reward"] - base) if (base is not None and record["status"] == "ok") else None,
             "finished_at": time.time(),
         }
+
+    def _finish(self, trial_id: int, policy: Policy, point: list | None, record: dict, track: bool = True) -> dict:
+        record = self.describe(trial_id, policy, point, record)
         self.trial_log.append(record)  # durable before anything else happens
         if point is not None:
             self.optimizer.tell(record["point"], -record["reward"])
-        params = policy_params(self.space, record["point"]) if point is not None else {"policy": "no augmentation"}
-        grid = None
-        if self.tracker.enabled and self.cfg.track_sample_grids and self.grid_images is not None and point is not None:
-            grid = _grid_png(policy, self.grid_images, self.seed)
-        self.tracker.log_trial(record, params, grid)
+        if track:
+            track_trial(self.tracker, record, self.space.dimension_names(), self.grid_images, self.cfg.track_sample_grids, self.seed)
         return record
 
     def _replay(self) -> None:
@@ -109,21 +129,62 @@ class SearchLoop:
             self.optimizer.tell([t["point"] for t in told], [-t["reward"] for t in told])
             log.info("Resuming %s: %d logged trial(s) told to the optimizer, not re-run", self.trial_log.path, len(told))
 
+    def _next(self, trial_ids: list[int]) -> list[tuple[int, Policy, list | None]]:
+        """Policies for ``trial_ids``: the baseline for trial 0, asked points for the rest (batch: cl_min)."""
+        out = [(BASELINE_ID, self.space.no_augmentation(), None)] if BASELINE_ID in trial_ids else []
+        ids = [i for i in trial_ids if i != BASELINE_ID]
+        if ids:
+            points = self.optimizer.ask(n_points=len(ids), strategy="cl_min") if len(ids) > 1 else [self.optimizer.ask()]
+            out += [(i, self.space.decode(p), p) for i, p in zip(ids, points)]
+        return out
+
     def run(self) -> list[dict]:
         """Run until trials 0..iterations are all in the log; returns them in id order."""
         self._replay()
         todo = [i for i in range(self.cfg.iterations + 1) if i not in self.trial_log.done_ids]
         with _Progress(self.cfg.iterations + 1, len(todo), enabled=self.cfg.progress) as progress:
             progress.update_rewards(self.trial_log.trials)
-            for trial_id in todo:
-                if trial_id == BASELINE_ID:
-                    policy, point = self.space.no_augmentation(), None
-                else:
-                    point = self.optimizer.ask()
-                    policy = self.space.decode(point)
-                self._finish(trial_id, policy, point, self.run_policy(policy))
-                progress.update_rewards(self.trial_log.trials)
+            if self.executor is None:
+                for trial_id in todo:
+                    [(tid, policy, point)] = self._next([trial_id])
+                    self._finish(tid, policy, point, self.run_policy(policy))
+                    progress.update_rewards(self.trial_log.trials)
+            else:
+                self._run_parallel(todo, progress)
         return sorted(self.trial_log.trials, key=lambda t: t["trial_id"])
+
+    def _run_parallel(self, todo: list[int], progress: _Progress) -> None:
+        queue = list(todo)
+        running: dict = {}
+
+        def launch(n: int) -> list:
+            batch, queue[:] = queue[:n], queue[n:]
+            futures = []
+            for tid, policy, point in self._next(batch):
+                job = self.make_job(self.describe(tid, policy, point, {"status": "running", "reward": 0.0}), self.baseline_reward)
+                future = self.executor.submit_async(job)
+                running[future] = (tid, policy, point, job)
+                futures.append(future)
+            return futures
+
+        pending = self.executor.as_completed(launch(self.executor.slots))
+        for future in pending:
+            tid, policy, point, job = running.pop(future)
+            try:
+                record = future.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker, a killed process, ...
+                if self.executor.attempts(tid) < 2:
+                    log.warning("Trial %d was lost (%s: %s); retrying it once", tid, type(exc).__name__, exc)
+                    retry = self.executor.submit_async(job)
+                    running[retry] = (tid, policy, point, job)
+                    pending.add(retry)
+                    continue
+                record = {"status": "failed", "reason": f"worker lost twice: {type(exc).__name__}: {exc}",
+                          "reward": 0.0, "fallback": False, "histories": [], "wall_seconds": 0.0}  # fmt: skip
+            self._finish(tid, policy, point, record, track=False)
+            progress.update_rewards(self.trial_log.trials)
+            for new in launch(1):
+                pending.add(new)
 
 
 class _Progress:

@@ -8,6 +8,7 @@ from deepaug_pipeline.augment import ops as ops_lib
 from deepaug_pipeline.config import IngestConfig, SearchConfig
 from deepaug_pipeline.ingest.sources import LabelledImages
 from deepaug_pipeline.search.controller import SearchLoop
+from deepaug_pipeline.search.executors import DaskExecutor, TrialJob
 from deepaug_pipeline.search.space import PolicySpace
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker
 from deepaug_pipeline.search.trial import ChildSettings, TrialRunner
@@ -64,6 +65,23 @@ def run_search(
     trial_log = store.open(cfg.method, log_config(cfg, ingest, seed, data_summary), cfg.fresh_start)
     if trial_log.archived:
         log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
-    runner = TrialRunner(subset, pool, data_summary["n_classes"], child_settings(cfg, ingest), seed, space.op_indices())
-    loop = SearchLoop(space, cfg, seed, trial_log, runner.run, TrialTracker(tracking), grid_images=subset.x[:6])
-    return loop.run()
+    settings = child_settings(cfg, ingest)
+    if cfg.executor == "local":
+        runner = TrialRunner(subset, pool, data_summary["n_classes"], settings, seed, space.op_indices())
+        loop = SearchLoop(space, cfg, seed, trial_log, runner.run, TrialTracker(tracking), grid_images=subset.x[:6])
+        return loop.run()
+
+    executor = DaskExecutor(subset, pool, cfg.address, cfg.n_workers, cfg.threads_per_worker)
+
+    def make_job(trial: dict, baseline_reward: float | None) -> TrialJob:
+        return TrialJob(
+            trial={k: trial[k] for k in ("trial_id", "method", "policy", "point")},
+            settings=settings, n_classes=data_summary["n_classes"], seed=seed, op_indices=space.op_indices(),
+            tracking=tracking, param_names=tuple(space.dimension_names()), with_grid=cfg.track_sample_grids,
+            baseline_reward=baseline_reward,
+        )  # fmt: skip
+
+    try:
+        return SearchLoop(space, cfg, seed, trial_log, executor=executor, make_job=make_job).run()
+    finally:
+        executor.close()

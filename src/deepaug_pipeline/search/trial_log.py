@@ -39,7 +39,9 @@ def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 class TrialLog:
     """One search's durable record of finished trials."""
 
-    def __init__(self, path: str | Path, config: dict[str, Any], fresh_start: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, config: dict[str, Any], fresh_start: bool = False, section: str = "search"
+    ) -> None:
         self.path = Path(path)
         self.config = config
         self.fingerprint = fingerprint(config)
@@ -51,10 +53,10 @@ class TrialLog:
                 if not fresh_start:
                     changes = "; ".join(_diff(header.get("config", {}), config)) or "unknown differences"
                     raise TrialLogMismatch(
-                        f"the trial log {self.path} was written under a different search config ({changes}). "
-                        "Nothing was run. To keep it and start a fresh search, set search.fresh_start: true "
-                        "(e.g. `kedro run --pipeline=search --params=search.fresh_start=true`); the old log is then "
-                        "renamed, not deleted. Or restore the old config to resume it."
+                        f"the log {self.path} was written under a different {section} config ({changes}). "
+                        f"Nothing was run. To keep it and start afresh, set {section}.fresh_start: true "
+                        f"(e.g. `kedro run --pipeline={section} --params={section}.fresh_start=true`); the old log is "
+                        "then renamed, not deleted. Or restore the old config to resume it."
                     )
                 self.archived = self.path.with_name(f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{self.path.suffix}")
                 self.path.rename(self.archived)
@@ -132,8 +134,8 @@ class TrialLogStore:
     def path_for(self, method: str) -> Path:
         return self.directory / f"{method}.jsonl"
 
-    def open(self, method: str, config: dict[str, Any], fresh_start: bool = False) -> TrialLog:
-        return TrialLog(self.path_for(method), config, fresh_start)
+    def open(self, method: str, config: dict[str, Any], fresh_start: bool = False, section: str = "search") -> TrialLog:
+        return TrialLog(self.path_for(method), config, fresh_start, section)
 
     def comparable_runs(self, config_without_method: dict[str, Any]) -> dict[str, list[dict]]:
         """Trials of every method's log written under the same config (but for the method)."""

@@ -1,0 +1,99 @@
+"""DeepAugment's notebook interface, on the same nodes and library code as ``kedro run --pipeline=search``.
+
+    from deepaug_pipeline import DeepAugment
+    deepaug = DeepAugment(images, labels, config={"child_epochs": 10})
+    best_policies = deepaug.optimize(300)
+    policy = deepaug.best_policy()          # .as_layer(), .save(path), .apply(images)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, validate_params
+from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
+from deepaug_pipeline.pipelines.ingest.nodes import split_images, validate_images
+from deepaug_pipeline.pipelines.search.nodes import search_policies, summarise_trials
+from deepaug_pipeline.search.trial_log import TrialLogStore
+
+# DeepAugment's method names, kept for old notebooks.
+_METHODS = {"bayesian_optimization": "bayesian", "random_search": "random", "bayesian": "bayesian", "random": "random"}
+
+
+def split_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """Flat seed-style keys → the project's parameter tree (``seed``, ``ingest``, ``search``), validated."""
+    params: dict[str, Any] = {"ingest": {}, "search": {}}
+    for key, value in (config or {}).items():
+        if key == "seed":
+            params["seed"] = value
+        elif key == "method":
+            if value not in _METHODS:
+                raise ConfigError(f"bad value for 'config.method': {value!r} (bayesian_optimization, random_search)")
+            params["search"]["method"] = _METHODS[value]
+        elif key in IngestConfig.model_fields:
+            params["ingest"][key] = value
+        elif key in SearchConfig.model_fields:
+            params["search"][key] = value
+        else:
+            raise ConfigError(f"unknown parameter key 'config.{key}'")
+    validate_params(params)
+    return params
+
+
+class DeepAugment:
+    """Find augmentation policies for ``images`` (N, H, W[, C]) with integer ``labels`` (N,)."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        config: dict[str, Any] | None = None,
+        workdir: str | Path = "deepaug_output",
+        class_names: list[str] | None = None,
+    ) -> None:
+        self.params = split_config(config)
+        self.seed = int(self.params.get("seed", 42))
+        self.workdir = Path(workdir)
+        source = ImageSource(LabelledImages(np.asarray(images), np.asarray(labels)), None, class_names, origin="arrays")
+        validated = validate_images(source)  # the same checks and messages as the pipeline
+        self.search_subset, self.seed_validation_pool, self.test_set, self.dataset_summary = split_images(
+            validated, self.params["ingest"], self.seed
+        )
+        self._trials: list[dict] | None = None
+
+    def optimize(self, iterations: int) -> pd.DataFrame:
+        """Run (or resume) ``iterations`` policy trials; returns the top policies, best first."""
+        search = {**self.params["search"], "iterations": int(iterations)}
+        self._trials = search_policies(
+            self.search_subset,
+            self.seed_validation_pool,
+            self.dataset_summary,
+            TrialLogStore(self.workdir / "trial_logs"),
+            search,
+            self.params["ingest"],
+            self.seed,
+        )
+        self._summary = summarise_trials(self._trials, search)
+        return self._summary[2]
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """Every trial so far (trial 0 is the no-augmentation baseline)."""
+        return self._require()[0]
+
+    def top_policies(self) -> dict:
+        return self._require()[1]
+
+    def best_policy(self) -> Policy:
+        """The top policies' sub-policies combined (AutoAugment's final policy), ready to use."""
+        return Policy.from_dict(self._require()[3])
+
+    def _require(self):
+        if self._trials is None:
+            raise RuntimeError("call optimize(n) first")
+        return self._summary

@@ -1,0 +1,160 @@
+"""Final comparison: train the final model per strategy × seed on TRAIN, score on the untouched test split."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from deepaug_pipeline.augment import baselines
+from deepaug_pipeline.augment.policy import Policy, apply_policy
+from deepaug_pipeline.config import EvaluateConfig
+from deepaug_pipeline.ingest.sources import LabelledImages
+from deepaug_pipeline.ingest.split import stratified_indices
+from deepaug_pipeline.models import build_model
+from deepaug_pipeline.models.training import AugmentFn, FitSettings, Trainer, no_augmentation
+from deepaug_pipeline.search.trial_log import TrialLog
+from deepaug_pipeline.seeding import stream_rng, stream_seed
+
+log = logging.getLogger(__name__)
+
+STRATEGY_LABELS = {
+    "none": "none",
+    "standard": "standard (crop + flip)",
+    "standard+found": "standard + found policy",
+    "standard+randaugment": "standard + RandAugment",
+    "standard+trivialaugment": "standard + TrivialAugment-Wide",
+}
+
+
+def _then(first: Callable, second: Callable) -> AugmentFn:
+    def fn(x, aug_args, seed):
+        s1, s2 = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        return second(first(x, s1), s2)
+
+    return fn
+
+
+def strategy_augment(name: str, found: Policy | None, cfg: EvaluateConfig) -> AugmentFn:
+    """The per-batch augmentation of one strategy (float [0, 1] images in and out)."""
+    if name == "none":
+        return no_augmentation
+    if name == "standard":
+        return lambda x, aug_args, seed: baselines.standard(x, seed)
+    if name == "standard+found":
+        if found is None:
+            raise ValueError("strategy 'standard+found' needs the search's best policy")
+        tensors, available = found.tensors(), found.op_indices()
+        return _then(baselines.standard, lambda x, s: apply_policy(x, tensors, s, available))
+    if name == "standard+randaugment":
+        return _then(baselines.standard, lambda x, s: baselines.randaugment(x, s, cfg.randaugment_n, cfg.randaugment_m))
+    if name == "standard+trivialaugment":
+        return _then(baselines.standard, baselines.trivialaugment_wide)
+    raise ValueError(f"unknown strategy '{name}'")
+
+
+def final_splits(
+    train: LabelledImages, class_names: list[str], cfg: EvaluateConfig, seed: int
+) -> tuple[LabelledImages, LabelledImages]:
+    """A stratified training subset of TRAIN (``train_size``, or all) and a held-out validation sample."""
+    idx_val, idx_rest = stratified_indices(train.y, class_names, cfg.validation_size, stream_rng(seed, "eval_val"), "evaluation validation sample")
+    rest = LabelledImages(train.x[idx_rest], train.y[idx_rest])
+    val = LabelledImages(train.x[idx_val], train.y[idx_val])
+    if cfg.train_size is None or cfg.train_size >= len(rest):
+        return rest, val
+    idx_train, _ = stratified_indices(rest.y, class_names, cfg.train_size, stream_rng(seed, "eval_train"), "evaluation training subset")
+    return LabelledImages(rest.x[idx_train], rest.y[idx_train]), val
+
+
+def train_and_score(
+    strategy: str,
+    seed_index: int,
+    train: LabelledImages,
+    val: LabelledImages,
+    test: LabelledImages,
+    n_classes: int,
+    found: Policy | None,
+    cfg: EvaluateConfig,
+    seed: int,
+) -> dict:
+    """One final model for one strategy and seed: its curves and its test accuracy."""
+    import keras
+
+    from deepaug_pipeline.devices import configure_tensorflow
+
+    configure_tensorflow()
+    run_seed = stream_seed(seed, "evaluate", seed_index)
+    keras.utils.set_random_seed(run_seed)
+    model = build_model(cfg.model, train.x.shape[1:], n_classes, **cfg.model_options)
+    settings = FitSettings(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
+        learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule,
+    )  # fmt: skip
+    trainer = Trainer(model, train, settings, strategy_augment(strategy, found, cfg))
+    start = time.perf_counter()
+    history = trainer.fit((), run_seed, val)
+    test_loss, test_acc = trainer.evaluate(test)
+    status = "ok" if history.finite and np.isfinite(test_loss) else "failed"
+    return {
+        "strategy": strategy,
+        "seed_index": seed_index,
+        "status": status,
+        "test_accuracy": test_acc,
+        "test_error": 1.0 - test_acc,
+        "test_loss": test_loss,
+        "history": history.to_dict(),
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def run_grid(
+    cfg: EvaluateConfig,
+    run_log: TrialLog,
+    train_one: Callable[[str, int], dict],
+) -> list[dict]:
+    """Every (strategy, seed) run, resuming those already in ``run_log``; returns them in grid order."""
+    done = {(t["strategy"], t["seed_index"]): t for t in run_log.trials}
+    out = []
+    for seed_index in range(cfg.seeds):
+        for strategy in cfg.strategies:
+            key = (strategy, seed_index)
+            if key not in done:
+                log.info("Evaluating %s, seed %d", strategy, seed_index)
+                record = {"trial_id": f"{strategy}/{seed_index}", **train_one(strategy, seed_index)}
+                run_log.append(record)
+                done[key] = record
+                log.info("  test accuracy %.4f (%.0f s)", record["test_accuracy"], record["wall_seconds"])
+            out.append(done[key])
+    return out
+
+
+def results_table(runs: list[dict], strategies: list[str]) -> pd.DataFrame:
+    """Per strategy: test accuracy and error as mean ± std over seeds, and error reductions vs none / standard."""
+    frame = pd.DataFrame([r for r in runs if r["status"] == "ok"])
+    rows = []
+    for name in strategies:
+        part = frame[frame["strategy"] == name] if len(frame) else frame
+        acc = part["test_accuracy"].to_numpy() if len(part) else np.array([])
+        rows.append(
+            {
+                "strategy": name,
+                "label": STRATEGY_LABELS[name],
+                "runs": len(acc),
+                "test_accuracy_mean": float(acc.mean()) if len(acc) else np.nan,
+                "test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+                "test_error_mean": float(1 - acc.mean()) if len(acc) else np.nan,
+                "test_error_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+            }
+        )
+    table = pd.DataFrame(rows)
+    errors = dict(zip(table["strategy"], table["test_error_mean"]))
+    for ref in ("none", "standard"):
+        base = errors.get(ref)
+        table[f"error_reduction_vs_{ref}"] = (
+            [(base - e) / base if base else np.nan for e in table["test_error_mean"]] if base is not None else np.nan
+        )
+    return table

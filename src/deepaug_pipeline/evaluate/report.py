@@ -1,0 +1,164 @@
+"""The evaluation report: figures, report.md (images beside it) and a self-contained report.html."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from importlib import metadata
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from deepaug_pipeline.augment.policy import Policy  # noqa: E402
+from deepaug_pipeline.evaluate import STRATEGY_LABELS  # noqa: E402
+
+PACKAGES = ("deepaug-pipeline", "tensorflow", "keras", "kedro", "kedro-datasets", "kedro-mlflow", "mlflow", "scikit-optimize", "numpy")
+
+
+def results_bar_chart(table: pd.DataFrame) -> plt.Figure:
+    """Test error per strategy, mean ± std over seeds."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    x = np.arange(len(table))
+    ax.bar(x, table["test_error_mean"] * 100, yerr=table["test_error_std"] * 100, capsize=4, color="#4C72B0")
+    ax.set_xticks(x, table["label"], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("test error (%)")
+    ax.set_title("Final model, test error (mean ± std over seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(runs: list[dict]) -> plt.Figure:
+    """Validation accuracy per epoch, averaged over seeds, one line per strategy."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for strategy in dict.fromkeys(r["strategy"] for r in runs):
+        curves = np.array([r["history"]["val_accuracy"] for r in runs if r["strategy"] == strategy and r["status"] == "ok"])
+        if len(curves):
+            ax.plot(np.arange(1, curves.shape[1] + 1), curves.mean(axis=0), marker=".", label=STRATEGY_LABELS[strategy])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Learning curves (held-out training images)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def convergence_from_trials(trials: pd.DataFrame) -> plt.Figure:
+    """The search's best reward against trial number, from its trial table."""
+    from deepaug_pipeline.search.results import convergence_figure
+
+    records = trials.to_dict("records")
+    by_method: dict[str, list[dict]] = {}
+    for r in records:
+        by_method.setdefault(r.get("method") or "search", []).append(r)
+    return convergence_figure(by_method)
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _png(fig: plt.Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _fmt(v, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    return f"{v * 100:.2f}" if pct else f"{v:.4f}"
+
+
+def _comparison_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = ["strategy", "runs", "test accuracy (%)", "test error (%)", "error reduction vs none", "error reduction vs standard"]
+    rows = []
+    for r in table.to_dict("records"):
+        rows.append([
+            r["label"], str(r["runs"]),
+            f"{_fmt(r['test_accuracy_mean'], True)} ± {_fmt(r['test_accuracy_std'], True)}",
+            f"{_fmt(r['test_error_mean'], True)} ± {_fmt(r['test_error_std'], True)}",
+            "–" if pd.isna(r.get("error_reduction_vs_none")) else f"{r['error_reduction_vs_none'] * 100:+.1f}%",
+            "–" if pd.isna(r.get("error_reduction_vs_standard")) else f"{r['error_reduction_vs_standard'] * 100:+.1f}%",
+        ])  # fmt: skip
+    return header, rows
+
+
+def _policy_rows(policy: Policy) -> tuple[list[str], list[list[str]]]:
+    width = policy.ops_per_sub_policy
+    header = ["#"] + [h for j in range(width) for h in (f"op {j + 1}", f"magnitude {j + 1}")]
+    rows = []
+    for i, sub in enumerate(policy.sub_policies):
+        cells = [str(i + 1)]
+        for op in sub.operations:
+            cells += [op.op, f"{op.magnitude:.2f}"]
+        rows.append(cells + [""] * (len(header) - len(cells)))
+    return header, rows
+
+
+def _md_table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _html_table(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def build_report(
+    table: pd.DataFrame,
+    policy: Policy,
+    figures: dict[str, plt.Figure],
+    config: dict,
+) -> tuple[str, str]:
+    """Markdown (figures referenced as the PNG files the pipelines write beside it in data/08_reporting)
+    and self-contained HTML (figures inlined as base64)."""
+    versions = package_versions()
+    comparison = _comparison_rows(table)
+    policy_table = _policy_rows(policy)
+    captions = {
+        "results": "Test error per strategy",
+        "curves": "Learning curves",
+        "policy_grid": "The found policy on real images (first row: originals)",
+        "convergence": "Search convergence",
+    }
+    pngs = {name: _png(fig) for name, fig in figures.items()}
+    config_text = json.dumps(config, indent=2, default=str)
+    versions_rows = [[k, v] for k, v in versions.items()]
+
+    md = ["# deepaug-pipeline evaluation report", "", "## Comparison on the untouched test split", "", _md_table(*comparison), ""]
+    md += ["![Test error per strategy](evaluation_results.png)", "", "![Learning curves](learning_curves.png)", ""]
+    md += ["## The found policy", "", f"{len(policy.sub_policies)} sub-policies; an image is left untouched with probability {policy.p_none:.2f}.", ""]
+    md += [_md_table(*policy_table), "", "![Sample grid](best_policy_grid.png)", ""]
+    md += ["## Search convergence", "", "![Search convergence](convergence.png)", ""]
+    md += ["## Configuration", "", "```json", config_text, "```", "", "## Package versions", "", _md_table(["package", "version"], versions_rows), ""]
+
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>deepaug-pipeline evaluation report</title>",
+             "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}</style></head><body>",
+             "<h1>deepaug-pipeline evaluation report</h1>", "<h2>Comparison on the untouched test split</h2>",
+             _html_table(*comparison)]  # fmt: skip
+    for name in ("results", "curves"):
+        parts.append(f"<figure><img alt='{captions[name]}' src='data:image/png;base64,{pngs[name]}'><figcaption>{captions[name]}</figcaption></figure>")
+    parts += ["<h2>The found policy</h2>", _html_table(*policy_table)]
+    parts.append(f"<figure><img alt='{captions['policy_grid']}' src='data:image/png;base64,{pngs['policy_grid']}'><figcaption>{captions['policy_grid']}</figcaption></figure>")
+    parts += ["<h2>Search convergence</h2>", f"<img alt='{captions['convergence']}' src='data:image/png;base64,{pngs['convergence']}'>"]
+    parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_text)}</pre>", "<h2>Package versions</h2>",
+              _html_table(["package", "version"], versions_rows), "</body></html>"]  # fmt: skip
+    return "\n".join(md), "\n".join(parts)

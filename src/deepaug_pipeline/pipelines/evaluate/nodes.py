@@ -1,0 +1,81 @@
+"""Evaluate nodes: thin wrappers over ``deepaug_pipeline.evaluate``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from deepaug_pipeline.augment.grid import sample_grid
+from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.config import EvaluateConfig, parse_config
+from deepaug_pipeline.evaluate import final_splits, results_table, run_grid, train_and_score
+from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, results_bar_chart
+from deepaug_pipeline.ingest import LabelledImages
+from deepaug_pipeline.search.trial_log import TrialLogStore
+
+
+def evaluate_strategies(
+    search_subset: LabelledImages,
+    seed_validation_pool: LabelledImages,
+    test_set: LabelledImages,
+    dataset_summary: dict,
+    best_policy: dict,
+    evaluation_logs: TrialLogStore,
+    evaluate: dict,
+    seed: int,
+) -> list[dict]:
+    """Train the final model for every strategy × seed (resuming logged runs); score each on the test split."""
+    cfg = parse_config(EvaluateConfig, evaluate, "evaluate")
+    found = Policy.from_dict(best_policy)
+    train_all = LabelledImages(
+        np.concatenate([search_subset.x, seed_validation_pool.x]), np.concatenate([search_subset.y, seed_validation_pool.y])
+    )
+    train, val = final_splits(train_all, dataset_summary["class_names"], cfg, seed)
+    policy_hash = hashlib.sha256(json.dumps(found.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    config = {"seed": seed, "evaluate": cfg.result_defining(), "found_policy": policy_hash,
+              "data": {k: dataset_summary[k] for k in ("image_shape", "n_classes", "sizes")}}  # fmt: skip
+    run_log = evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate")
+    n_classes = dataset_summary["n_classes"]
+    return run_grid(
+        cfg, run_log, lambda strategy, i: train_and_score(strategy, i, train, val, test_set, n_classes, found, cfg, seed)
+    )
+
+
+def summarise_evaluation(evaluation_runs: list[dict], evaluate: dict) -> tuple[pd.DataFrame, dict]:
+    """The comparison table, and its numbers as MLflow metrics."""
+    table = results_table(evaluation_runs, parse_config(EvaluateConfig, evaluate, "evaluate").strategies)
+    metrics = {}
+    for row in table.to_dict("records"):
+        key = row["strategy"].replace("+", "_plus_")
+        for col in ("test_accuracy_mean", "test_accuracy_std", "test_error_mean", "error_reduction_vs_none", "error_reduction_vs_standard"):
+            if pd.notna(row.get(col)):
+                metrics[f"{key}.{col}"] = {"value": float(row[col]), "step": 0}
+    return table, metrics
+
+
+def write_report(
+    evaluation_table: pd.DataFrame,
+    evaluation_runs: list[dict],
+    best_policy: dict,
+    trials_table: pd.DataFrame,
+    search_subset: LabelledImages,
+    evaluate: dict,
+    search: dict,
+    seed: int,
+) -> tuple[str, str, plt.Figure, plt.Figure]:
+    """report.md, a self-contained report.html, the bar chart and the learning curves."""
+    policy = Policy.from_dict(best_policy)
+    figures = {
+        "results": results_bar_chart(evaluation_table),
+        "curves": learning_curves(evaluation_runs),
+        "policy_grid": sample_grid(policy, search_subset.x, max_images=8),
+        "convergence": convergence_from_trials(trials_table),
+    }
+    md, page = build_report(evaluation_table, policy, figures, {"seed": seed, "evaluate": evaluate, "search": search})
+    plt.close(figures["policy_grid"])
+    plt.close(figures["convergence"])
+    return md, page, figures["results"], figures["curves"]

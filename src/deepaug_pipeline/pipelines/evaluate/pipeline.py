@@ -1,0 +1,28 @@
+"""Evaluate pipeline: search outputs + splits → final model per strategy × seed → report."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from deepaug_pipeline.pipelines.evaluate.nodes import evaluate_strategies, summarise_evaluation, write_report
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                evaluate_strategies,
+                ["search_subset", "seed_validation_pool", "test_set", "dataset_summary", "best_policy",
+                 "evaluation_logs", "params:evaluate", "params:seed"],
+                "evaluation_runs",
+                name="evaluate_strategies",
+            ),
+            node(summarise_evaluation, ["evaluation_runs", "params:evaluate"],
+                 ["evaluation_table", "evaluation_metrics"], name="summarise_evaluation"),
+            node(
+                write_report,
+                ["evaluation_table", "evaluation_runs", "best_policy", "trials_table", "search_subset",
+                 "params:evaluate", "params:search", "params:seed"],
+                ["report_md", "report_html", "evaluation_results_plot", "learning_curves_plot"],
+                name="write_report",
+            ),
+        ]
+    )  # fmt: skip

@@ -1,0 +1,51 @@
+"""The DeepAugment-style Python API: same nodes, same errors, usable policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepaug_pipeline import DeepAugment, Policy
+from deepaug_pipeline.config import ConfigError
+from deepaug_pipeline.ingest import DataValidationError
+from tests.conftest import make_images
+
+TINY = {
+    "model": "fastcnn", "method": "bayesian_optimization", "train_set_size": 120, "opt_samples": 1,
+    "opt_last_n_epochs": 1, "opt_initial_points": 2, "child_epochs": 2, "child_first_train_epochs": 0,
+    "child_batch_size": 40, "validation_sample_size": 60, "model_options": {"width": 4, "dense": 8}, "progress": False,
+}  # fmt: skip
+
+
+def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path):
+    x, y = make_images(400, 4, (14, 14))
+    deepaug = DeepAugment(x, y, config=TINY, workdir=tmp_path)
+    top = deepaug.optimize(3)
+    assert len(top) == 3 and list(top["rank"]) == [0, 1, 2]
+    assert top["reward"].is_monotonic_decreasing
+    assert deepaug.trials["trial_id"].tolist() == [0, 1, 2, 3]
+    policy = deepaug.best_policy()
+    assert len(policy.sub_policies) == 15  # 3 policies × 5 sub-policies (top 5 when only 3 exist)
+    out = policy.apply(x[:8], seed=1)
+    assert out.shape == x[:8].shape and out.dtype == np.uint8
+    assert Policy.load(policy.save(tmp_path / "p.json")) == policy
+    assert policy.as_layer()(x[:4].astype("float32"), training=False).shape == (4, 14, 14, 1)
+    # A second call resumes: the logged trials are not run again.
+    again = DeepAugment(x, y, config=TINY, workdir=tmp_path)
+    again.optimize(4)
+    assert again.trials["trial_id"].tolist() == [0, 1, 2, 3, 4]
+    assert again.trials["reward"][:4].tolist() == deepaug.trials["reward"].tolist()
+
+
+def test_same_errors_as_the_pipeline():
+    x, y = make_images(100, 2, (12, 12))
+    with pytest.raises(ConfigError, match="unknown parameter key 'config.child_epoch'"):
+        DeepAugment(x, y, config={"child_epoch": 3})
+    with pytest.raises(ConfigError, match="bad value for 'config.method'"):
+        DeepAugment(x, y, config={"method": "grid"})
+    with pytest.raises(DataValidationError, match="100 images but 99 labels"):
+        DeepAugment(x, y[:99])
+    with pytest.raises(DataValidationError, match="1 or 3 channels"):
+        DeepAugment(np.zeros((100, 12, 12, 4), np.uint8), y)
+    with pytest.raises(DataValidationError, match="ingest.train_set_size=2000 is larger than what exists"):
+        DeepAugment(x, y)

@@ -1,0 +1,81 @@
+"""Parallel trials on a Dask LocalCluster with 2 workers, through `kedro run` like a user."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+from deepaug_pipeline.config import SearchConfig
+from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError
+from deepaug_pipeline.search.trial_log import read_log
+from tests.conftest import kedro_run, make_images
+
+DASK = "--params=search.executor=dask,search.n_workers=2,search.threads_per_worker=1"
+
+
+def test_dask_search_logs_every_trial_once_nested_under_one_parent(project):
+    result = kedro_run(project, "--pipeline=search", "--env=test", DASK + ",search.iterations=6")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = read_log(project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl")[1]
+    assert sorted(t["trial_id"] for t in trials) == list(range(7))
+    assert len({t["worker"] for t in trials}) == 2  # both workers did trials
+    # Same outputs, same format as local mode.
+    table = pd.read_csv(project / "data" / "07_model_output" / "trials.csv")
+    assert table["trial_id"].tolist() == list(range(7))
+    top = json.loads((project / "data" / "07_model_output" / "top_policies.json").read_text())
+    assert len(top["policies"]) == 3
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("deepaug_pipeline")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 7
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert sorted(int(c.data.tags["trial_id"]) for c in children) == list(range(7))
+
+
+def test_a_worker_killed_mid_search_loses_nothing(project):
+    log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl"
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", "--pipeline=search", "--env=test",
+         DASK + ",search.iterations=10,search.child_epochs=4"],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    killed = None
+    deadline = time.time() + 300
+    while time.time() < deadline and killed is None:
+        if log_path.exists() and len(read_log(log_path)[1]) >= 2:
+            workers = [c for c in psutil.Process(proc.pid).children(recursive=True) if "python" in c.name()]
+            busy = [w for w in workers if w.cpu_percent(interval=0.2) > 20]
+            if busy:
+                killed = busy[0].pid
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(0.2)
+    out, _ = proc.communicate(timeout=600)
+    assert killed is not None, "no busy worker process was found to kill"
+    assert proc.returncode == 0, out[-3000:]
+    trials = read_log(log_path)[1]
+    assert sorted(t["trial_id"] for t in trials) == list(range(11))
+    assert all(t["status"] in ("ok", "failed") for t in trials)
+
+
+def test_unreachable_scheduler_fails_fast_with_a_clear_error():
+    x, y = make_images(20, 2)
+    from deepaug_pipeline.ingest import LabelledImages
+
+    data = LabelledImages(x, y)
+    start = time.time()
+    with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        DaskExecutor(data, data, "tcp://127.0.0.1:9", 1, 1, connect_timeout=3)
+    assert time.time() - start < 30
+    assert SearchConfig(executor="dask", address="tcp://h:8786").address == "tcp://h:8786"

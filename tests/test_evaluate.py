@@ -1,0 +1,79 @@
+"""Evaluate: strategies, the comparison table, the report, and the pipelines end to end."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from mlflow.tracking import MlflowClient
+
+from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.config import ConfigError, EvaluateConfig, parse_config
+from deepaug_pipeline.evaluate import STRATEGY_LABELS, results_table, strategy_augment
+from tests.conftest import kedro_run, squashed_output
+
+FOUND = Policy.from_pairs([[("rotate", 0.5), ("cutout", 0.4)], [("shear", 0.3), ("crop", 0.3)]])
+
+
+@pytest.mark.parametrize("name", list(STRATEGY_LABELS))
+def test_each_strategy_keeps_shape_and_range(name):
+    x = tf.random.stateless_uniform([16, 20, 20, 3], seed=[1, 2])
+    out = strategy_augment(name, FOUND, EvaluateConfig())(x, (), tf.constant([3, 4], tf.int64)).numpy()
+    assert out.shape == (16, 20, 20, 3) and out.min() >= 0 and out.max() <= 1
+    assert np.allclose(out, x.numpy()) == (name == "none")
+
+
+def test_found_strategy_needs_a_policy_and_strategies_are_validated():
+    with pytest.raises(ValueError, match="needs the search's best policy"):
+        strategy_augment("standard+found", None, EvaluateConfig())
+    with pytest.raises(ConfigError, match=r"bad value for 'evaluate.strategies.0'"):
+        parse_config(EvaluateConfig, {"strategies": ["mixup"]}, "evaluate")
+    with pytest.raises(ConfigError, match="lists a strategy twice"):
+        parse_config(EvaluateConfig, {"strategies": ["none", "none"]}, "evaluate")
+
+
+def test_results_table_means_stds_and_error_reductions():
+    accs = {"none": [0.80, 0.82], "standard": [0.85, 0.87], "standard+found": [0.90, 0.88]}
+    runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, v in accs.items() for i, a in enumerate(v)]
+    table = results_table(runs, list(accs)).set_index("strategy")
+    assert table.loc["none", "test_error_mean"] == pytest.approx(0.19)
+    assert table.loc["standard+found", "test_accuracy_std"] == pytest.approx(np.std([0.90, 0.88], ddof=1))
+    assert table.loc["standard+found", "error_reduction_vs_none"] == pytest.approx((0.19 - 0.11) / 0.19)
+    assert table.loc["standard+found", "error_reduction_vs_standard"] == pytest.approx((0.14 - 0.11) / 0.14)
+
+
+def test_evaluate_without_search_outputs_says_to_run_the_search(project):
+    result = kedro_run(project, "--pipeline=evaluate", "--env=test")
+    assert result.returncode != 0
+    text = squashed_output(result)
+    assert "missingsearchoutputs:" in text and "Runthesearchfirst:`kedrorun--pipeline=search`" in text
+    assert f"best_policy({project}/data/07_model_output/best_policy.json)" in text
+
+
+def test_search_then_evaluate_writes_the_report(project):
+    assert kedro_run(project, "--pipeline=search", "--env=test").returncode == 0
+    result = kedro_run(project, "--pipeline=evaluate", "--env=test")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    reporting = project / "data" / "08_reporting"
+    table = pd.read_csv(reporting / "evaluation.csv")
+    assert table["strategy"].tolist() == list(STRATEGY_LABELS) and (table["runs"] == 2).all()
+    np.testing.assert_allclose(table["test_error_mean"], 1 - table["test_accuracy_mean"])
+    md = (reporting / "report.md").read_text()
+    for label in STRATEGY_LABELS.values():
+        assert re.search(rf"^\| {re.escape(label)} \| 2 \| \d+\.\d\d ± \d+\.\d\d \|", md, re.M), label
+    for png in ("evaluation_results.png", "learning_curves.png", "best_policy_grid.png", "convergence.png"):
+        assert f"]({png})" in md and (reporting / png).stat().st_size > 1000
+    page = (reporting / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "src='http" not in page and "tensorflow" in page
+    assert "standard + TrivialAugment-Wide" in page
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("deepaug_pipeline")
+    runs = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name == "evaluate"]
+    assert len(runs) == 1
+    metrics = runs[0].data.metrics
+    assert metrics["evaluation_metrics.standard_plus_found.test_accuracy_mean"] == pytest.approx(table.set_index("strategy").loc["standard+found", "test_accuracy_mean"])
+    assert {"report.html", "report.md", "evaluation.csv"} <= {a.path for a in client.list_artifacts(runs[0].info.run_id)}
