@@ -179,7 +179,7 @@ class SearchLoop:
                     running[retry] = (tid, policy, point, job)
                     pending.add(retry)
                     continue
-                record = {"status": "failed", "reason": f"worker lost twice: {type(exc).__name__}: {exc}",
+                record = {"status": "failed", "reason": f"the trial failed on a worker twice: {type(exc).__name__}: {exc}",
                           "reward": 0.0, "fallback": False, "histories": [], "wall_seconds": 0.0}  # fmt: skip
             self._finish(tid, policy, point, record, track=False)
             progress.update_rewards(self.trial_log.trials)

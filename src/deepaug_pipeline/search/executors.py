@@ -48,7 +48,7 @@ _RUNNERS: dict = {}  # per worker process: one traced child per (settings, seed,
 
 
 def _runner(job: TrialJob, subset: LabelledImages, pool: LabelledImages) -> TrialRunner:
-    key = (job.settings, job.seed, job.op_indices, job.n_classes)
+    key = repr((job.settings, job.seed, job.op_indices, job.n_classes))  # settings hold a dict: not hashable
     if key not in _RUNNERS:
         _RUNNERS[key] = TrialRunner(subset, pool, job.n_classes, job.settings, job.seed, job.op_indices)
     return _RUNNERS[key]
