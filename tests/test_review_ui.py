@@ -1,0 +1,87 @@
+"""The MLflow review UI, as a person sees it: `mlflow server` over a tiny search's store, in headless Chromium.
+
+Needs Debian's chromium and chromium-driver (.ci/run installs them). Deselect locally with `-m "not ui"`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import kedro_run
+
+pytestmark = pytest.mark.ui
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(project):
+    assert kedro_run(project, "--pipeline=search", "--env=test").returncode == 0
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("mlflow server did not start within 90 s")
+    yield url, project
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+# Skipped only outside CI: in CI (CI=true) a missing browser is a failure, not a skip.
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and os.environ.get("CI") != "true", reason="needs Debian's chromium and chromium-driver")
+def test_experiment_page_lists_the_search_with_its_trials_nested(mlflow_server, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, project = mlflow_server
+    exp = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_experiment_by_name("deepaug_pipeline")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1600,1000"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(f"{url}/#/experiments/{exp.experiment_id}/runs")
+        wait = WebDriverWait(driver, 60)
+        search = wait.until(ec.presence_of_element_located((By.XPATH, "//a[normalize-space()='search']")))
+        names = lambda: [a.text for a in driver.find_elements(By.XPATH, "//a[starts-with(normalize-space(), 'trial-')]")]  # noqa: E731
+        assert names() == []  # the trials are nested: hidden until their parent is expanded
+        row = search.find_element(By.XPATH, "./ancestor::*[@role='row'][1]")
+        row.find_element(By.XPATH, ".//button[contains(@data-component-id, 'runnamecellrenderer')]").click()
+        wait.until(lambda d: len(names()) == 5)
+        assert sorted(names()) == [f"trial-{i:03d}" for i in range(5)]
+        driver.save_screenshot(str(tmp_path / "experiment_page.png"))
+    finally:
+        driver.quit()
