@@ -75,3 +75,13 @@ def kedro_run(project_root: Path, *args: str, timeout: int = 600) -> subprocess.
 def squashed_output(result: subprocess.CompletedProcess) -> str:
     """stdout+stderr without any whitespace: rich wraps long lines, even inside paths."""
     return "".join((result.stdout + result.stderr).split())
+
+
+def mlflow_runs(project_root: Path) -> tuple[list, list]:
+    """(parent runs, nested child runs) of the project's experiment in its sqlite store."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project_root / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("deepaug_pipeline").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -12,12 +12,11 @@ import time
 import pandas as pd
 import psutil
 import pytest
-from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.config import SearchConfig
 from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError
 from deepaug_pipeline.search.trial_log import read_log
-from tests.conftest import kedro_run, make_images
+from tests.conftest import kedro_run, mlflow_runs, make_images
 
 DASK = "--params=search.executor=dask,search.n_workers=2,search.threads_per_worker=1"
 
@@ -33,11 +32,7 @@ def test_dask_search_logs_every_trial_once_nested_under_one_parent(project):
     assert table["trial_id"].tolist() == list(range(7))
     top = json.loads((project / "data" / "07_model_output" / "top_policies.json").read_text())
     assert len(top["policies"]) == 3
-    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("deepaug_pipeline")
-    runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    parents, children = mlflow_runs(project)
     assert len(parents) == 1 and len(children) == 7
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert sorted(int(c.data.tags["trial_id"]) for c in children) == list(range(7))

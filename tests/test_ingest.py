@@ -18,7 +18,7 @@ from deepaug_pipeline.ingest import (
     split_dataset,
     validate_source,
 )
-from tests.conftest import RAW_FASHION, make_images, write_idx, write_idx_folder
+from tests.conftest import RAW_FASHION, make_images, write_idx_folder
 
 
 def _source(x, y, test=None, class_names=None) -> ImageSource:

@@ -21,7 +21,7 @@ from deepaug_pipeline.search.run import policy_space
 from deepaug_pipeline.search.space import to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker
 from deepaug_pipeline.search.trial_log import TrialLog, TrialLogMismatch, read_log
-from tests.conftest import kedro_run, squashed_output
+from tests.conftest import kedro_run, mlflow_runs, squashed_output
 
 
 # --------------------------------------------------------------------------- space
@@ -147,10 +147,7 @@ def test_kedro_search_end_to_end_with_mlflow(project):
         assert (project / "data" / "08_reporting" / png).stat().st_size > 1000
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("deepaug_pipeline")
-    runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    parents, children = mlflow_runs(project)
     assert len(parents) == 1 and len(children) == 5
     parent = parents[0]
     assert parent.data.params["search.child_epochs"] == "2"
