@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import dense_rate_gflops, load_fashion_subset, median, np, tf, timed, write_results  # noqa: E402
+from common import dense_rate_gflops, load_fashion_subset, median, np, tf, timed, train_step_rate, write_results  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from deepaug_pipeline.augment import ops as ops_lib  # noqa: E402
@@ -123,13 +123,8 @@ def child_rates(splits, policy: Policy, available, epochs: int = 5) -> dict:
         aug.fit(tensors, 1, val)
         aug_s.append(time.perf_counter() - t)
     n = len(subset) * epochs
-    # Raw training steps (no input pipeline, no validation): the child's training throughput.
-    x = tf.random.uniform((128, *shape))
-    y = tf.zeros((128,), tf.int32)
-    step = tf.function(plain._train_step)
-    step_s = median(timed(lambda: [step(x, y) for _ in range(20)][-1][0].numpy(), REPEATS))
     return {
-        "train_steps_img_per_s": 20 * 128 / step_s,
+        "train_steps_img_per_s": train_step_rate(plain, shape, 128, REPEATS),
         "fit_without_aug_s": median(plain_s[1:]),
         "fit_with_policy_s": median(aug_s[1:]),
         "fit_images": n,

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import dense_rate_gflops, load_fashion_subset, median, np, tf, timed, write_results  # noqa: E402
+from common import dense_rate_gflops, load_fashion_subset, median, np, train_step_rate, write_results  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import IngestConfig, SearchConfig  # noqa: E402
+from deepaug_pipeline.ingest import LabelledImages  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
 from deepaug_pipeline.models.flops import forward_flops, training_flops  # noqa: E402
 from deepaug_pipeline.models.training import FitSettings, Trainer  # noqa: E402
@@ -40,14 +41,8 @@ REFERENCE_POLICIES = {
 def step_rate(model_name: str, shape, batch: int) -> dict:
     """Steady-state training steps (no input pipeline, no validation)."""
     model = build_model(model_name, shape, 10)
-    x, y = tf.random.uniform((batch, *shape)), tf.zeros((batch,), tf.int32)
-    from deepaug_pipeline.ingest import LabelledImages
-
     dummy = LabelledImages(np.zeros((batch, *shape), np.uint8), np.zeros(batch, np.int64))
-    trainer = Trainer(model, dummy, FitSettings(epochs=1, batch_size=batch))
-    step = tf.function(trainer._train_step)
-    secs = median(timed(lambda: [step(x, y) for _ in range(20)][-1][0].numpy(), 5))
-    rate = 20 * batch / secs
+    rate = train_step_rate(Trainer(model, dummy, FitSettings(epochs=1, batch_size=batch)), shape, batch)
     return {"img_per_s": rate, "train_flops_per_img": training_flops(model), "gflops": rate * training_flops(model) / 1e9,
             "params": model.count_params()}  # fmt: skip
 

@@ -71,6 +71,14 @@ def dense_rate_gflops(repeats: int = 5) -> dict:
     return rates
 
 
+def train_step_rate(trainer, shape, batch: int, repeats: int = 5) -> float:
+    """Images/s of ``trainer``'s steady-state training steps (no input pipeline, no validation)."""
+    x, y = tf.random.uniform((batch, *shape)), tf.zeros((batch,), tf.int32)
+    step = tf.function(trainer._train_step)
+    secs = median(timed(lambda: [step(x, y) for _ in range(20)][-1][0].numpy(), repeats))
+    return 20 * batch / secs
+
+
 def load_fashion_subset(n_train: int = 2000, n_val: int = 1000, seed: int = 0):
     """Stratified Fashion-MNIST subset and a validation sample, as the search sees them."""
     from deepaug_pipeline.config import IngestConfig, SourceConfig
@@ -90,4 +98,4 @@ def write_results(name: str, data: dict) -> Path:
     return path
 
 
-__all__ = ["REPO", "dense_rate_gflops", "load_fashion_subset", "machine", "median", "np", "tf", "timed", "write_results"]
+__all__ = ["REPO", "dense_rate_gflops", "load_fashion_subset", "machine", "median", "np", "tf", "timed", "train_step_rate", "write_results"]

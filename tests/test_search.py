@@ -43,7 +43,7 @@ def test_skopt_numpy_scalars_are_serialised_cleanly():
     point = optimizer.ask()  # from the surrogate: skopt then returns numpy scalars (np.str_)
     assert any(isinstance(v, np.generic) for v in point)
     policy = space.decode(point)
-    params = policy_params(space, point)
+    params = policy_params(space.dimension_names(), point)
     text = json.dumps({"policy": policy.to_dict(), "params": params})
     assert "np." not in text and all(type(v) in (str, float, int) for v in params.values())
     assert space.encode(policy) == [to_python(v) for v in point]

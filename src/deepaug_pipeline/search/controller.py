@@ -36,9 +36,11 @@ def make_optimizer(space: PolicySpace, cfg: SearchConfig, seed: int) -> Optimize
     )
 
 
-def policy_params(space: PolicySpace, point: list) -> dict:
-    """The policy's dimensions as flat, plain-Python values (MLflow params, CSV columns)."""
-    return {name: to_python(v) for name, v in zip(space.dimension_names(), point)}
+def policy_params(names: list[str], point: list | None) -> dict:
+    """The policy's dimensions as flat, plain-Python values (MLflow params); trial 0 has no point."""
+    if point is None:
+        return {"policy": "no augmentation"}
+    return {name: to_python(v) for name, v in zip(names, point)}
 
 
 def _grid_png(policy: Policy, images: np.ndarray, seed: int) -> bytes:
@@ -58,10 +60,9 @@ def track_trial(tracker: TrialTracker, record: dict, param_names: list[str], gri
     if not tracker.enabled:
         return
     point = record.get("point")
-    params = dict(zip(param_names, point)) if point is not None else {"policy": "no augmentation"}
     policy = Policy.from_dict(record["policy"])
     grid = _grid_png(policy, grid_images, seed) if (with_grid and grid_images is not None and point is not None) else None
-    tracker.log_trial(record, params, grid)
+    tracker.log_trial(record, policy_params(param_names, point), grid)
 
 
 class SearchLoop:
