@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, EvaluateConfig, parse_config
 from deepaug_pipeline.evaluate import STRATEGY_LABELS, results_table, strategy_augment
+from deepaug_pipeline.evaluate.report import verdict
 from tests.conftest import kedro_run, squashed_output
 
 FOUND = Policy.from_pairs([[("rotate", 0.5), ("cutout", 0.4)], [("shear", 0.3), ("crop", 0.3)]])
@@ -45,6 +46,20 @@ def test_results_table_means_stds_and_error_reductions():
     assert table.loc["standard+found", "error_reduction_vs_standard"] == pytest.approx((0.14 - 0.11) / 0.14)
 
 
+def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
+    accs = {"none": [0.80, 0.81, 0.80], "standard": [0.870, 0.880, 0.875], "standard+found": [0.878, 0.872, 0.880],
+            "standard+trivialaugment": [0.86]}  # fmt: skip
+    runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, v in accs.items() for i, a in enumerate(v)]
+    lines = verdict(results_table(runs, list(accs)))
+    assert lines[0] == "Lowest mean test error: standard + found policy (12.33%)."
+    vs = {line.split(":")[0]: line for line in lines[1:]}
+    assert vs["The found policy vs none"].startswith("The found policy vs none: 7.33 points lower error (")
+    assert "beyond seed noise" in vs["The found policy vs none"]
+    assert "0.17 points lower error (within seed noise" in vs["The found policy vs standard (crop + flip)"]
+    assert "one run on a side" in vs["The found policy vs standard + TrivialAugment-Wide"]
+    assert len(lines) == 4
+
+
 def test_evaluate_without_search_outputs_says_to_run_the_search(project):
     result = kedro_run(project, "--pipeline=evaluate", "--env=test")
     assert result.returncode != 0
@@ -64,6 +79,7 @@ def test_search_then_evaluate_writes_the_report(project):
     md = (reporting / "report.md").read_text()
     for label in STRATEGY_LABELS.values():
         assert re.search(rf"^\| {re.escape(label)} \| 2 \| \d+\.\d\d ± \d+\.\d\d \|", md, re.M), label
+    assert "- Lowest mean test error: " in md and "- The found policy vs none: " in md
     for png in ("evaluation_results.png", "learning_curves.png", "best_policy_grid.png", "convergence.png"):
         assert f"]({png})" in md and (reporting / png).stat().st_size > 1000
     page = (reporting / "report.html").read_text()

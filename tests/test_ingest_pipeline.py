@@ -6,14 +6,16 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from deepaug_pipeline.config import ProjectParams
 from deepaug_pipeline.datasets import LabelledImagesDataset
 from deepaug_pipeline.ingest import ImageSource, LabelledImages
 from deepaug_pipeline.pipelines.ingest import create_pipeline
 from deepaug_pipeline.pipelines.ingest.nodes import split_images
-from tests.conftest import kedro_run, make_images, squashed_output, write_idx_folder
+from tests.conftest import REPO, kedro_run, make_images, squashed_output, write_idx_folder
 
 
 def test_split_images_node_validates_its_parameters():
@@ -21,6 +23,15 @@ def test_split_images_node_validates_its_parameters():
     src = ImageSource(LabelledImages(x, y), LabelledImages(x[:10], y[:10]), ["a", "b"])
     with pytest.raises(ValueError, match="unknown parameter key 'ingest.trian_set_size'"):
         split_images(src, {"trian_set_size": 10}, 0)
+
+
+def test_conf_base_equals_the_typed_defaults():
+    """The API, notebooks and benchmarks use the typed defaults; they must be the pipeline's conf/base values."""
+    params = {}
+    for path in sorted((REPO / "conf" / "base").glob("parameters*.yml")):
+        params.update(yaml.safe_load(path.read_text()) or {})
+    assert set(params) == set(ProjectParams.model_fields)
+    assert ProjectParams(**params).model_dump() == ProjectParams().model_dump()
 
 
 def test_ingest_pipeline_with_sequential_runner():

@@ -149,11 +149,11 @@ class EvaluateConfig(_Strict):
         default_factory=lambda: ["none", "standard", "standard+found", "standard+randaugment", "standard+trivialaugment"]
     )
     seeds: int = Field(2, ge=1)
-    model: str = "wrn_10_2"
-    model_options: dict[str, Any] = Field(default_factory=dict)
-    train_size: int | None = Field(5000, ge=10, description="stratified subset of TRAIN; null = all of it")
+    model: str = "wrn_10_1"
+    model_options: dict[str, Any] = Field(default_factory=lambda: {"dropout": 0.0, "weight_decay": 0.0005})
+    train_size: int | None = Field(4000, ge=10, description="stratified subset of TRAIN; null = all of it")
     validation_size: int = Field(1000, ge=10, description="held-out TRAIN images for the learning curves (never test)")
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(30, ge=1)
     batch_size: int = Field(128, ge=1)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
     learning_rate: float = Field(0.05, gt=0)

@@ -97,6 +97,32 @@ def _comparison_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def verdict(table: pd.DataFrame) -> list[str]:
+    """Plain sentences: the best strategy, and the found policy against each other strategy, with the seed noise."""
+    rows = table.set_index("strategy")
+    rows = rows[rows["runs"] > 0]
+    if rows.empty:
+        return ["No run finished, so there is nothing to compare."]
+    best = rows["test_error_mean"].idxmin()
+    lines = [f"Lowest mean test error: {rows.loc[best, 'label']} ({rows.loc[best, 'test_error_mean'] * 100:.2f}%)."]
+    if "standard+found" not in rows.index:
+        return lines
+    found = rows.loc["standard+found"]
+    for other, row in rows.drop(index="standard+found").iterrows():
+        diff = found["test_error_mean"] - row["test_error_mean"]
+        # Standard error of the difference of two means over independent seeds.
+        se = float(np.sqrt(found["test_error_std"] ** 2 / found["runs"] + row["test_error_std"] ** 2 / row["runs"]))
+        if min(found["runs"], row["runs"]) < 2:
+            noise = "one run on a side, so no noise estimate"
+        elif se > 0 and abs(diff) > 2 * se:
+            noise = f"{abs(diff) / se:.1f} standard errors: beyond seed noise"
+        else:
+            noise = "within seed noise (≤ 2 standard errors)"
+        word = "lower" if diff < 0 else "higher"
+        lines.append(f"The found policy vs {row['label']}: {abs(diff) * 100:.2f} points {word} error ({noise}).")
+    return lines
+
+
 def _policy_rows(policy: Policy) -> tuple[list[str], list[list[str]]]:
     width = policy.ops_per_sub_policy
     header = ["#"] + [h for j in range(width) for h in (f"op {j + 1}", f"magnitude {j + 1}")]
@@ -142,7 +168,9 @@ def build_report(
     config_text = json.dumps(config, indent=2, default=str)
     versions_rows = [[k, v] for k, v in versions.items()]
 
+    summary = verdict(table)
     md = ["# deepaug-pipeline evaluation report", "", "## Comparison on the untouched test split", "", _md_table(*comparison), ""]
+    md += [f"- {line}" for line in summary] + [""]
     md += ["![Test error per strategy](evaluation_results.png)", "", "![Learning curves](learning_curves.png)", ""]
     md += ["## The found policy", "", f"{len(policy.sub_policies)} sub-policies; an image is left untouched with probability {policy.p_none:.2f}.", ""]
     md += [_md_table(*policy_table), "", "![Sample grid](best_policy_grid.png)", ""]
@@ -153,7 +181,7 @@ def build_report(
              "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}</style></head><body>",
              "<h1>deepaug-pipeline evaluation report</h1>", "<h2>Comparison on the untouched test split</h2>",
-             _html_table(*comparison)]  # fmt: skip
+             _html_table(*comparison), "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary) + "</ul>"]  # fmt: skip
     for name in ("results", "curves"):
         parts.append(f"<figure><img alt='{captions[name]}' src='data:image/png;base64,{pngs[name]}'><figcaption>{captions[name]}</figcaption></figure>")
     parts += ["<h2>The found policy</h2>", _html_table(*policy_table)]
