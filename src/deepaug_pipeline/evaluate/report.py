@@ -117,7 +117,7 @@ def verdict(table: pd.DataFrame) -> list[str]:
         elif se > 0 and abs(diff) > 2 * se:
             noise = f"{abs(diff) / se:.1f} standard errors: beyond seed noise"
         else:
-            noise = "within seed noise (≤ 2 standard errors)"
+            noise = "within seed noise: ≤ 2 standard errors"
         word = "lower" if diff < 0 else "higher"
         lines.append(f"The found policy vs {row['label']}: {abs(diff) * 100:.2f} points {word} error ({noise}).")
     return lines
