@@ -39,10 +39,12 @@ def main(search_trials: int = 40, seeds: int = 3) -> None:
     cfg = EvaluateConfig(seeds=seeds, train_size=None, validation_size=1000)
     # Train on the same 4000 images the search used; learning curves on a pool sample; score on the 10k test split.
     train = splits.search_subset
-    val = LabelledImages(splits.seed_validation_pool.x[:1000], splits.seed_validation_pool.y[:1000])
+    pool, n_val = splits.seed_validation_pool, cfg.validation_size
+    val = LabelledImages(pool.x[:n_val], pool.y[:n_val])
     run_log = store.open("evaluate", {"seed": SEED, "evaluate": cfg.result_defining(), "policy": found.to_dict()}, section="evaluate")
     start = time.perf_counter()
-    runs = run_grid(cfg, run_log, lambda s, i: train_and_score(s, i, train, val, splits.test, 10, found, cfg, SEED))
+    n_classes = len(splits.class_names)
+    runs = run_grid(cfg, run_log, lambda s, i: train_and_score(s, i, train, val, splits.test, n_classes, found, cfg, SEED))
     table = results_table(runs, cfg.strategies).set_index("strategy")
     err = table["test_error_mean"]
     write_results(

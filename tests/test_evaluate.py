@@ -58,6 +58,10 @@ def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
     assert "0.17 points lower error (within seed noise" in vs["The found policy vs standard (crop + flip)"]
     assert "one run on a side" in vs["The found policy vs standard + TrivialAugment-Wide"]
     assert len(lines) == 4
+    same = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, a in (("none", 0.8), ("standard+found", 0.9)) for i in range(2)]
+    assert verdict(results_table(same, ["none", "standard+found"]))[1] == (
+        "The found policy vs none: 10.00 points lower error (every seed gave the same accuracy, so no noise estimate)."
+    )
 
 
 def test_evaluate_without_search_outputs_says_to_run_the_search(project):

@@ -108,13 +108,15 @@ def verdict(table: pd.DataFrame) -> list[str]:
     if "standard+found" not in rows.index:
         return lines
     found = rows.loc["standard+found"]
-    for other, row in rows.drop(index="standard+found").iterrows():
+    for _, row in rows.drop(index="standard+found").iterrows():
         diff = found["test_error_mean"] - row["test_error_mean"]
         # Standard error of the difference of two means over independent seeds.
         se = float(np.sqrt(found["test_error_std"] ** 2 / found["runs"] + row["test_error_std"] ** 2 / row["runs"]))
         if min(found["runs"], row["runs"]) < 2:
             noise = "one run on a side, so no noise estimate"
-        elif se > 0 and abs(diff) > 2 * se:
+        elif se == 0:
+            noise = "every seed gave the same accuracy, so no noise estimate"
+        elif abs(diff) > 2 * se:
             noise = f"{abs(diff) / se:.1f} standard errors: beyond seed noise"
         else:
             noise = "within seed noise: ≤ 2 standard errors"
