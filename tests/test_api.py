@@ -11,9 +11,10 @@ from deepaug_pipeline.ingest import DataValidationError
 from tests.conftest import make_images
 
 TINY = {
-    "model": "fastcnn", "method": "bayesian_optimization", "train_set_size": 120, "opt_samples": 1,
-    "opt_last_n_epochs": 1, "opt_initial_points": 2, "child_epochs": 2, "child_first_train_epochs": 0,
-    "child_batch_size": 40, "validation_sample_size": 60, "model_options": {"width": 4, "dense": 8}, "progress": False,
+    "model": "fastcnn", "method": "bayesian_optimization", "train_set_size": 120, "base_augmentation": "standard",
+    "noise_seeds": 2, "reevaluate_top": 2, "reevaluate_seeds": 2, "opt_last_n_epochs": 1, "opt_initial_points": 2,
+    "child_epochs": 2, "child_first_train_epochs": 0, "child_batch_size": 40, "validation_sample_size": 60,
+    "model_options": {"width": 4, "dense": 8},
 }  # fmt: skip
 
 
@@ -22,10 +23,15 @@ def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path):
     deepaug = DeepAugment(x, y, config=TINY, workdir=tmp_path)
     top = deepaug.optimize(3)
     assert len(top) == 3 and list(top["rank"]) == [0, 1, 2]
-    assert top["reward"].is_monotonic_decreasing
-    assert deepaug.trials["trial_id"].tolist() == [0, 1, 2, 3]
+    assert top["paired_gain"][:2].is_monotonic_decreasing and top["paired_gain"][2:].isna().all()  # 2 re-evaluated
+    trials = deepaug.trials
+    assert trials["stage"].tolist() == ["baseline"] * 2 + ["search"] * 3 + ["reevaluate"] * 6
+    assert trials["trial_id"].dropna().tolist()[:3] == [1, 2, 3]
     policy = deepaug.best_policy()
-    assert len(policy.sub_policies) == 15  # 3 policies × 5 sub-policies (top 5 when only 3 exist)
+    accepted = top[top["accepted"] == True]  # noqa: E712 - a pandas column
+    assert len(policy.sub_policies) == 5 * len(accepted) and policy.metadata["verdict"] == deepaug.verdict
+    assert policy.metadata["base_augmentation"] == "standard"
+    policy = Policy.from_dict(top_entry(deepaug, 0))  # a policy with operations, whatever the verdict
     out = policy.apply(x[:8], seed=1)
     assert out.shape == x[:8].shape and out.dtype == np.uint8
     assert Policy.load(policy.save(tmp_path / "p.json")) == policy
@@ -33,8 +39,12 @@ def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path):
     # A second call resumes: the logged trials are not run again.
     again = DeepAugment(x, y, config=TINY, workdir=tmp_path)
     again.optimize(4)
-    assert again.trials["trial_id"].tolist() == [0, 1, 2, 3, 4]
-    assert again.trials["reward"][:4].tolist() == deepaug.trials["reward"].tolist()
+    assert again.trials["key"].tolist()[: len(trials)] == trials["key"].tolist() and "trial/4" in again.trials["key"].tolist()
+    assert again.trials["reward"][: len(trials)].tolist() == trials["reward"].tolist()
+
+
+def top_entry(deepaug: DeepAugment, rank: int) -> dict:
+    return deepaug.top_policies()["policies"][rank]["policy"]
 
 
 def test_same_errors_as_the_pipeline():

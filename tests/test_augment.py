@@ -174,7 +174,7 @@ def test_probability_per_op_is_optional_and_applied():
         ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}], [{"op": "twirl", "magnitude": 0.2}]]}, r"sub_policies\[1\]\[0\]\.op: unknown op 'twirl'"),
         ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 1.5}]]}, r"sub_policies\[0\]\[0\]\.magnitude: 1.5 is outside \[0.0, 1.0\]"),
         ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": "big"}]]}, r"magnitude: expected a number"),
-        ({"schema_version": 1, "sub_policies": []}, r"sub_policies: expected a non-empty list"),
+        ({"schema_version": 1, "sub_policies": {}}, r"sub_policies: expected a list of sub-policies"),
         ({"schema_version": 1, "p_none": -0.1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}]]}, r"p_none: -0.1 is outside"),
         ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1, "prob": 1}]]}, r"\[0\]\[0\]: unknown key\(s\) \['prob'\]"),
     ],
@@ -216,6 +216,18 @@ def test_map_fn_in_a_tf_data_pipeline():
     batches = [x.numpy() for x, _ in ds]
     assert batches[0].dtype == np.uint8 and batches[0].shape == (32, 27, 31, 1)
     assert not np.array_equal(batches[0], batches[1])  # a fresh draw per call
+
+
+def test_empty_policy_is_the_identity_and_the_layer_runs_the_searchs_base_first():
+    images = _batch(2, np.uint8, n=16)
+    empty = Policy((), p_none=1.0, metadata={"base_augmentation": "standard"})
+    assert Policy.from_dict(empty.to_dict()).is_empty and empty.describe() == []
+    np.testing.assert_array_equal(empty.apply(images, seed=1).numpy(), images)
+    np.testing.assert_array_equal(empty.as_layer(seed=1, with_base=False)(images, training=True).numpy(), images)
+    with_base = empty.as_layer(seed=1)(images, training=True).numpy()
+    assert with_base.shape == images.shape and not np.array_equal(with_base, images)  # crop + flip still applies
+    base_only = baselines.base_augment(ops_lib.to_unit(tf.constant(images)), baselines.base_params("none"), SEED)
+    np.testing.assert_allclose(base_only.numpy(), images / 255.0, atol=1e-6)  # base "none" changes nothing
 
 
 def test_baselines_keep_shape_and_change_images():

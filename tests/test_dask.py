@@ -25,17 +25,19 @@ def test_dask_search_logs_every_trial_once_nested_under_one_parent(project):
     result = kedro_run(project, "--pipeline=search", "--env=test", DASK + ",search.iterations=6")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     trials = read_log(project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl")[1]
-    assert sorted(t["trial_id"] for t in trials) == list(range(7))
-    assert len({t["worker"] for t in trials}) == 2  # both workers did trials
+    keys = [t["key"] for t in trials]
+    assert len(keys) == len(set(keys)) == 2 + 6 + 2 * (1 + 2)  # baseline, trials, re-evaluation (conf/test)
+    assert sorted(t["trial_id"] for t in trials if t["stage"] == "search") == list(range(1, 7))
+    assert len({t["worker"] for t in trials}) == 2  # both workers did fits
     # Same outputs, same format as local mode.
     table = pd.read_csv(project / "data" / "07_model_output" / "trials.csv")
-    assert table["trial_id"].tolist() == list(range(7))
+    assert table["key"].tolist() == keys
     top = json.loads((project / "data" / "07_model_output" / "top_policies.json").read_text())
-    assert len(top["policies"]) == 3
+    assert len(top["policies"]) == 3 and sum(p["reevaluation"] is not None for p in top["policies"]) == 2
     parents, children = mlflow_runs(project)
-    assert len(parents) == 1 and len(children) == 7
+    assert len(parents) == 1 and len(children) == len(keys)
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
-    assert sorted(int(c.data.tags["trial_id"]) for c in children) == list(range(7))
+    assert sorted(c.data.tags["key"] for c in children) == sorted(keys)
 
 
 def test_a_worker_killed_mid_search_loses_nothing(project):
@@ -60,7 +62,9 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
     assert killed is not None, "no busy worker process was found to kill"
     assert proc.returncode == 0, out[-3000:]
     trials = read_log(log_path)[1]
-    assert sorted(t["trial_id"] for t in trials) == list(range(11))
+    keys = [t["key"] for t in trials]
+    assert len(keys) == len(set(keys)) == 2 + 10 + 2 * (1 + 2)
+    assert sorted(t["trial_id"] for t in trials if t["stage"] == "search") == list(range(1, 11))
     assert all(t["status"] in ("ok", "failed") for t in trials)
 
 
@@ -71,6 +75,6 @@ def test_unreachable_scheduler_fails_fast_with_a_clear_error():
     data = LabelledImages(x, y)
     start = time.time()
     with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
-        DaskExecutor(data, data, "tcp://127.0.0.1:9", 1, 1, connect_timeout=3)
+        DaskExecutor(data, data, None, "tcp://127.0.0.1:9", 1, 1, connect_timeout=3)
     assert time.time() - start < 30
     assert SearchConfig(executor="dask", address="tcp://h:8786").address == "tcp://h:8786"

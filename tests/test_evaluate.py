@@ -12,19 +12,34 @@ from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, EvaluateConfig, parse_config
-from deepaug_pipeline.evaluate import STRATEGY_LABELS, results_table, strategy_augment
+from deepaug_pipeline.evaluate import results_table, strategy_aliases, strategy_augment, strategy_labels
 from deepaug_pipeline.evaluate.report import verdict
 from tests.conftest import kedro_run, squashed_output
 
 FOUND = Policy.from_pairs([[("rotate", 0.5), ("cutout", 0.4)], [("shear", 0.3), ("crop", 0.3)]])
+LABELS = strategy_labels("standard")
 
 
-@pytest.mark.parametrize("name", list(STRATEGY_LABELS))
+@pytest.mark.parametrize("name", list(LABELS))
 def test_each_strategy_keeps_shape_and_range(name):
     x = tf.random.stateless_uniform([16, 20, 20, 3], seed=[1, 2])
     out = strategy_augment(name, FOUND, EvaluateConfig())(x, (), tf.constant([3, 4], tf.int64)).numpy()
     assert out.shape == (16, 20, 20, 3) and out.min() >= 0 and out.max() <= 1
     assert np.allclose(out, x.numpy()) == (name == "none")
+
+
+def test_standard_is_the_base_the_search_chose():
+    x = tf.random.stateless_uniform([16, 20, 20, 3], seed=[1, 2])
+    seed = tf.constant([3, 4], tf.int64)
+    none_base = strategy_augment("standard", FOUND, EvaluateConfig(), base="none")(x, (), seed).numpy()
+    np.testing.assert_array_equal(none_base, x.numpy())
+    crop = strategy_augment("standard", FOUND, EvaluateConfig(), base="crop")(x, (), seed).numpy()
+    flip = strategy_augment("standard", FOUND, EvaluateConfig(), base="standard")(x, (), seed).numpy()
+    assert not np.allclose(crop, x.numpy()) and not np.allclose(crop, flip)
+    assert strategy_labels("crop")["standard+found"] == "pad + crop + found policy"
+    assert strategy_aliases("none", FOUND) == {"standard": "none"}
+    assert strategy_aliases("none", Policy((), p_none=1.0)) == {"standard": "none", "standard+found": "none"}
+    assert strategy_aliases("standard", FOUND) == {}
 
 
 def test_found_strategy_needs_a_policy_and_strategies_are_validated():
@@ -51,17 +66,20 @@ def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
             "standard+trivialaugment": [0.86]}  # fmt: skip
     runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, v in accs.items() for i, a in enumerate(v)]
     lines = verdict(results_table(runs, list(accs)))
-    assert lines[0] == "Lowest mean test error: standard + found policy (12.33%)."
+    assert lines[0] == "Lowest mean test error: crop + flip + found policy (12.33%)."
     vs = {line.split(":")[0]: line for line in lines[1:]}
-    assert vs["The found policy vs none"].startswith("The found policy vs none: 7.33 points lower error (")
-    assert "beyond seed noise" in vs["The found policy vs none"]
-    assert "0.17 points lower error (within seed noise" in vs["The found policy vs standard (crop + flip)"]
-    assert "one run on a side" in vs["The found policy vs standard + TrivialAugment-Wide"]
-    assert len(lines) == 4
+    assert vs["standard (crop + flip) vs none"].startswith("standard (crop + flip) vs none: 7.17 points lower error (")
+    assert "beyond seed noise" in vs["crop + flip + found policy vs none"]
+    assert "0.17 points lower error (within seed noise" in vs["crop + flip + found policy vs standard (crop + flip)"]
+    assert "one run on a side" in vs["crop + flip + found policy vs crop + flip + TrivialAugment-Wide"]
+    assert "one run on a side" in vs["crop + flip + TrivialAugment-Wide vs standard (crop + flip)"]
+    assert len(lines) == 6
     same = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, a in (("none", 0.8), ("standard+found", 0.9)) for i in range(2)]
     assert verdict(results_table(same, ["none", "standard+found"]))[1] == (
-        "The found policy vs none: 10.00 points lower error (every seed gave the same accuracy, so no noise estimate)."
+        "crop + flip + found policy vs none: 10.00 points lower error (every seed gave the same accuracy, so no noise estimate)."
     )
+    aliased = verdict(results_table(same, ["none", "standard+found"]), same_as={"standard+found": "none"})
+    assert aliased[1] == "crop + flip + found policy: the same runs as none, nothing to compare."
 
 
 def test_evaluate_without_search_outputs_says_to_run_the_search(project):
@@ -78,17 +96,27 @@ def test_search_then_evaluate_writes_the_report(project):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     reporting = project / "data" / "08_reporting"
     table = pd.read_csv(reporting / "evaluation.csv")
-    assert table["strategy"].tolist() == list(STRATEGY_LABELS) and (table["runs"] == 2).all()
+    assert table["strategy"].tolist() == list(LABELS) and (table["runs"] == 2).all()
     np.testing.assert_allclose(table["test_error_mean"], 1 - table["test_accuracy_mean"])
+    best = Policy.load(project / "data" / "07_model_output" / "best_policy.json")
+    same_as = strategy_aliases("standard", best)
     md = (reporting / "report.md").read_text()
-    for label in STRATEGY_LABELS.values():
+    for strategy, label in LABELS.items():
+        if strategy in same_as:
+            label += f" (= {LABELS[same_as[strategy]]}, not trained twice)"
         assert re.search(rf"^\| {re.escape(label)} \| 2 \| \d+\.\d\d ± \d+\.\d\d \|", md, re.M), label
-    assert "- Lowest mean test error: " in md and "- The found policy vs none: " in md
+    lines = md.splitlines()
+    assert lines[2] == f"- Search: {best.metadata['verdict']}." and lines[4].startswith("- Final model: wrn_10_1, 300 training images, 2 epochs")
+    assert "- Lowest mean test error: " in md and "- standard (crop + flip) vs none: " in md
+    if best.is_empty:  # the tiny search found nothing beyond noise: standard + found reuses the standard runs
+        assert "- crop + flip + found policy: the same runs as standard (crop + flip), nothing to compare." in md
+        row = table.set_index("strategy")
+        assert row.loc["standard+found", "test_accuracy_mean"] == row.loc["standard", "test_accuracy_mean"]
     for png in ("evaluation_results.png", "learning_curves.png", "best_policy_grid.png", "convergence.png"):
         assert f"]({png})" in md and (reporting / png).stat().st_size > 1000
     page = (reporting / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 4 and "src='http" not in page and "tensorflow" in page
-    assert "standard + TrivialAugment-Wide" in page
+    assert "crop + flip + TrivialAugment-Wide" in page
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     exp = client.get_experiment_by_name("deepaug_pipeline")

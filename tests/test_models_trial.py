@@ -7,12 +7,15 @@ import textwrap
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.models import ModelConfigError, build_model
 from deepaug_pipeline.models.training import FitSettings, History, Trainer
-from deepaug_pipeline.search.reward import sample_reward, trial_reward
+from deepaug_pipeline.augment.baselines import base_params
+from deepaug_pipeline.search.records import FitRequest
+from deepaug_pipeline.search.reward import reward, validated_epochs
 from deepaug_pipeline.search.trial import ChildSettings, TrialRunner
 from tests.conftest import make_images
 
@@ -23,30 +26,32 @@ def _hist(train, val, loss=None):
 
 
 # --------------------------------------------------------------------------- reward
-def test_reward_uses_the_k_best_non_overfit_epochs():
+def test_default_reward_is_the_mean_of_the_last_k_epochs():
     h = _hist(train=[0.5, 0.7, 0.85, 0.95, 0.99], val=[0.45, 0.65, 0.78, 0.80, 0.70])
-    r = sample_reward(h, last_n_epochs=2, overfit_gap=0.10)
+    r = reward(h, "last", last_n_epochs=2, overfit_gap=0.10)
+    assert r.epochs_used == [3, 4] and r.value == pytest.approx(0.75) and not r.fallback
+    assert reward(h, "last", last_n_epochs=10, overfit_gap=0.1).epochs_used == [0, 1, 2, 3, 4]
+    assert validated_epochs("last", 2) == 2 and validated_epochs("best_non_overfit", 2) is None
+
+
+def test_deepaugment_rule_uses_the_k_best_non_overfit_epochs():
+    h = _hist(train=[0.5, 0.7, 0.85, 0.95, 0.99], val=[0.45, 0.65, 0.78, 0.80, 0.70])
+    r = reward(h, "best_non_overfit", last_n_epochs=2, overfit_gap=0.10)
     # epoch 3 (gap .15) and 4 (gap .29) overfit; the best two of epochs 0-2 are 0.65 and 0.78
-    assert r.epochs_used == [1, 2] and r.reward == pytest.approx((0.65 + 0.78) / 2) and not r.fallback
+    assert r.epochs_used == [1, 2] and r.value == pytest.approx((0.65 + 0.78) / 2) and not r.fallback
 
 
-def test_reward_falls_back_to_the_last_k_when_every_epoch_overfits():
+def test_deepaugment_rule_falls_back_to_the_last_k_when_every_epoch_overfits():
     h = _hist(train=[0.9, 0.95, 0.99], val=[0.5, 0.6, 0.55])
-    r = sample_reward(h, last_n_epochs=2, overfit_gap=0.10)
-    assert r.fallback and r.epochs_used == [1, 2] and r.reward == pytest.approx(0.575)
+    r = reward(h, "best_non_overfit", last_n_epochs=2, overfit_gap=0.10)
+    assert r.fallback and r.epochs_used == [1, 2] and r.value == pytest.approx(0.575)
 
 
-def test_reward_ties_keep_the_earlier_epochs_and_k_is_capped():
+def test_deepaugment_rule_ties_keep_the_earlier_epochs_and_skips_nan():
     h = _hist(train=[0.6, 0.6, 0.6], val=[0.6, 0.6, 0.6])
-    assert sample_reward(h, last_n_epochs=2, overfit_gap=0.1).epochs_used == [0, 1]
-    assert sample_reward(h, last_n_epochs=10, overfit_gap=0.1).epochs_used == [0, 1, 2]
-
-
-def test_reward_skips_nan_epochs_and_averages_samples():
+    assert reward(h, "best_non_overfit", 2, 0.1).epochs_used == [0, 1]
     h = _hist(train=[0.5, np.nan, 0.6], val=[0.4, np.nan, 0.5])
-    assert sample_reward(h, 3, 0.1).epochs_used == [0, 2]
-    mean, parts = trial_reward([_hist([0.5], [0.5]), _hist([0.7], [0.7])], 1, 0.1)
-    assert mean == pytest.approx(0.6) and [p.reward for p in parts] == pytest.approx([0.5, 0.7])
+    assert reward(h, "best_non_overfit", 3, 0.1).epochs_used == [0, 2]
 
 
 # --------------------------------------------------------------------------- models
@@ -137,44 +142,71 @@ def _data(n=120, size=(14, 14)):
     return LabelledImages(x, y)
 
 
-POLICY = Policy.from_pairs([[("rotate", 0.5), ("cutout", 0.4)], [("translate-x", 0.3), ("crop", 0.5)]])
-OTHER = Policy.from_pairs([[("shear", 0.9), ("dropout", 0.4)], [("invert", 1.0), ("gaussian-blur", 0.5)]])
+POLICY = Policy.from_pairs([[("rotate", 0.5), ("cutout", 0.4)], [("translate-x", 0.3), ("crop", 0.5)]] * 5)
+OTHER = Policy.from_pairs([[("shear", 0.9), ("dropout", 0.4)], [("invert", 1.0), ("gaussian-blur", 0.5)]] * 5)
+IDENTITY = Policy.from_pairs([[("identity", 0.0), ("identity", 0.0)]] * 10, p_none=1.0)
 SETTINGS = ChildSettings(model="fastcnn", model_options={"width": 4, "dense": 8}, epochs=3, batch_size=30,
-                         last_n_epochs=2, validation_sample_size=40, opt_samples=2)  # fmt: skip
+                         last_n_epochs=2, validation_size=40)  # fmt: skip
 
 
-def test_same_seed_same_reward_and_no_retrace():
-    data = _data()
-    runner = TrialRunner(data, _data(100), 4, SETTINGS, seed=5)
-    first = runner.run(POLICY)
-    other = runner.run(OTHER)
-    again = runner.run(POLICY)
-    assert first["status"] == "ok" and len(first["histories"]) == 2
-    assert again["reward"] == first["reward"] and again["histories"] == first["histories"]
-    assert other["histories"] != first["histories"]
-    assert runner.trainer.traces == 1  # one trace for the process, whatever the policy
+def _same(a: dict, b: dict) -> bool:
+    """Equal curves (NaN, an epoch without validation, equals NaN)."""
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
 
 
-def test_pretraining_sets_the_starting_weights():
+def _fit(policy: Policy, base: str = "standard", seed_index: int = 0) -> FitRequest:
+    return FitRequest(f"fit/{base}/{seed_index}", "search", base, seed_index, policy.to_dict())
+
+
+def test_same_seed_same_reward_after_other_fits_and_nothing_retraces():
+    runner = TrialRunner(_data(), _data(100), 4, SETTINGS, seed=5)
+    first = runner.run(_fit(POLICY))
+    between = [runner.run(_fit(OTHER)), runner.run(_fit(IDENTITY, "none", 1)), runner.run(_fit(POLICY, "crop", 2))]
+    again = runner.run(_fit(POLICY))
+    assert first.status == "ok" and np.isnan(first.history["val_accuracy"][0])  # only the last 2 epochs validated
+    assert again.reward == first.reward and _same(again.history, first.history)
+    assert not any(_same(b.history, first.history) for b in between)
+    assert runner.trainer.traces == 1  # one trace for the process: policies, bases and seeds are data
+
+
+def test_seeds_change_initial_weights_data_order_and_validation_sample():
+    runner = TrialRunner(_data(), _data(100), 4, SETTINGS, seed=5)
+    a, b = runner.start_state(0), runner.start_state(1)
+    assert any(not np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(runner.validation(0).y, runner.validation(1).y) or not np.array_equal(runner.validation(0).x, runner.validation(1).x)
+    assert not _same(runner.run(_fit(IDENTITY, "none", 0)).history, runner.run(_fit(IDENTITY, "none", 1)).history)
+
+
+def test_identity_policy_under_the_standard_base_trains_on_different_images_than_under_none():
+    runner = TrialRunner(_data(), _data(100), 4, SETTINGS, seed=5)
+    x = tf.constant(_data().x[:32].astype("float32") / 255.0)
+    seed = tf.constant([3, 4], tf.int64)
+    policy = IDENTITY.tensors()
+    plain = runner.trainer.augment(x, (base_params("none"), policy), seed).numpy()
+    standard = runner.trainer.augment(x, (base_params("standard"), policy), seed).numpy()
+    assert np.array_equal(plain, x.numpy()) and not np.allclose(standard, x.numpy())
+    assert not _same(runner.run(_fit(IDENTITY, "none")).history, runner.run(_fit(IDENTITY, "standard")).history)
+
+
+def test_pretraining_sets_each_seeds_starting_weights():
     data, pool = _data(), _data(100)
     plain = TrialRunner(data, pool, 4, SETTINGS, seed=5)
     pre = TrialRunner(data, pool, 4, ChildSettings(**{**SETTINGS.__dict__, "first_train_epochs": 2}), seed=5)
-    assert any(not np.array_equal(a, b) for a, b in zip(plain.model.get_weights(), pre.model.get_weights()))
-    start = [w.copy() for w in pre.model.get_weights()]
-    pre.run(POLICY)
-    pre.trainer.reset()
-    assert all(np.array_equal(a, b) for a, b in zip(start, pre.model.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(plain.start_state(0), pre.start_state(0)))
+    start = [w.copy() for w in pre.start_state(0)]
+    pre.run(_fit(POLICY))
+    assert all(np.array_equal(a, b) for a, b in zip(start, pre.start_state(0)))
 
 
 def test_nan_loss_marks_the_trial_failed_with_reward_zero(custom_models):
     settings = ChildSettings(**{**SETTINGS.__dict__, "model": "my_models.exploding", "model_options": {}})
-    record = TrialRunner(_data(), _data(100), 4, settings, seed=1).run(POLICY)
-    assert record["status"] == "failed" and record["reward"] == 0.0
-    assert "non-finite loss" in record["reason"]
+    outcome = TrialRunner(_data(), _data(100), 4, settings, seed=1).run(_fit(POLICY))
+    assert outcome.status == "failed" and outcome.reward == 0.0
+    assert "non-finite loss" in outcome.reason
 
 
 def test_an_exception_marks_the_trial_failed_and_is_reported(custom_models):
     settings = ChildSettings(**{**SETTINGS.__dict__, "model": "my_models.broken", "model_options": {}})
-    record = TrialRunner(_data(), _data(100), 4, settings, seed=1).run(POLICY)
-    assert record["status"] == "failed" and record["reward"] == 0.0
-    assert "deliberately broken layer" in record["reason"]
+    outcome = TrialRunner(_data(), _data(100), 4, settings, seed=1).run(_fit(POLICY))
+    assert outcome.status == "failed" and outcome.reward == 0.0
+    assert "deliberately broken layer" in outcome.reason

@@ -22,7 +22,7 @@ def test_tutorial_notebook_executes(tmp_path, monkeypatch):
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
     outputs = {i: c.get("outputs", []) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
     text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for outs in outputs.values() for o in outs)
-    assert "no-augmentation reward:" in text and "found policy" in text
+    assert "base reward:" in text and "verdict: " in text and "found policy" in text
     assert (work / "tutorial_output" / "best_policy.json").is_file()
     assert not any(o.get("output_type") == "error" for outs in outputs.values() for o in outs)
     assert os.environ["DEEPAUG_TUTORIAL_TINY"] == "1"

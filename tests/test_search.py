@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
 
 import numpy as np
 import pandas as pd
@@ -15,35 +16,39 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.config import SearchConfig
-from deepaug_pipeline.search.controller import SearchLoop, make_optimizer, policy_params
+from deepaug_pipeline.config import EvaluateConfig, SearchConfig
+from deepaug_pipeline.evaluate import results_table as evaluate_results_table
+from deepaug_pipeline.evaluate import run_grid, strategy_aliases
+from deepaug_pipeline.search import results
+from deepaug_pipeline.search.controller import SearchLoop
+from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.run import policy_space
-from deepaug_pipeline.search.space import to_python
-from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker
+from deepaug_pipeline.search.space import policy_optimizer, to_python
+from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
 from deepaug_pipeline.search.trial_log import TrialLog, TrialLogMismatch, read_log
 from tests.conftest import kedro_run, mlflow_runs, squashed_output
 
 
 # --------------------------------------------------------------------------- space
-def test_default_space_is_deepaugments_20_dimensions():
+def test_default_space_is_deepaugments_20_ops_plus_identity():
     space = policy_space(SearchConfig(), channels=3)
     dims = space.dimensions()
     assert len(dims) == 20
     assert sum(1 for d in dims if hasattr(d, "categories")) == 10
-    assert len(dims[0].categories) == 20
+    assert len(dims[0].categories) == 21 and "identity" in dims[0].categories
     gray = policy_space(SearchConfig(), channels=1)
     assert "add-to-hue-and-saturation" not in gray.dimensions()[0].categories
 
 
 def test_skopt_numpy_scalars_are_serialised_cleanly():
     space = policy_space(SearchConfig(), channels=1)
-    optimizer = make_optimizer(space, SearchConfig(opt_initial_points=2), seed=0)
+    optimizer = policy_optimizer(space, SearchConfig(opt_initial_points=2), seed=0)
     for _ in range(2):
         optimizer.tell(optimizer.ask(), -0.5)
     point = optimizer.ask()  # from the surrogate: skopt then returns numpy scalars (np.str_)
     assert any(isinstance(v, np.generic) for v in point)
     policy = space.decode(point)
-    params = policy_params(space.dimension_names(), point)
+    params = policy_params(space, policy)
     text = json.dumps({"policy": policy.to_dict(), "params": params})
     assert "np." not in text and all(type(v) in (str, float, int) for v in params.values())
     assert space.encode(policy) == [to_python(v) for v in point]
@@ -53,149 +58,265 @@ def test_skopt_numpy_scalars_are_serialised_cleanly():
 CONFIG = {"seed": 1, "search": {"child_epochs": 2}}
 
 
-def _trial(i: int, reward: float = 0.5) -> dict:
-    return {"trial_id": i, "status": "ok", "reward": reward, "point": None, "policy": {}}
+def _entry(key: str, reward: float = 0.5) -> dict:
+    return {"key": key, "status": "ok", "reward": reward}
 
 
 def test_log_survives_a_line_cut_short_by_a_crash(tmp_path):
     path = tmp_path / "log.jsonl"
     log = TrialLog(path, CONFIG)
-    log.append(_trial(0))
-    log.append(_trial(1))
+    log.append(_entry("a"))
+    log.append(_entry("b"))
     with open(path, "a") as fh:
-        fh.write('{"type": "trial", "trial_id": 2, "rew')  # kill -9 mid-write
+        fh.write('{"type": "trial", "key": "c", "rew')  # kill -9 mid-write
     resumed = TrialLog(path, CONFIG)
-    assert resumed.done_ids == {0, 1}
-    resumed.append(_trial(2))
-    assert [t["trial_id"] for t in read_log(path)[1]] == [0, 1, 2]
+    assert resumed.done_keys == {"a", "b"}
+    resumed.append(_entry("c"))
+    assert [t["key"] for t in read_log(path)[1]] == ["a", "b", "c"]
 
 
 def test_log_under_another_config_is_refused_then_archived_on_request(tmp_path):
     path = tmp_path / "log.jsonl"
-    TrialLog(path, CONFIG).append(_trial(0))
+    TrialLog(path, CONFIG).append(_entry("a"))
     changed = {"seed": 1, "search": {"child_epochs": 5}}
     with pytest.raises(TrialLogMismatch, match=r"different search config \(search.child_epochs: 2 → 5\).*fresh_start"):
         TrialLog(path, changed)
-    assert read_log(path)[1][0]["trial_id"] == 0  # untouched
+    assert read_log(path)[1][0]["key"] == "a"  # untouched
     fresh = TrialLog(path, changed, fresh_start=True)
     assert fresh.trials == [] and fresh.archived.exists()
-    assert read_log(fresh.archived)[1][0]["trial_id"] == 0
+    assert read_log(fresh.archived)[1][0]["key"] == "a"
 
 
-# --------------------------------------------------------------------------- controller (real trials are covered below;
-# here the trial is a pure function of the policy so the loop's bookkeeping is checked exactly)
-def _score(policy: Policy) -> dict:
-    mags = [o.magnitude for s in policy.sub_policies for o in s.operations]
-    return {"status": "ok", "reason": None, "reward": float(np.mean(mags)), "histories": []}
+# --------------------------------------------------------------------------- the loop's bookkeeping. Here a fit is a
+# pure function of (base, policy, seed), so stages, gains, resume and selection are checked exactly; real fits are
+# covered in test_models_trial.py and end to end below.
+class FunctionExecutor:
+    """The in-process executor's contract (one slot, finished futures) around a scoring function."""
+
+    slots = 1
+
+    def __init__(self, score) -> None:
+        self.score = score
+        self.calls: list[FitRequest] = []
+
+    def submit(self, request: FitRequest) -> Future:
+        self.calls.append(request)
+        future: Future = Future()
+        future.set_result(FitOutcome(status="ok", reward=float(self.score(request)), wall_seconds=0.01))
+        return future
+
+    def next_done(self, futures):
+        return next(iter(futures))
+
+    def outcome(self, future):
+        return future.result()
 
 
-def test_loop_resumes_without_rerunning_logged_trials(tmp_path):
-    cfg = SearchConfig(iterations=6, opt_initial_points=3, progress=False)
-    space = policy_space(cfg, 1)
-    calls: list[Policy] = []
-
-    def scored(policy):
-        calls.append(policy)
-        return _score(policy)
-
-    log = TrialLog(tmp_path / "b.jsonl", CONFIG)
-    SearchLoop(space, SearchConfig(iterations=3, opt_initial_points=3, progress=False), 0, log, scored).run()
-    assert len(calls) == 4
-    trials = SearchLoop(space, cfg, 0, TrialLog(tmp_path / "b.jsonl", CONFIG), scored).run()
-    assert len(calls) == 7 and [t["trial_id"] for t in trials] == list(range(7))
-    base = trials[0]["reward"]
-    assert trials[0]["policy"]["p_none"] == 1.0
-    assert all(t["gain"] == pytest.approx(t["reward"] - base) for t in trials)
+BASE_REWARD = {"none": 0.80, "crop": 0.82, "standard": 0.85}
+SEED_JITTER = [0.000, 0.004, -0.003, 0.002, -0.001, 0.003, -0.002]
 
 
-def test_random_method_and_gp_surrogate_run():
-    for cfg in (SearchConfig(method="random"), SearchConfig(surrogate="GP", opt_initial_points=2)):
-        opt = make_optimizer(policy_space(cfg, 1), cfg, seed=0)
-        for _ in range(3):
-            point = opt.ask()
-            opt.tell(point, -float(np.random.default_rng(0).uniform()))
-        assert len(opt.Xi) == 3
+def _mean_magnitude(request: FitRequest) -> float:
+    policy = Policy.from_dict(request.policy)
+    return 0.0 if policy.p_none == 1.0 else float(np.mean([o.magnitude for s in policy.sub_policies for o in s.operations]))
+
+
+def hurts(request: FitRequest) -> float:
+    """Every policy costs reward: the stronger, the worse (as in a child that cannot profit from augmentation)."""
+    return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] - 0.02 * _mean_magnitude(request)
+
+
+def helps(request: FitRequest) -> float:
+    """Every policy adds reward in proportion to its mean magnitude, plus a little seed-dependent noise."""
+    policy_noise = 0.001 * SEED_JITTER[request.seed_index] * 100 * _mean_magnitude(request)
+    return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] + 0.05 * _mean_magnitude(request) + policy_noise
+
+
+def _loop(tmp_path, score, **overrides) -> tuple[SearchLoop, FunctionExecutor]:
+    cfg = SearchConfig(**{"iterations": 5, "opt_initial_points": 3, "reevaluate_top": 2, **overrides})
+    executor = FunctionExecutor(score)
+    return SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "b.jsonl", CONFIG), executor), executor
+
+
+def test_auto_base_measures_three_bases_and_every_gain_is_against_the_chosen_one(tmp_path):
+    loop, executor = _loop(tmp_path, hurts)
+    result = loop.run()
+    baseline = [r for r in result.records if r.stage == "baseline"]
+    assert [r.key for r in baseline] == [f"baseline/{b}/s{s}" for b in ("none", "crop", "standard") for s in range(3)]
+    assert result.base_choice.chosen == "standard" and result.base_choice.runner_up == "crop"
+    assert result.base_choice.margin == pytest.approx(0.03)
+    floor = result.noise_floor
+    assert floor.rewards == pytest.approx((0.85, 0.854, 0.847))
+    for t in result.search_trials:
+        assert t.base == "standard" and t.seed_index == 0
+        assert t.gain == pytest.approx(t.reward - floor.mean)
+        assert t.gain_se == pytest.approx(floor.std * np.sqrt(1 + 1 / 3))
+    assert len(executor.calls) == 9 + 5 + 3 * (1 + 2)
+
+
+def test_nothing_beats_the_base_so_the_best_policy_is_empty_and_evaluate_reuses_standard(tmp_path):
+    result = _loop(tmp_path, hurts)[0].run()
+    assert result.accepted == [] and len(result.reevaluated) == 2
+    assert all(p.mean < 0 for p in result.reevaluated)
+    assert results.verdict(result).startswith("no policy beat crop + flip beyond noise: the best re-evaluated one (trial ")
+    best = Policy.from_dict(results.best_combined_policy(result, combine_top=5))
+    assert best.is_empty and best.metadata["base_augmentation"] == "standard" and best.metadata["trial_ids"] == []
+    x = np.random.default_rng(0).integers(0, 255, (4, 12, 12, 1), dtype=np.uint8)
+    assert np.array_equal(best.apply(x, seed=3).numpy(), x)  # an empty policy changes nothing
+
+    # evaluate: standard + found is standard, labelled so, and not trained again
+    assert strategy_aliases("standard", best) == {"standard+found": "standard"}
+    cfg = EvaluateConfig(seeds=2, strategies=["none", "standard", "standard+found"])
+    trained: list[tuple[str, int]] = []
+
+    def train_one(strategy, seed_index):
+        trained.append((strategy, seed_index))
+        return {"strategy": strategy, "seed_index": seed_index, "status": "ok", "test_accuracy": 0.8 + 0.01 * len(trained), "wall_seconds": 1.0}
+
+    runs = run_grid(cfg, TrialLog(tmp_path / "e.jsonl", {"e": 1}), train_one, strategy_aliases("standard", best))
+    assert sorted(trained) == [("none", 0), ("none", 1), ("standard", 0), ("standard", 1)]
+    by_key = {(r["strategy"], r["seed_index"]): r for r in runs}
+    assert by_key[("standard+found", 1)]["test_accuracy"] == by_key[("standard", 1)]["test_accuracy"]
+    table = evaluate_results_table(runs, cfg.strategies, "standard").set_index("strategy")
+    assert table.loc["standard+found", "label"] == "crop + flip + found policy (= standard (crop + flip), not trained twice)"
+
+
+def test_policies_that_beat_the_base_beyond_noise_are_combined_best_first(tmp_path):
+    result = _loop(tmp_path, helps, base_augmentation="crop")[0].run()
+    assert [r.key for r in result.records if r.stage == "baseline"] == ["baseline/crop/s0", "baseline/crop/s1", "baseline/crop/s2"]
+    assert len(result.accepted) == 2 and all(p.z > 2 for p in result.accepted)
+    ranked = sorted(result.search_trials, key=lambda t: -t.reward)[:2]
+    assert {p.trial_id for p in result.accepted} == {t.trial_id for t in ranked}
+    assert result.reevaluated[0].mean >= result.reevaluated[1].mean
+    best = Policy.from_dict(results.best_combined_policy(result, combine_top=1))
+    assert best.sub_policies == Policy.from_dict(result.trial(result.reevaluated[0].trial_id).policy).sub_policies
+    assert best.metadata["base_augmentation"] == "crop" and best.metadata["trial_ids"] == [result.reevaluated[0].trial_id]
+    top = results.top_policies(result, k=4)
+    assert [e["trial_id"] for e in top["policies"][:2]] == [p.trial_id for p in result.reevaluated]
+    assert top["policies"][0]["reevaluation"]["accepted"] and top["policies"][2]["reevaluation"] is None
+    assert results.verdict(result).startswith("2 policies beat pad + crop beyond 2 SE on fresh seeds: trial ")
+
+
+def test_loop_resumes_every_stage_without_rerunning_logged_fits(tmp_path):
+    loop, first = _loop(tmp_path, helps, iterations=3)
+    before = loop.run()
+    assert len(first.calls) == 9 + 3 + 3 * 3
+    cfg = SearchConfig(iterations=6, opt_initial_points=3, reevaluate_top=2)
+    again = FunctionExecutor(helps)
+    after = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "b.jsonl", CONFIG), again).run()
+    keys = [r.key for r in after.records]
+    assert len(keys) == len(set(keys)) and keys[: len(before.records)] == [r.key for r in before.records]
+    assert {r.key for r in again.calls} == set(keys) - {r.key for r in before.records}
+    assert [c.trial_id for c in again.calls if c.stage == "search"] == [4, 5, 6]
+
+
+def test_random_method_and_gp_surrogate_ask_different_points_and_only_random_never_fits():
+    points = {}
+    for name, cfg in (("random", SearchConfig(method="random", opt_initial_points=2)),
+                      ("gp", SearchConfig(surrogate="GP", opt_initial_points=2))):  # fmt: skip
+        opt = policy_optimizer(policy_space(cfg, 1), cfg, seed=0)
+        for i in range(4):
+            opt.tell(opt.ask(), -float(np.random.default_rng(i).uniform()))
+        points[name] = opt
+    assert points["random"].models == [] and len(points["gp"].models) > 0
 
 
 def test_tracking_failure_warns_and_the_search_goes_on(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    cfg = SearchConfig(iterations=2, opt_initial_points=2, progress=False)
+    cfg = SearchConfig(iterations=2, opt_initial_points=2, base_augmentation="standard", noise_seeds=2, reevaluate_top=0)
     bad = TrackingTarget("http://127.0.0.1:9", "0", "abc")  # nothing listens on the discard port: server down
     log = TrialLog(tmp_path / "t.jsonl", CONFIG)
-    with pytest.warns(UserWarning, match=r"MLflow tracking failed while logging trial 0 .*Connection refused.*which goes on"):
-        trials = SearchLoop(policy_space(cfg, 1), cfg, 0, log, _score, TrialTracker(bad)).run()
-    assert len(trials) == 3 and len(read_log(tmp_path / "t.jsonl")[1]) == 3
+    loop = SearchLoop(policy_space(cfg, 1), cfg, 0, log, FunctionExecutor(hurts), TrialTracker(bad))
+    with pytest.warns(UserWarning, match=r"MLflow tracking failed while logging baseline/standard/s0 .*Connection refused.*which goes on"):
+        result = loop.run()
+    assert len(result.records) == 4 and len(read_log(tmp_path / "t.jsonl")[1]) == 4
 
 
 # --------------------------------------------------------------------------- Kedro, end to end
+# conf/test: base standard under 2 noise seeds, 4 trials, the top 2 and the base re-trained on 2 fresh seeds
+TEST_KEYS = (["baseline/standard/s0", "baseline/standard/s1"] + [f"trial/{i}" for i in range(1, 5)]
+             + ["reevaluate/base/s2", "reevaluate/base/s3"])  # fmt: skip
+
+
 def test_kedro_search_end_to_end_with_mlflow(project):
     result = kedro_run(project, "--pipeline=search", "--env=test")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = project / "data" / "07_model_output"
     table = pd.read_csv(out / "trials.csv")
-    assert table["trial_id"].tolist() == [0, 1, 2, 3, 4] and set(table["status"]) == {"ok"}
-    assert table.loc[0, "policy"] == "no augmentation"
-    np.testing.assert_allclose(table["gain_over_baseline"], table["reward"] - table.loc[0, "reward"], atol=1e-9)
+    assert table["key"].tolist()[:8] == TEST_KEYS and len(table) == 12 and set(table["status"]) == {"ok"}
+    base = table[table["stage"] == "baseline"]["reward"]
+    search = table[table["stage"] == "search"]
+    np.testing.assert_allclose(search["gain_over_baseline"], search["reward"] - base.mean(), atol=1e-9)
+    np.testing.assert_allclose(search["gain_se"], base.std(ddof=1) * np.sqrt(1.5), atol=1e-9)
     top = json.loads((out / "top_policies.json").read_text())
-    assert len(top["policies"]) == 3 and top["policies"][0]["reward"] == table["reward"][1:].max()
+    assert len(top["policies"]) == 3 and top["base_augmentation"] == "standard"
+    reevaluated = [p for p in top["policies"] if p["reevaluation"]]
+    assert len(reevaluated) == 2 and all(p["reevaluation"]["seeds"] == 2 for p in reevaluated)
+    assert {p["trial_id"] for p in reevaluated} == set(search.nlargest(2, "reward")["trial_id"])
     assert Policy.load(out / "top_policies.json", rank=1) == Policy.from_dict(top["policies"][1]["policy"])
     best = Policy.load(out / "best_policy.json")
-    assert len(best.sub_policies) == 10  # top 2 policies × 5 sub-policies (conf/test combine_top: 2)
+    accepted = [p["trial_id"] for p in reevaluated if p["reevaluation"]["accepted"]]
+    assert best.metadata["trial_ids"] == accepted and len(best.sub_policies) == 5 * len(accepted)
+    assert best.metadata["verdict"] == top["verdict"] and "beyond" in top["verdict"]
     assert len(pd.read_csv(out / "top_policies.csv")) == 3
     for png in ("convergence.png", "best_policy_grid.png"):
         assert (project / "data" / "08_reporting" / png).stat().st_size > 1000
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     parents, children = mlflow_runs(project)
-    assert len(parents) == 1 and len(children) == 5
+    assert len(parents) == 1 and len(children) == 12
     parent = parents[0]
     assert parent.data.params["search.child_epochs"] == "2"
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"best_policy.json", "top_policies.json", "convergence.png", "trials.csv"}
+    rewards = table.set_index("key")["reward"]
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        tid = int(child.data.tags["trial_id"])
-        assert child.data.metrics["reward"] == pytest.approx(table.loc[tid, "reward"])
-        assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 2  # one per epoch
+        key = child.data.tags["key"]
+        assert child.data.metrics["reward"] == pytest.approx(rewards[key])
+        assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 1  # only the epoch the reward reads
+        assert len(child.data.params) == 20  # the same policy dimensions on every run
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert f"trial_{tid:03d}.json" in artifacts
-        if tid > 0:
-            assert len(child.data.params) == 20 and f"policy_grid_{tid:03d}.png" in artifacts
+        assert "trial.json" in artifacts
+        assert ("policy_grid.png" in artifacts) == (child.data.tags["stage"] == "search")
 
 
-def test_kill_9_mid_search_then_resume_loses_nothing(project):
+def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl"
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+    args = "--params=search.reevaluate_seeds=4"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--pipeline=search", "--env=test", "--params=search.iterations=12"],
+        [sys.executable, "-m", "kedro", "run", "--pipeline=search", "--env=test", args],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     deadline = time.time() + 300
     while time.time() < deadline:
-        if log_path.exists() and len(read_log(log_path)[1]) >= 4:
+        if log_path.exists() and any(t["stage"] == "reevaluate" for t in read_log(log_path)[1]):
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = read_log(log_path)[1]
-    assert 4 <= len(before) < 13, "the search should have been killed mid-run"
+    expected = 2 + 4 + 4 * (1 + 2)
+    assert any(t["stage"] == "reevaluate" for t in before) and len(before) < expected, "killed mid re-evaluation"
 
-    result = kedro_run(project, "--pipeline=search", "--env=test", "--params=search.iterations=12")
+    result = kedro_run(project, "--pipeline=search", "--env=test", args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     after = read_log(log_path)[1]
-    assert [t["trial_id"] for t in after] == list(range(13))  # exactly N + 1, none duplicated or lost
+    keys = [t["key"] for t in after]
+    assert len(keys) == expected and len(set(keys)) == expected  # none duplicated or lost
     assert after[: len(before)] == before  # nothing re-run or rewritten
 
     # A changed config is refused, and the log is kept; fresh_start archives it and starts over.
-    changed = kedro_run(project, "--pipeline=search", "--env=test", "--params=search.iterations=12,search.child_epochs=3")
+    changed = kedro_run(project, "--pipeline=search", "--env=test", args + ",search.child_epochs=3")
     assert changed.returncode != 0
     assert "writtenunderadifferentsearchconfig(search.child_epochs:2→3)" in squashed_output(changed)
     assert read_log(log_path)[1] == after
-    fresh = kedro_run(project, "--pipeline=search", "--env=test", "--params=search.iterations=12,search.child_epochs=3,search.fresh_start=true")
+    fresh = kedro_run(project, "--pipeline=search", "--env=test", args + ",search.child_epochs=3,search.fresh_start=true")
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     archived = [p for p in log_path.parent.glob("bayesian.*.jsonl")]
     assert len(archived) == 1 and read_log(archived[0])[1] == after
-    assert [t["trial_id"] for t in read_log(log_path)[1]] == list(range(13))
+    assert len(read_log(log_path)[1]) == expected
 
 
 def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
@@ -204,13 +325,16 @@ def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
     assert result.returncode == 0, result.stderr[-2000:]
     logs = sorted(p.name for p in (project / "data" / "07_model_output" / "trial_logs").glob("*.jsonl"))
     assert logs == ["bayesian.jsonl", "random.jsonl"]
-    from deepaug_pipeline.search.results import convergence_figure
+    from deepaug_pipeline.search.records import TrialRecord
+    from deepaug_pipeline.search.results import convergence_figure, records_table
     from deepaug_pipeline.search.trial_log import TrialLogStore
 
     store = TrialLogStore(project / "data" / "07_model_output" / "trial_logs")
     config = dict(read_log(store.path_for("bayesian"))[0]["config"])
     config["search"] = {k: v for k, v in config["search"].items() if k != "method"}
     runs = store.comparable_runs(config)  # what the plot_convergence node overlays
-    assert set(runs) == {"bayesian", "random"} and all(len(t) == 5 for t in runs.values())
-    labels = [line.get_label() for line in convergence_figure(runs).axes[0].get_lines()]
-    assert "bayesian search" in labels and "random search" in labels
+    assert set(runs) == {"bayesian", "random"} and all(len(t) == 12 for t in runs.values())
+    tables = {m: records_table([TrialRecord.from_json(t) for t in records]) for m, records in runs.items()}
+    labels = [line.get_label() for line in convergence_figure(tables).axes[0].get_lines()]
+    assert "bayesian search: best so far" in labels and "random search: best so far" in labels
+    assert "random: each trial" in labels

@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, validate_params
+from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, parse_config, validate_params
 from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
 from deepaug_pipeline.pipelines.ingest.nodes import split_images, validate_images
-from deepaug_pipeline.pipelines.search.nodes import search_policies, summarise_trials
+from deepaug_pipeline.search import results
+from deepaug_pipeline.search.controller import SearchResult
+from deepaug_pipeline.search.run import run_search
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
 # DeepAugment's method names, kept for old notebooks.
@@ -64,36 +66,37 @@ class DeepAugment:
         self.search_subset, self.seed_validation_pool, self.test_set, self.dataset_summary = split_images(
             validated, self.params["ingest"], self.seed
         )
-        self._trials: list[dict] | None = None
+        self._result: SearchResult | None = None
+        self._search: SearchConfig | None = None
 
     def optimize(self, iterations: int) -> pd.DataFrame:
-        """Run (or resume) ``iterations`` policy trials; returns the top policies, best first."""
-        search = {**self.params["search"], "iterations": int(iterations)}
-        self._trials = search_policies(
-            self.search_subset,
-            self.seed_validation_pool,
-            self.dataset_summary,
-            TrialLogStore(self.workdir / "trial_logs"),
-            search,
-            self.params["ingest"],
-            self.seed,
-        )
-        self._summary = summarise_trials(self._trials, search)
-        return self._summary[2]
+        """Run (or resume) ``iterations`` policy trials, then re-evaluate the best; returns the top policies."""
+        self._search = parse_config(SearchConfig, {**self.params["search"], "iterations": int(iterations)}, "search")
+        self._result = run_search(
+            self.search_subset, self.seed_validation_pool, self.dataset_summary, TrialLogStore(self.workdir / "trial_logs"),
+            self._search, parse_config(IngestConfig, self.params["ingest"], "ingest"), self.seed,
+        )  # fmt: skip
+        return results.top_policies_table(self.top_policies())
 
     @property
     def trials(self) -> pd.DataFrame:
-        """Every trial so far (trial 0 is the no-augmentation baseline)."""
-        return self._require()[0]
+        """Every fit so far: the base alone under the noise seeds, the policy trials, the re-evaluations."""
+        return results.trials_table(self._require())
+
+    @property
+    def verdict(self) -> str:
+        """The search's answer in one sentence, e.g. "no policy beat crop + flip beyond noise"."""
+        return results.verdict(self._require())
 
     def top_policies(self) -> dict:
-        return self._require()[1]
+        return results.top_policies(self._require(), self._search.top_k)
 
     def best_policy(self) -> Policy:
-        """The top policies' sub-policies combined (AutoAugment's final policy), ready to use."""
-        return Policy.from_dict(self._require()[3])
+        """The accepted policies' sub-policies combined (AutoAugment's final policy), ready to use on top of the base
+        augmentation the search chose (``best_policy().metadata["base_augmentation"]``); empty if none was accepted."""
+        return Policy.from_dict(results.best_combined_policy(self._require(), self._search.combine_top))
 
-    def _require(self):
-        if self._trials is None:
+    def _require(self) -> SearchResult:
+        if self._result is None:
             raise RuntimeError("call optimize(n) first")
-        return self._summary
+        return self._result

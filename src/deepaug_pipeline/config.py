@@ -77,8 +77,8 @@ class SourceConfig(_Strict):
 class IngestConfig(_Strict):
     """How the training split is divided for the search."""
 
-    train_set_size: int = Field(2000, ge=10, description="images in the stratified search subset")
-    validation_sample_size: int = Field(1000, ge=10, description="images per validation sample drawn from the pool")
+    train_set_size: int = Field(1000, ge=10, description="images in the stratified search subset (the child's training set)")
+    validation_sample_size: int = Field(5000, ge=10, description="images in each seed's validation sample, drawn from the pool")
     test_fraction: float = Field(
         0.2, gt=0.0, lt=0.9, description="held-out share when the source has no test split (npz, image_folder)"
     )
@@ -86,33 +86,41 @@ class IngestConfig(_Strict):
 
 # --------------------------------------------------------------------------- search
 class SearchConfig(_Strict):
-    """The Bayesian search loop and its child trials (DeepAugment's config keys keep their names)."""
+    """The Bayesian search loop and its child fits (DeepAugment's config keys keep their names)."""
 
     method: Literal["bayesian", "random"] = "bayesian"
-    iterations: int = Field(40, ge=1, description="policy trials, not counting trial 0 (the no-augmentation baseline)")
+    iterations: int = Field(20, ge=1, description="policy trials, not counting the base's noise-seed fits")
     opt_initial_points: int = Field(10, ge=1, description="random points before the surrogate takes over")
     surrogate: Literal["RF", "ET", "GP"] = "RF"
     acquisition: Literal["EI", "PI", "LCB", "gp_hedge"] = "EI"
-    ops: list[str] | None = Field(None, description="searchable op names; default DeepAugment's 20 (colour ops drop out for grayscale)")
+    ops: list[str] | None = Field(None, description="searchable op names; default identity + DeepAugment's 20 (colour ops drop out for grayscale)")
     sub_policies: int = Field(5, ge=1, le=25)
     ops_per_sub_policy: int = Field(2, ge=1, le=4)
     per_op_probability: bool = False
     p_none: float = Field(0.2, ge=0.0, lt=1.0)
-    model: str = "fastcnn"
+    base_augmentation: Literal["auto", "standard", "crop", "none"] = Field(
+        "auto", description="applied before every policy; auto measures none, crop and crop + flip and takes the best"
+    )
+    noise_seeds: int = Field(3, ge=2, description="seeds the base alone is trained under: its spread is the noise floor")
+    reevaluate_top: int = Field(5, ge=0, description="top policies re-trained on fresh seeds, paired with the base")
+    reevaluate_seeds: int = Field(3, ge=2, description="fresh seeds per re-evaluated policy")
+    model: str = "wrn_10_1"
     model_options: dict[str, Any] = Field(default_factory=dict)
-    child_epochs: int = Field(20, ge=1)
+    child_epochs: int = Field(60, ge=1)
     child_first_train_epochs: int = Field(0, ge=0)
-    child_batch_size: int = Field(128, ge=1)
-    child_optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
-    child_learning_rate: float = Field(2e-3, gt=0)
-    opt_samples: int = Field(1, ge=1)
-    opt_last_n_epochs: int = Field(3, ge=1)
-    overfit_gap: float = Field(0.10, ge=0.0, le=1.0)
+    child_batch_size: int = Field(32, ge=1)
+    child_optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
+    child_learning_rate: float = Field(0.02, gt=0)
+    child_schedule: Literal["constant", "cosine"] = "cosine"
+    reward_epochs: Literal["last", "best_non_overfit"] = Field(
+        "last", description="last: mean of the last K epochs; best_non_overfit: DeepAugment's K best epochs under overfit_gap"
+    )
+    opt_last_n_epochs: int = Field(3, ge=1, description="K, the epochs the reward averages")
+    overfit_gap: float = Field(0.10, ge=0.0, le=1.0, description="best_non_overfit: an epoch counts if train - val accuracy <= this")
     top_k: int = Field(20, ge=1)
-    combine_top: int = Field(5, ge=1)
+    combine_top: int = Field(5, ge=1, description="best_policy.json combines at most this many accepted policies")
     fresh_start: bool = Field(False, description="archive a trial log written under another config and start over")
     track_sample_grids: bool = True
-    progress: bool = True
     executor: Literal["local", "dask"] = "local"
     n_workers: int = Field(2, ge=1, description="dask: LocalCluster worker processes (ignored with an address)")
     threads_per_worker: int = Field(1, ge=1, description="dask: threads per worker, and TF threads in each")
@@ -131,10 +139,13 @@ class SearchConfig(_Strict):
         return self
 
     def result_defining(self) -> dict[str, Any]:
-        """The keys that change what a trial computes (the trial log's fingerprint); not budget or display."""
+        """The keys that change what a fit computes (the trial log's fingerprint); not budget or display.
+
+        ``iterations``, ``reevaluate_top`` and ``reevaluate_seeds`` are budget: raising them resumes the same log.
+        """
         return self.model_dump(
-            exclude={"iterations", "top_k", "combine_top", "fresh_start", "progress", "track_sample_grids",
-                     "executor", "n_workers", "threads_per_worker", "address"}
+            exclude={"iterations", "top_k", "combine_top", "fresh_start", "track_sample_grids", "reevaluate_top",
+                     "reevaluate_seeds", "executor", "n_workers", "threads_per_worker", "address"}
         )  # fmt: skip
 
 
@@ -153,7 +164,7 @@ class EvaluateConfig(_Strict):
     model_options: dict[str, Any] = Field(default_factory=lambda: {"dropout": 0.0, "weight_decay": 0.0005})
     train_size: int | None = Field(4000, ge=10, description="stratified subset of TRAIN; null = all of it")
     validation_size: int = Field(1000, ge=10, description="held-out TRAIN images for the learning curves (never test)")
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(120, ge=1)
     batch_size: int = Field(128, ge=1)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
     learning_rate: float = Field(0.05, gt=0)

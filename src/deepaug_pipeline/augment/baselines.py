@@ -17,17 +17,37 @@ _TA_IDS = tf.constant(_TA, tf.int32)
 _TA_WIDE = tf.constant([ops_lib.OPS[ops_lib.OP_INDEX[n]].wide_scale for n in ops_lib.TRIVIALAUGMENT_OPS], tf.float32)
 
 
-def standard(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Pad-and-crop (zero padding of 1/8 of the side, i.e. 4 px at 32) plus a horizontal flip half the time."""
+# The base augmentations a search can sit on: (crop on/off, horizontal-flip probability). Data, not code, so
+# switching the base never retraces a graph.
+BASES: dict[str, tuple[float, float]] = {"none": (0.0, 0.0), "crop": (1.0, 0.0), "standard": (1.0, 0.5)}
+BASE_LABELS = {"none": "none", "crop": "pad + crop", "standard": "crop + flip"}
+
+
+def base_params(name: str) -> tf.Tensor:
+    """The base augmentation ``name`` as the tensor ``base_augment`` takes."""
+    if name not in BASES:
+        raise ValueError(f"unknown base augmentation '{name}' ({', '.join(BASES)})")
+    return tf.constant(BASES[name], tf.float32)
+
+
+def base_augment(images: tf.Tensor, params: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Pad-and-crop (zero padding of 1/8 of the side, i.e. 4 px at 32) scaled by ``params[0]`` (0 or 1), then a
+    horizontal flip with probability ``params[1]``."""
     rng = ops_lib.Rng(seed)
     n = tf.shape(images)[0]
     h, w = int(images.shape[1]), int(images.shape[2])
     pad_y, pad_x = max(1, round(h / 8)), max(1, round(w / 8))
-    ty = tf.cast(rng.integers([n], 2 * pad_y + 1) - pad_y, tf.float32)
-    tx = tf.cast(rng.integers([n], 2 * pad_x + 1) - pad_x, tf.float32)
+    crop = tf.cast(params[0], tf.float32)
+    ty = crop * tf.cast(rng.integers([n], 2 * pad_y + 1) - pad_y, tf.float32)
+    tx = crop * tf.cast(rng.integers([n], 2 * pad_x + 1) - pad_x, tf.float32)
     one, zero = tf.ones([n]), tf.zeros([n])
     shifted = ops_lib.affine(images, one, zero, zero, one, tx, ty)
-    return ops_lib.horizontal_flip(shifted, tf.fill([n], 0.5), rng)
+    return ops_lib.horizontal_flip(shifted, tf.fill([n], tf.cast(params[1], tf.float32)), rng)
+
+
+def standard(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Crop + flip: the ``standard`` base."""
+    return base_augment(images, base_params("standard"), seed)
 
 
 def randaugment(images: tf.Tensor, seed: tf.Tensor, n_ops: int = 2, magnitude: float = 9.0) -> tf.Tensor:

@@ -5,18 +5,27 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from deepaug_pipeline.augment.policy import Policy, augment_batch
+from deepaug_pipeline.augment import ops as ops_lib
+from deepaug_pipeline.augment.baselines import base_augment, base_params
+from deepaug_pipeline.augment.policy import Policy, apply_policy
 
 
 @keras.saving.register_keras_serializable(package="deepaug_pipeline")
 class PolicyAugmentation(keras.layers.Layer):
-    """Augments each image of a batch with ``policy`` when ``training`` is true; identity otherwise."""
+    """Augments each image of a batch with ``policy`` when ``training`` is true; identity otherwise.
 
-    def __init__(self, policy: dict, seed: int | None = None, value_range=None, **kwargs):
+    A policy from the search records the base augmentation it was found on top of (``metadata.base_augmentation``,
+    e.g. crop + flip); with ``with_base`` (the default) that base runs first, as in the search and in evaluate.
+    """
+
+    def __init__(self, policy: dict, seed: int | None = None, value_range=None, with_base: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.policy = Policy.from_dict(policy)
         self.seed = seed
         self.value_range = tuple(value_range) if value_range is not None else None
+        self.with_base = with_base
+        base = self.policy.metadata.get("base_augmentation") if with_base else None
+        self._base = base_params(base) if base else None
         self._tensors = self.policy.tensors()
         self._seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
@@ -24,11 +33,18 @@ class PolicyAugmentation(keras.layers.Layer):
     def call(self, inputs, training=None):
         if not training:
             return inputs
+        images = tf.convert_to_tensor(inputs)
         seed = tf.cast(self._seed_generator.next(), tf.int64)
-        return augment_batch(tf.convert_to_tensor(inputs), self._tensors, seed, self.value_range, self.policy.op_indices())
+        s_base, s_policy = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        x = ops_lib.to_unit(images, self.value_range)
+        if self._base is not None:
+            x = base_augment(x, self._base, s_base)
+        x = apply_policy(x, self._tensors, s_policy, self.policy.op_indices())
+        return ops_lib.from_unit(x, images.dtype, self.value_range)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "policy": self.policy.to_dict(), "seed": self.seed, "value_range": self.value_range}
+        return {**super().get_config(), "policy": self.policy.to_dict(), "seed": self.seed,
+                "value_range": self.value_range, "with_base": self.with_base}  # fmt: skip

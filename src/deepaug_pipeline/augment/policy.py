@@ -2,6 +2,7 @@
 
 Applied per image, per call: with probability ``p_none`` an image is left as it is; otherwise one
 sub-policy is drawn uniformly and its ops are applied in order (each with its probability, 1 by default).
+A policy with no sub-policies is the identity: what the search writes when no policy beat the base beyond noise.
 In graph code a policy is data (``PolicyTensors``), so changing the policy never retraces anything.
 """
 
@@ -111,8 +112,8 @@ class Policy:
             raise PolicyError(f"policy.schema_version: expected {SCHEMA_VERSION}, got {version!r}")
         p_none = _number(data.get("p_none", DEFAULT_P_NONE), "policy.p_none", 0.0, 1.0)
         subs = data.get("sub_policies")
-        if not isinstance(subs, list) or not subs:
-            raise PolicyError("policy.sub_policies: expected a non-empty list of sub-policies")
+        if not isinstance(subs, list):
+            raise PolicyError("policy.sub_policies: expected a list of sub-policies (empty: no augmentation)")
         parsed = []
         for i, sub in enumerate(subs):
             where = f"policy.sub_policies[{i}]"
@@ -175,14 +176,22 @@ class Policy:
     # ----------------------------------------------------------------- graph form
     @property
     def ops_per_sub_policy(self) -> int:
-        return max(len(s.operations) for s in self.sub_policies)
+        return max((len(s.operations) for s in self.sub_policies), default=1)
+
+    @property
+    def is_empty(self) -> bool:
+        """No operations at all: applying it leaves every image as it is."""
+        return not self.sub_policies
 
     def op_indices(self) -> tuple[int, ...]:
         """Indices (in ``ops.OPS``) of the ops this policy uses."""
         return tuple(sorted({ops_lib.OP_INDEX[o.op] for s in self.sub_policies for o in s.operations}))
 
     def tensors(self) -> PolicyTensors:
-        """Dense (K, S) arrays; shorter sub-policies are padded with the identity op."""
+        """Dense (K, S) arrays; shorter sub-policies are padded with the identity op. An empty policy is one
+        identity sub-policy that is never drawn (p_none = 1)."""
+        if self.is_empty:
+            return Policy((SubPolicy((Operation("identity", 0.0),)),), p_none=1.0).tensors()
         k, s = len(self.sub_policies), self.ops_per_sub_policy
         op_ids = np.full((k, s), ops_lib.IDENTITY, np.int32)
         mags = np.zeros((k, s), np.float32)
@@ -201,15 +210,16 @@ class Policy:
             seed = int(np.random.default_rng().integers(2**31 - 1))
         return augment_batch(images, self.tensors(), tf.constant([seed, 0], tf.int64), value_range, self.op_indices())
 
-    def as_layer(self, seed: int | None = None, value_range: tuple[float, float] | None = None):
-        """A Keras layer applying this policy in training only (serialisable in ``.keras``)."""
+    def as_layer(self, seed: int | None = None, value_range: tuple[float, float] | None = None, with_base: bool = True):
+        """A Keras layer applying this policy in training only (serialisable in ``.keras``); the search's base
+        augmentation (``metadata.base_augmentation``) runs first unless ``with_base=False``."""
         from deepaug_pipeline.augment.layer import PolicyAugmentation
 
-        return PolicyAugmentation(self.to_dict(), seed=seed, value_range=value_range)
+        return PolicyAugmentation(self.to_dict(), seed=seed, value_range=value_range, with_base=with_base)
 
-    def map_fn(self, seed: int | None = None, value_range: tuple[float, float] | None = None):
-        """A ``tf.data`` map function for batched ``(images, labels...)`` elements."""
-        layer = self.as_layer(seed=seed, value_range=value_range)
+    def map_fn(self, seed: int | None = None, value_range: tuple[float, float] | None = None, with_base: bool = True):
+        """A ``tf.data`` map function for batched ``(images, labels...)`` elements (base first, as ``as_layer``)."""
+        layer = self.as_layer(seed=seed, value_range=value_range, with_base=with_base)
 
         def fn(images, *rest):
             out = layer(images, training=True)

@@ -11,6 +11,7 @@ import pandas as pd
 import tensorflow as tf
 
 from deepaug_pipeline.augment import baselines
+from deepaug_pipeline.augment.baselines import BASE_LABELS
 from deepaug_pipeline.augment.policy import Policy, apply_policy
 from deepaug_pipeline.config import EvaluateConfig
 from deepaug_pipeline.ingest.sources import LabelledImages
@@ -22,13 +23,25 @@ from deepaug_pipeline.seeding import stream_rng, stream_seed
 
 log = logging.getLogger(__name__)
 
-STRATEGY_LABELS = {
-    "none": "none",
-    "standard": "standard (crop + flip)",
-    "standard+found": "standard + found policy",
-    "standard+randaugment": "standard + RandAugment",
-    "standard+trivialaugment": "standard + TrivialAugment-Wide",
-}
+def strategy_labels(base: str = "standard") -> dict[str, str]:
+    """What each strategy is, in words, on top of the base augmentation the search chose."""
+    b = BASE_LABELS[base]
+    return {
+        "none": "none",
+        "standard": f"standard ({b})",
+        "standard+found": f"{b} + found policy",
+        "standard+randaugment": f"{b} + RandAugment",
+        "standard+trivialaugment": f"{b} + TrivialAugment-Wide",
+    }
+
+
+def strategy_aliases(base: str, found: Policy | None) -> dict[str, str]:
+    """Strategies that are the same training as another and are not trained twice: ``standard`` is ``none`` when
+    the search chose no base; ``standard+found`` is ``standard`` when no policy beat the base beyond noise."""
+    aliases = {"standard": "none"} if base == "none" else {}
+    if found is not None and found.is_empty:
+        aliases["standard+found"] = aliases.get("standard", "standard")
+    return aliases
 
 
 def _then(first: Callable, second: Callable) -> AugmentFn:
@@ -39,21 +52,26 @@ def _then(first: Callable, second: Callable) -> AugmentFn:
     return fn
 
 
-def strategy_augment(name: str, found: Policy | None, cfg: EvaluateConfig) -> AugmentFn:
-    """The per-batch augmentation of one strategy (float [0, 1] images in and out)."""
+def strategy_augment(name: str, found: Policy | None, cfg: EvaluateConfig, base: str = "standard") -> AugmentFn:
+    """The per-batch augmentation of one strategy (float [0, 1] images in and out); ``standard`` is ``base``."""
+    params = baselines.base_params(base)
+
+    def standard(x, seed):
+        return baselines.base_augment(x, params, seed)
+
     if name == "none":
         return no_augmentation
     if name == "standard":
-        return lambda x, aug_args, seed: baselines.standard(x, seed)
+        return lambda x, aug_args, seed: standard(x, seed)
     if name == "standard+found":
         if found is None:
             raise ValueError("strategy 'standard+found' needs the search's best policy")
         tensors, available = found.tensors(), found.op_indices()
-        return _then(baselines.standard, lambda x, s: apply_policy(x, tensors, s, available))
+        return _then(standard, lambda x, s: apply_policy(x, tensors, s, available))
     if name == "standard+randaugment":
-        return _then(baselines.standard, lambda x, s: baselines.randaugment(x, s, cfg.randaugment_n, cfg.randaugment_m))
+        return _then(standard, lambda x, s: baselines.randaugment(x, s, cfg.randaugment_n, cfg.randaugment_m))
     if name == "standard+trivialaugment":
-        return _then(baselines.standard, baselines.trivialaugment_wide)
+        return _then(standard, baselines.trivialaugment_wide)
     raise ValueError(f"unknown strategy '{name}'")
 
 
@@ -80,6 +98,7 @@ def train_and_score(
     found: Policy | None,
     cfg: EvaluateConfig,
     seed: int,
+    base: str = "standard",
 ) -> dict:
     """One final model for one strategy and seed: its curves and its test accuracy."""
     import keras
@@ -94,7 +113,7 @@ def train_and_score(
         epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
         learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule,
     )  # fmt: skip
-    trainer = Trainer(model, train, settings, strategy_augment(strategy, found, cfg))
+    trainer = Trainer(model, train, settings, strategy_augment(strategy, found, cfg, base))
     start = time.perf_counter()
     history = trainer.fit((), run_seed, val)
     test_loss, test_acc = trainer.evaluate(test)
@@ -115,26 +134,36 @@ def run_grid(
     cfg: EvaluateConfig,
     run_log: TrialLog,
     train_one: Callable[[str, int], dict],
+    aliases: dict[str, str] | None = None,
 ) -> list[dict]:
-    """Every (strategy, seed) run, resuming those already in ``run_log``; returns them in grid order."""
+    """Every (strategy, seed) run, resuming those already in ``run_log``; returns them in grid order. A strategy in
+    ``aliases`` is not trained: it reuses the runs of the strategy it is the same as (marked ``same_as``)."""
+    aliases = aliases or {}
     done = {(t["strategy"], t["seed_index"]): t for t in run_log.trials}
-    out = []
-    for seed_index in range(cfg.seeds):
-        for strategy in cfg.strategies:
-            key = (strategy, seed_index)
-            if key not in done:
-                log.info("Evaluating %s, seed %d", strategy, seed_index)
-                record = {"trial_id": f"{strategy}/{seed_index}", **train_one(strategy, seed_index)}
-                run_log.append(record)
-                done[key] = record
-                log.info("  test accuracy %.4f (%.0f s)", record["test_accuracy"], record["wall_seconds"])
-            out.append(done[key])
-    return out
+
+    def run(strategy: str, seed_index: int) -> dict:
+        key = (strategy, seed_index)
+        if key in done:
+            return done[key]
+        if strategy in aliases:
+            same = run(aliases[strategy], seed_index)
+            done[key] = {**same, "key": f"{strategy}/{seed_index}", "strategy": strategy, "same_as": same["strategy"]}
+            return done[key]
+        log.info("Evaluating %s, seed %d", strategy, seed_index)
+        record = {"key": f"{strategy}/{seed_index}", **train_one(strategy, seed_index)}
+        run_log.append(record)
+        done[key] = record
+        log.info("  test accuracy %.4f (%.0f s)", record["test_accuracy"], record["wall_seconds"])
+        return record
+
+    return [run(strategy, seed_index) for seed_index in range(cfg.seeds) for strategy in cfg.strategies]
 
 
-def results_table(runs: list[dict], strategies: list[str]) -> pd.DataFrame:
+def results_table(runs: list[dict], strategies: list[str], base: str = "standard") -> pd.DataFrame:
     """Per strategy: test accuracy and error as mean ± std over seeds, and error reductions vs none / standard."""
     frame = pd.DataFrame([r for r in runs if r["status"] == "ok"])
+    labels = strategy_labels(base)
+    same_as = {r["strategy"]: r["same_as"] for r in runs if r.get("same_as")}
     rows = []
     for name in strategies:
         part = frame[frame["strategy"] == name] if len(frame) else frame
@@ -142,7 +171,7 @@ def results_table(runs: list[dict], strategies: list[str]) -> pd.DataFrame:
         rows.append(
             {
                 "strategy": name,
-                "label": STRATEGY_LABELS[name],
+                "label": labels[name] + (f" (= {labels[same_as[name]]}, not trained twice)" if name in same_as else ""),
                 "runs": len(acc),
                 "test_accuracy_mean": float(acc.mean()) if len(acc) else np.nan,
                 "test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,

@@ -16,7 +16,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
-from deepaug_pipeline.evaluate import STRATEGY_LABELS  # noqa: E402
 
 PACKAGES = ("deepaug-pipeline", "tensorflow", "keras", "kedro", "kedro-datasets", "kedro-mlflow", "mlflow", "scikit-optimize", "numpy")
 
@@ -34,13 +33,13 @@ def results_bar_chart(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def learning_curves(runs: list[dict]) -> plt.Figure:
-    """Validation accuracy per epoch, averaged over seeds, one line per strategy."""
+def learning_curves(runs: list[dict], labels: dict[str, str]) -> plt.Figure:
+    """Validation accuracy per epoch, averaged over seeds, one line per strategy trained (not aliases)."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for strategy in dict.fromkeys(r["strategy"] for r in runs):
+    for strategy in dict.fromkeys(r["strategy"] for r in runs if not r.get("same_as")):
         curves = np.array([r["history"]["val_accuracy"] for r in runs if r["strategy"] == strategy and r["status"] == "ok"])
         if len(curves):
-            ax.plot(np.arange(1, curves.shape[1] + 1), curves.mean(axis=0), marker=".", label=STRATEGY_LABELS[strategy])
+            ax.plot(np.arange(1, curves.shape[1] + 1), curves.mean(axis=0), marker=".", label=labels[strategy])
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Learning curves (held-out training images)")
@@ -51,14 +50,11 @@ def learning_curves(runs: list[dict]) -> plt.Figure:
 
 
 def convergence_from_trials(trials: pd.DataFrame) -> plt.Figure:
-    """The search's best reward against trial number, from its trial table."""
+    """The search's rewards against trial number, from its trial table."""
     from deepaug_pipeline.search.results import convergence_figure
 
-    records = trials.to_dict("records")
-    by_method: dict[str, list[dict]] = {}
-    for r in records:
-        by_method.setdefault(r.get("method") or "search", []).append(r)
-    return convergence_figure(by_method)
+    method = trials["method"].dropna().iloc[0] if "method" in trials and trials["method"].notna().any() else "search"
+    return convergence_figure({method: trials})
 
 
 def package_versions() -> dict[str, str]:
@@ -97,31 +93,51 @@ def _comparison_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def verdict(table: pd.DataFrame) -> list[str]:
-    """Plain sentences: the best strategy, and the found policy against each other strategy, with the seed noise."""
+# (strategy, reference): what each comparison in the verdict says, in this order.
+COMPARISONS = (
+    ("standard", "none"),
+    ("standard+found", "standard"),
+    ("standard+randaugment", "standard"),
+    ("standard+trivialaugment", "standard"),
+    ("standard+found", "standard+randaugment"),
+    ("standard+found", "standard+trivialaugment"),
+    ("standard+found", "none"),
+)
+
+
+def _compare(a: pd.Series, b: pd.Series) -> str:
+    diff = a["test_error_mean"] - b["test_error_mean"]
+    # Standard error of the difference of two means over independent seeds.
+    se = float(np.sqrt(a["test_error_std"] ** 2 / a["runs"] + b["test_error_std"] ** 2 / b["runs"]))
+    if min(a["runs"], b["runs"]) < 2:
+        noise = "one run on a side, so no noise estimate"
+    elif se == 0:
+        noise = "every seed gave the same accuracy, so no noise estimate"
+    elif abs(diff) > 2 * se:
+        noise = f"{abs(diff) / se:.1f} standard errors: beyond seed noise"
+    else:
+        noise = "within seed noise: ≤ 2 standard errors"
+    word = "lower" if diff < 0 else "higher"
+    return f"{a['label']} vs {b['label']}: {abs(diff) * 100:.2f} points {word} error ({noise})."
+
+
+def verdict(table: pd.DataFrame, same_as: dict[str, str] | None = None) -> list[str]:
+    """Plain sentences: the best strategy, then what the base, the found policy, RandAugment and TrivialAugment
+    each do against their reference, with the seed noise. ``same_as``: strategies that reuse another's runs."""
+    same_as = same_as or {}
     rows = table.set_index("strategy")
     rows = rows[rows["runs"] > 0]
     if rows.empty:
         return ["No run finished, so there is nothing to compare."]
     best = rows["test_error_mean"].idxmin()
     lines = [f"Lowest mean test error: {rows.loc[best, 'label']} ({rows.loc[best, 'test_error_mean'] * 100:.2f}%)."]
-    if "standard+found" not in rows.index:
-        return lines
-    found = rows.loc["standard+found"]
-    for _, row in rows.drop(index="standard+found").iterrows():
-        diff = found["test_error_mean"] - row["test_error_mean"]
-        # Standard error of the difference of two means over independent seeds.
-        se = float(np.sqrt(found["test_error_std"] ** 2 / found["runs"] + row["test_error_std"] ** 2 / row["runs"]))
-        if min(found["runs"], row["runs"]) < 2:
-            noise = "one run on a side, so no noise estimate"
-        elif se == 0:
-            noise = "every seed gave the same accuracy, so no noise estimate"
-        elif abs(diff) > 2 * se:
-            noise = f"{abs(diff) / se:.1f} standard errors: beyond seed noise"
+    for a, b in COMPARISONS:
+        if a not in rows.index or b not in rows.index:
+            continue
+        if same_as.get(a) == b:
+            lines.append(f"{rows.loc[a, 'label']}: the same runs as {rows.loc[b, 'label']}, nothing to compare.")
         else:
-            noise = "within seed noise: ≤ 2 standard errors"
-        word = "lower" if diff < 0 else "higher"
-        lines.append(f"The found policy vs {row['label']}: {abs(diff) * 100:.2f} points {word} error ({noise}).")
+            lines.append(_compare(rows.loc[a], rows.loc[b]))
     return lines
 
 
@@ -154,9 +170,11 @@ def build_report(
     policy: Policy,
     figures: dict[str, plt.Figure],
     config: dict,
+    same_as: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """Markdown (figures referenced as the PNG files the pipelines write beside it in data/08_reporting)
-    and self-contained HTML (figures inlined as base64)."""
+    and self-contained HTML (figures inlined as base64). The search's verdict and the evaluation regime come
+    first, then the comparison."""
     versions = package_versions()
     comparison = _comparison_rows(table)
     policy_table = _policy_rows(policy)
@@ -170,11 +188,21 @@ def build_report(
     config_text = json.dumps(config, indent=2, default=str)
     versions_rows = [[k, v] for k, v in versions.items()]
 
-    summary = verdict(table)
-    md = ["# deepaug-pipeline evaluation report", "", "## Comparison on the untouched test split", "", _md_table(*comparison), ""]
-    md += [f"- {line}" for line in summary] + [""]
+    summary = verdict(table, same_as)
+    search_verdict = policy.metadata.get("verdict")
+    base_choice = (policy.metadata.get("base_choice") or {}).get("in_words")
+    ev = config.get("evaluate", {})
+    regime = (f"Final model: {ev.get('model')}, {ev.get('train_size') or 'all'} training images, {ev.get('epochs')} epochs, "
+              f"{ev.get('seeds')} seed(s) per strategy, scored on the untouched test split.")  # fmt: skip
+    intro = [f"Search: {search_verdict}." if search_verdict else "Search: no verdict recorded with the policy.",
+             f"Search: {base_choice}." if base_choice else "", regime]  # fmt: skip
+    intro = [line for line in intro if line]
+    md = ["# deepaug-pipeline evaluation report", ""] + [f"- {line}" for line in intro + summary] + [""]
+    md += ["## Comparison on the untouched test split", "", _md_table(*comparison), ""]
     md += ["![Test error per strategy](evaluation_results.png)", "", "![Learning curves](learning_curves.png)", ""]
-    md += ["## The found policy", "", f"{len(policy.sub_policies)} sub-policies; an image is left untouched with probability {policy.p_none:.2f}.", ""]
+    found_text = ("No operations: no policy beat the base beyond noise, so none is added." if policy.is_empty else
+                  f"{len(policy.sub_policies)} sub-policies; an image is left untouched with probability {policy.p_none:.2f}.")  # fmt: skip
+    md += ["## The found policy", "", found_text, ""]
     md += [_md_table(*policy_table), "", "![Sample grid](best_policy_grid.png)", ""]
     md += ["## Search convergence", "", "![Search convergence](convergence.png)", ""]
     md += ["## Configuration", "", "```json", config_text, "```", "", "## Package versions", "", _md_table(["package", "version"], versions_rows), ""]
@@ -182,11 +210,12 @@ def build_report(
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>deepaug-pipeline evaluation report</title>",
              "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}</style></head><body>",
-             "<h1>deepaug-pipeline evaluation report</h1>", "<h2>Comparison on the untouched test split</h2>",
-             _html_table(*comparison), "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary) + "</ul>"]  # fmt: skip
+             "<h1>deepaug-pipeline evaluation report</h1>",
+             "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in intro + summary) + "</ul>",
+             "<h2>Comparison on the untouched test split</h2>", _html_table(*comparison)]  # fmt: skip
     for name in ("results", "curves"):
         parts.append(f"<figure><img alt='{captions[name]}' src='data:image/png;base64,{pngs[name]}'><figcaption>{captions[name]}</figcaption></figure>")
-    parts += ["<h2>The found policy</h2>", _html_table(*policy_table)]
+    parts += ["<h2>The found policy</h2>", f"<p>{html.escape(found_text)}</p>", _html_table(*policy_table)]
     parts.append(f"<figure><img alt='{captions['policy_grid']}' src='data:image/png;base64,{pngs['policy_grid']}'><figcaption>{captions['policy_grid']}</figcaption></figure>")
     parts += ["<h2>Search convergence</h2>", f"<img alt='{captions['convergence']}' src='data:image/png;base64,{pngs['convergence']}'>"]
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_text)}</pre>", "<h2>Package versions</h2>",

@@ -38,6 +38,7 @@ class FitSettings:
     momentum: float = 0.9  # sgd only (Nesterov)
     schedule: str = "constant"  # constant | cosine
     eval_batch_size: int = 500
+    validate_last: int | None = None  # validate only the last N epochs (the ones a reward reads); None: every epoch
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class History:
 
     @property
     def finite(self) -> bool:
-        return bool(np.isfinite(self.train_loss).all() and np.isfinite(self.val_loss).all())
+        validated = ~np.isnan(self.val_accuracy)  # epochs without a validation pass hold NaN in both val curves
+        return bool(np.isfinite(self.train_loss).all() and np.isfinite(self.val_loss[validated]).all())
 
 
 def make_optimizer(settings: FitSettings, steps_total: int) -> keras.optimizers.Optimizer:
@@ -107,9 +109,18 @@ class Trainer:
     def _snapshot(self) -> None:
         self._initial = [tf.identity(v) for v in self._state_variables()]
 
-    def reset(self) -> None:
-        """Back to the initial weights, dropout seeds and a fresh optimizer state."""
-        for var, value in zip(self._state_variables(), self._initial):
+    def reset(self, model_state: list | None = None) -> None:
+        """Back to the initial weights, dropout seeds and a fresh optimizer state.
+
+        ``model_state`` (values for ``model.variables``, e.g. another seed's initial weights) replaces the
+        initial weights for this fit only.
+        """
+        initial = list(self._initial)
+        if model_state is not None:
+            if len(model_state) != len(self.model.variables):
+                raise ValueError(f"model_state has {len(model_state)} values, the model {len(self.model.variables)} variables")
+            initial[: len(model_state)] = model_state
+        for var, value in zip(self._state_variables(), initial):
             var.assign(value)
 
     def adopt_current_weights(self) -> None:
@@ -159,6 +170,8 @@ class Trainer:
         )
         ds = ds.prefetch(tf.data.AUTOTUNE)
         curves = tf.TensorArray(tf.float32, size=s.epochs, element_shape=[4])  # per epoch: the 4 History curves
+        first_validated = s.epochs - min(s.validate_last or s.epochs, s.epochs)
+        nan = tf.constant(float("nan"))
         loss_sum, correct, seen = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
         step = tf.constant(0, tf.int64)
         for x, y in ds:
@@ -168,7 +181,10 @@ class Trainer:
             step += 1
             if step % self.steps_per_epoch == 0:
                 epoch = tf.cast(step // self.steps_per_epoch - 1, tf.int32)
-                v_loss, v_acc = self._evaluate_in_graph(val_x, val_y)
+                if epoch >= first_validated:
+                    v_loss, v_acc = self._evaluate_in_graph(val_x, val_y)
+                else:  # an epoch no reward reads: skip its validation pass
+                    v_loss, v_acc = nan, nan
                 curves = curves.write(epoch, tf.stack([loss_sum / seen, correct / seen, v_loss, v_acc]))
                 loss_sum, correct, seen = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
         return tf.transpose(curves.stack())

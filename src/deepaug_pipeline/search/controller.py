@@ -1,76 +1,70 @@
-"""The ask/tell loop: trial 0 is the no-augmentation baseline, trials 1..N are policies from scikit-optimize."""
+"""The search loop, in three stages over one executor (in-process or Dask):
+
+1. **baseline**: the base augmentation alone under ``noise_seeds`` seeds (with ``base_augmentation: auto``: none,
+   pad + crop and crop + flip, and the best one is taken). Its spread is the noise floor.
+2. **search**: policies from scikit-optimize, each trained once on top of the chosen base; its gain over the base's
+   mean is reported in reward points and in standard errors.
+3. **reevaluate**: the top ``reevaluate_top`` policies and the base, re-trained on ``reevaluate_seeds`` fresh seeds
+   and paired seed by seed; a policy counts only when its mean paired gain exceeds 2 standard errors.
+
+Every finished fit is appended to the trial log before anything else happens, so a rerun resumes at any stage.
+"""
 
 from __future__ import annotations
 
-import io
 import logging
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-from skopt import Optimizer
 
-from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.augment.baselines import BASE_LABELS
 from deepaug_pipeline.config import SearchConfig
-from deepaug_pipeline.search.space import PolicySpace, to_python
-from deepaug_pipeline.search.tracking import TrialTracker
+from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, PairedGain, choose_base, paired_gain
+from deepaug_pipeline.search.records import FitOutcome, FitRequest, TrialRecord
+from deepaug_pipeline.search.space import PolicySpace, policy_optimizer, to_python
+from deepaug_pipeline.search.tracking import TrialTracker, track_trial
 from deepaug_pipeline.search.trial_log import TrialLog
-from deepaug_pipeline.seeding import stream_seed
 
 log = logging.getLogger(__name__)
 
-BASELINE_ID = 0
+AUTO_BASES = ("none", "crop", "standard")
 
 
-def make_optimizer(space: PolicySpace, cfg: SearchConfig, seed: int) -> Optimizer:
-    """RF + EI by default (as DeepAugment). ``method: random`` never leaves the initial random phase
-    (skopt's own "dummy" estimator fails on scikit-learn 1.9), so both methods share one sampler."""
-    random_only = cfg.method == "random"
-    return Optimizer(
-        space.dimensions(),
-        base_estimator=cfg.surrogate,
-        n_initial_points=2**31 - 1 if random_only else cfg.opt_initial_points,
-        initial_point_generator="random",
-        acq_func=cfg.acquisition,
-        random_state=stream_seed(seed, "optimizer", cfg.method),
-    )
+class SearchError(RuntimeError):
+    """The search cannot go on (e.g. the base alone fails to train); the message says why."""
 
 
-def policy_params(names: list[str], point: list | None) -> dict:
-    """The policy's dimensions as flat, plain-Python values (MLflow params); trial 0 has no point."""
-    if point is None:
-        return {"policy": "no augmentation"}
-    return {name: to_python(v) for name, v in zip(names, point)}
+@dataclass(frozen=True)
+class SearchResult:
+    """Everything a search produced: its records in log order, the base it chose, its noise, the re-evaluation."""
+
+    method: str
+    records: list[TrialRecord]
+    base_choice: BaseChoice
+    noise_floor: NoiseFloor
+    reevaluated: list[PairedGain]  # best mean paired gain first
+
+    @property
+    def search_trials(self) -> list[TrialRecord]:
+        return sorted((r for r in self.records if r.stage == "search"), key=lambda r: r.trial_id)
+
+    def trial(self, trial_id: int) -> TrialRecord:
+        return next(r for r in self.search_trials if r.trial_id == trial_id)
+
+    @property
+    def accepted(self) -> list[PairedGain]:
+        return [p for p in self.reevaluated if p.accepted]
 
 
-def _grid_png(policy: Policy, images: np.ndarray, seed: int) -> bytes:
-    import matplotlib.pyplot as plt
-
-    from deepaug_pipeline.augment.grid import sample_grid
-
-    fig = sample_grid(policy, images, seed=seed, max_images=6)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=60)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def track_trial(tracker: TrialTracker, record: dict, param_names: list[str], grid_images, with_grid: bool, seed: int) -> None:
-    """Log one finished trial as an MLflow child run (in the driver, or in a Dask worker)."""
-    if not tracker.enabled:
-        return
-    point = record.get("point")
-    policy = Policy.from_dict(record["policy"])
-    grid = _grid_png(policy, grid_images, seed) if (with_grid and grid_images is not None and point is not None) else None
-    tracker.log_trial(record, policy_params(param_names, point), grid)
+def ranked_search_trials(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Finished search trials, best single reward first; ties keep the earlier trial."""
+    ok = [r for r in records if r.stage == "search" and r.ok]
+    return sorted(ok, key=lambda r: (-r.reward, r.trial_id))
 
 
 class SearchLoop:
-    """Runs the search against a trial log: resumes what is logged, runs what is missing.
-
-    With a parallel executor it keeps every slot busy: a constant-liar batch ask (``cl_min``) fills the
-    slots at start-up, then one new point is asked as soon as any trial finishes.
-    """
+    """Runs the search against a trial log: resumes what is logged, runs what is missing."""
 
     def __init__(
         self,
@@ -78,153 +72,149 @@ class SearchLoop:
         cfg: SearchConfig,
         seed: int,
         trial_log: TrialLog,
-        run_policy: Callable[[Policy], dict] | None = None,
+        executor,
         tracker: TrialTracker | None = None,
         grid_images: np.ndarray | None = None,
-        executor=None,
-        make_job: Callable | None = None,
     ) -> None:
         self.space = space
         self.cfg = cfg
         self.seed = seed
         self.trial_log = trial_log
-        self.run_policy = run_policy
+        self.executor = executor
         self.tracker = tracker or TrialTracker(None)
         self.grid_images = grid_images
-        self.optimizer = make_optimizer(space, cfg, seed)
-        self.executor = executor
-        self.make_job = make_job
+        self.optimizer = policy_optimizer(space, cfg, seed)
+        self.records: dict[str, TrialRecord] = {r["key"]: TrialRecord.from_json(r) for r in trial_log.trials}
+        self.floor: NoiseFloor | None = None
+        self._identity = space.no_augmentation().to_dict()
 
-    @property
-    def baseline_reward(self) -> float | None:
-        for t in self.trial_log.trials:
-            if t["trial_id"] == BASELINE_ID:
-                return t["reward"]
-        return None
-
-    def describe(self, trial_id: int, policy: Policy, point: list | None, record: dict) -> dict:
-        """The full log record of a finished trial."""
-        base = self.baseline_reward if trial_id != BASELINE_ID else record["reward"]
-        return {
-            "trial_id": trial_id,
-            "method": self.cfg.method,
-            "policy": policy.to_dict(),
-            "point": [to_python(v) for v in point] if point is not None else None,
-            **record,
-            "gain": (record["reward"] - base) if (base is not None and record["status"] == "ok") else None,
-            "finished_at": time.time(),
-        }
-
-    def _finish(self, trial_id: int, policy: Policy, point: list | None, record: dict, track: bool = True) -> dict:
-        record = self.describe(trial_id, policy, point, record)
-        self.trial_log.append(record)  # durable before anything else happens
-        if point is not None:
-            self.optimizer.tell(record["point"], -record["reward"])
-        if track:
-            track_trial(self.tracker, record, self.space.dimension_names(), self.grid_images, self.cfg.track_sample_grids, self.seed)
-        return record
-
-    def _replay(self) -> None:
-        told = [t for t in self.trial_log.trials if t["trial_id"] != BASELINE_ID and t.get("point") is not None]
-        if told:
-            self.optimizer.tell([t["point"] for t in told], [-t["reward"] for t in told])
-            log.info("Resuming %s: %d logged trial(s) told to the optimizer, not re-run", self.trial_log.path, len(told))
-
-    def _next(self, trial_ids: list[int]) -> list[tuple[int, Policy, list | None]]:
-        """Policies for ``trial_ids``: the baseline for trial 0, asked points for the rest (batch: cl_min)."""
-        out = [(BASELINE_ID, self.space.no_augmentation(), None)] if BASELINE_ID in trial_ids else []
-        ids = [i for i in trial_ids if i != BASELINE_ID]
-        if ids:
-            points = self.optimizer.ask(n_points=len(ids), strategy="cl_min") if len(ids) > 1 else [self.optimizer.ask()]
-            out += [(i, self.space.decode(p), p) for i, p in zip(ids, points)]
-        return out
-
-    def run(self) -> list[dict]:
-        """Run until trials 0..iterations are all in the log; returns them in id order."""
-        self._replay()
-        todo = [i for i in range(self.cfg.iterations + 1) if i not in self.trial_log.done_ids]
-        with _Progress(self.cfg.iterations + 1, len(todo), enabled=self.cfg.progress) as progress:
-            progress.update_rewards(self.trial_log.trials)
-            if self.executor is None:
-                for trial_id in todo:
-                    [(tid, policy, point)] = self._next([trial_id])
-                    self._finish(tid, policy, point, self.run_policy(policy))
-                    progress.update_rewards(self.trial_log.trials)
-            else:
-                self._run_parallel(todo, progress)
-        return sorted(self.trial_log.trials, key=lambda t: t["trial_id"])
-
-    def _run_parallel(self, todo: list[int], progress: _Progress) -> None:
-        queue = list(todo)
+    # ----------------------------------------------------------------- driving the executor
+    def _drive(self, next_requests, describe) -> None:
+        """Keep every executor slot busy with ``next_requests(n)`` until it returns nothing more."""
         running: dict = {}
 
-        def launch(n: int) -> list:
+        def launch(n: int) -> None:
+            for request in next_requests(n):
+                running[self.executor.submit(request)] = request
+
+        launch(self.executor.slots)
+        while running:
+            future = self.executor.next_done(running)
+            request = running.pop(future)
+            self._finish(request, self.executor.outcome(future), describe)
+            launch(1)
+
+    def _run_all(self, requests: list[FitRequest], describe) -> None:
+        queue = [r for r in requests if r.key not in self.records]
+
+        def next_requests(n: int) -> list[FitRequest]:
             batch, queue[:] = queue[:n], queue[n:]
-            futures = []
-            for tid, policy, point in self._next(batch):
-                job = self.make_job(self.describe(tid, policy, point, {"status": "running", "reward": 0.0}), self.baseline_reward)
-                future = self.executor.submit_async(job)
-                running[future] = (tid, policy, point, job)
-                futures.append(future)
-            return futures
+            return batch
 
-        pending = self.executor.as_completed(launch(self.executor.slots))
-        for future in pending:
-            tid, policy, point, job = running.pop(future)
-            try:
-                record = future.result()
-            except Exception as exc:  # noqa: BLE001 - a lost worker, a killed process, ...
-                if self.executor.attempts(tid) < 2:
-                    log.warning("Trial %d was lost (%s: %s); retrying it once", tid, type(exc).__name__, exc)
-                    retry = self.executor.submit_async(job)
-                    running[retry] = (tid, policy, point, job)
-                    pending.add(retry)
-                    continue
-                record = {"status": "failed", "reason": f"the trial failed on a worker twice: {type(exc).__name__}: {exc}",
-                          "reward": 0.0, "fallback": False, "histories": [], "wall_seconds": 0.0}  # fmt: skip
-            self._finish(tid, policy, point, record, track=False)
-            progress.update_rewards(self.trial_log.trials)
-            for new in launch(1):
-                pending.add(new)
+        self._drive(next_requests, describe)
 
+    def _finish(self, request: FitRequest, outcome: FitOutcome, describe) -> TrialRecord:
+        gain = gain_se = None
+        if request.stage == "search" and outcome.status == "ok" and self.floor is not None:
+            gain, gain_se = self.floor.gain(outcome.reward)
+        record = TrialRecord.of(request, outcome, self.cfg.method, time.time(), gain, gain_se)
+        self.trial_log.append(record.to_json())  # durable before anything else happens
+        self.records[record.key] = record
+        if request.stage == "search":
+            self.optimizer.tell(request.point, -record.reward)
+        log.info("%s", describe(record))
+        track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed)
+        return record
 
-class _Progress:
-    """A rich progress bar: trial n/N, last reward, best reward, ETA."""
+    # ----------------------------------------------------------------- stages
+    def _baseline(self) -> tuple[BaseChoice, NoiseFloor]:
+        cfg = self.cfg
+        bases = AUTO_BASES if cfg.base_augmentation == "auto" else (cfg.base_augmentation,)
+        requests = [FitRequest.baseline(b, s, self._identity) for b in bases for s in range(cfg.noise_seeds)]
 
-    def __init__(self, total: int, todo: int, enabled: bool) -> None:
-        self.enabled = enabled and todo > 0
-        self.total = total
-        self._bar = None
+        def describe(r: TrialRecord) -> str:
+            return f"baseline  {BASE_LABELS[r.base]}, seed {r.seed_index + 1}/{cfg.noise_seeds}  {_reward_text(r)}  {r.wall_seconds:.1f} s"
 
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("[bold]search"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("last {task.fields[last]}  best {task.fields[best]}"),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                transient=False,
+        self._run_all(requests, describe)
+        rewards, failures = {}, []
+        for b in bases:
+            runs = [self.records[FitRequest.baseline(b, s, self._identity).key] for s in range(cfg.noise_seeds)]
+            if all(r.ok for r in runs):
+                rewards[b] = [r.reward for r in runs]
+            else:
+                failures.append(next(f"{BASE_LABELS[b]}: {r.reason}" for r in runs if not r.ok))
+        if not rewards:
+            raise SearchError(
+                f"the child failed to train with the base augmentation alone, so there is nothing to compare policies "
+                f"with ({'; '.join(failures)}). Check search.model, search.model_options and the learning rate."
             )
-            self._bar.start()
-            self._task = self._bar.add_task("trials", total=self.total, last="-", best="-")
-        return self
+        for failure in failures:
+            log.warning("Base augmentation left out of the choice, a fit failed: %s", failure)
+        choice = choose_base(rewards)
+        floor = NoiseFloor(choice.chosen, tuple(rewards[choice.chosen]))
+        log.info("%s; noise floor (std over %d seeds) %.4f", choice.describe(BASE_LABELS), len(floor.rewards), floor.std)
+        return choice, floor
 
-    def update_rewards(self, trials: list[dict]) -> None:
-        if self._bar is None or not trials:
-            return
-        ok = [t["reward"] for t in trials if t["status"] == "ok"]
-        last = trials[-1]
-        self._bar.update(
-            self._task,
-            completed=len(trials),
-            last=f"{last['reward']:.4f}" if last["status"] == "ok" else "failed",
-            best=f"{max(ok):.4f}" if ok else "-",
-        )
+    def _search(self) -> None:
+        cfg = self.cfg
+        told = [r for r in self.records.values() if r.stage == "search"]
+        if told:
+            self.optimizer.tell([r.point for r in told], [-r.reward for r in told])
+            log.info("Resuming %s: %d logged trial(s) told to the optimizer, not re-run", self.trial_log.path, len(told))
+        queue = [i for i in range(1, cfg.iterations + 1) if f"trial/{i}" not in self.records]
 
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+        def next_requests(n: int) -> list[FitRequest]:
+            ids, queue[:] = queue[:n], queue[n:]
+            if not ids:
+                return []
+            points = self.optimizer.ask(n_points=len(ids), strategy="cl_min") if len(ids) > 1 else [self.optimizer.ask()]
+            return [FitRequest.search(i, self.floor.base, self.space.decode(p).to_dict(), [to_python(v) for v in p])
+                    for i, p in zip(ids, points)]  # fmt: skip
+
+        def describe(r: TrialRecord) -> str:
+            best = max((t.reward for t in self.records.values() if t.stage == "search" and t.ok), default=float("nan"))
+            return f"trial {r.trial_id}/{cfg.iterations}  {_reward_text(r)}  best {best:.4f}  {r.wall_seconds:.1f} s"
+
+        self._drive(next_requests, describe)
+
+    def _reevaluate(self) -> list[PairedGain]:
+        cfg = self.cfg
+        top = ranked_search_trials(list(self.records.values()))[: cfg.reevaluate_top]
+        seeds = range(cfg.noise_seeds, cfg.noise_seeds + cfg.reevaluate_seeds)  # fresh: neither noise nor search seeds
+        base = self.floor.base
+        requests = [FitRequest.reevaluate(None, base, s, self._identity) for s in seeds]
+        requests += [FitRequest.reevaluate(t.trial_id, base, s, t.policy) for t in top for s in seeds]
+
+        def describe(r: TrialRecord) -> str:
+            who = "base alone" if r.trial_id is None else f"trial {r.trial_id}"
+            return f"reevaluate  {who}, seed {r.seed_index - cfg.noise_seeds + 1}/{cfg.reevaluate_seeds}  {_reward_text(r)}  {r.wall_seconds:.1f} s"
+
+        self._run_all(requests, describe)
+
+        def rewards(trial_id: int | None) -> dict[int, float | None]:
+            out = {}
+            for s in seeds:
+                r = self.records[FitRequest.reevaluate(trial_id, base, s, self._identity).key]
+                out[s] = r.reward if r.ok else None
+            return out
+
+        base_rewards = rewards(None)
+        paired = [paired_gain(t.trial_id, rewards(t.trial_id), base_rewards) for t in top]
+        return sorted(paired, key=lambda p: (-np.nan_to_num(p.mean, nan=-np.inf), p.trial_id))
+
+    def run(self) -> SearchResult:
+        choice, self.floor = self._baseline()
+        self._search()
+        reevaluated = self._reevaluate() if self.cfg.reevaluate_top > 0 else []
+        order = {key: i for i, key in enumerate(self.records)}
+        return SearchResult(self.cfg.method, sorted(self.records.values(), key=lambda r: order[r.key]), choice, self.floor, reevaluated)
+
+
+def _reward_text(record: TrialRecord) -> str:
+    if not record.ok:
+        return f"FAILED ({record.reason})"
+    text = f"reward {record.reward:.4f}"
+    if record.gain is not None:
+        se = f", {record.gain / record.gain_se:+.1f} SE" if record.gain_se else ""
+        text += f" ({record.gain:+.4f}{se})"
+    return text

@@ -1,21 +1,18 @@
-"""Where trials run: in this process, or on a Dask cluster (a LocalCluster of processes, or a scheduler address).
+"""Where fits run: in this process (one slot), or on a Dask cluster (a LocalCluster of processes, or an address).
 
-Workers receive the dataset once (scattered), build and trace the child once per process, and open their
-MLflow child runs under the search's parent run. Only the driver writes the trial log.
+Both have the same three calls (``slots``, ``submit``, ``next_done``), so the search has one loop. Workers receive
+the dataset once (scattered) and build and trace the child once per process. Only the driver writes the trial log
+and tracks runs.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 
-from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.ingest.sources import LabelledImages
-from deepaug_pipeline.search.controller import track_trial
-from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker
+from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.trial import ChildSettings, TrialRunner
 
 log = logging.getLogger(__name__)
@@ -26,55 +23,64 @@ class ExecutorError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class TrialJob:
-    """Everything a worker needs besides the scattered data (plain values: it is pickled to the worker)."""
+class RunnerSpec:
+    """How to build a TrialRunner (plain values: it is pickled to Dask workers)."""
 
-    trial: dict  # trial_id, method, policy, point
     settings: ChildSettings
     n_classes: int
     seed: int
     op_indices: tuple[int, ...]
-    tracking: TrackingTarget | None = None
-    param_names: tuple[str, ...] = ()
-    with_grid: bool = True
-    baseline_reward: float | None = None
 
-    @property
-    def trial_id(self) -> int:
-        return self.trial["trial_id"]
+    def build(self, subset: LabelledImages, pool: LabelledImages) -> TrialRunner:
+        return TrialRunner(subset, pool, self.n_classes, self.settings, self.seed, self.op_indices)
 
 
-_RUNNERS: dict = {}  # per worker process: one traced child per (settings, seed, ops)
+class LocalExecutor:
+    """Fits in this process, one at a time: ``submit`` runs the fit and returns a finished future."""
+
+    slots = 1
+
+    def __init__(self, subset: LabelledImages, pool: LabelledImages, spec: RunnerSpec) -> None:
+        self.runner = spec.build(subset, pool)
+
+    def submit(self, request: FitRequest) -> Future:
+        future: Future = Future()
+        future.set_result(self.runner.run(request))
+        return future
+
+    def next_done(self, futures) -> Future:
+        return next(iter(futures))
+
+    def outcome(self, future: Future) -> FitOutcome:
+        return future.result()
+
+    def close(self) -> None:
+        pass
 
 
-def _runner(job: TrialJob, subset: LabelledImages, pool: LabelledImages) -> TrialRunner:
-    key = repr((job.settings, job.seed, job.op_indices, job.n_classes))  # settings hold a dict: not hashable
-    if key not in _RUNNERS:
-        _RUNNERS[key] = TrialRunner(subset, pool, job.n_classes, job.settings, job.seed, job.op_indices)
-    return _RUNNERS[key]
+_RUNNERS: dict = {}  # per worker process: one traced child per runner spec
 
 
-def run_job_on_worker(job: TrialJob, subset: LabelledImages, pool: LabelledImages, threads: int | None) -> dict:
-    """Dask task: one trial in a worker process (the child is built once per process)."""
+def run_on_worker(spec: RunnerSpec, request: FitRequest, subset: LabelledImages, pool: LabelledImages, threads: int | None) -> FitOutcome:
+    """Dask task: one fit in a worker process (the child is built once per process and spec)."""
     from deepaug_pipeline.devices import configure_tensorflow
 
     configure_tensorflow(threads)
-    record = _runner(job, subset, pool).run(Policy.from_dict(job.trial["policy"]))
-    record["worker"] = f"{socket.gethostname()}:{os.getpid()}"
-    full = {**job.trial, **record}
-    if job.baseline_reward is not None and record["status"] == "ok":
-        full["gain"] = record["reward"] - job.baseline_reward
-    track_trial(TrialTracker(job.tracking), full, list(job.param_names), subset.x[:6], job.with_grid, job.seed)
-    return record
+    key = repr(spec)  # the settings hold a dict: not hashable
+    if key not in _RUNNERS:
+        _RUNNERS[key] = spec.build(subset, pool)
+    return _RUNNERS[key].run(request)
 
 
 class DaskExecutor:
-    """Trials in parallel on Dask workers; a trial whose worker dies is retried once, then marked failed."""
+    """Fits in parallel on Dask workers. A fit whose worker dies is re-run once by Dask's scheduler
+    (``allowed-failures``); if its second worker dies too, the fit is recorded as failed."""
 
     def __init__(
         self,
         subset: LabelledImages,
         pool: LabelledImages,
+        spec: RunnerSpec,
         address: str | None,
         n_workers: int,
         threads_per_worker: int,
@@ -83,14 +89,14 @@ class DaskExecutor:
         import dask
         from distributed import Client, LocalCluster
 
+        self.spec = spec
         self.threads = threads_per_worker
         self._cluster = None
         try:
             if address:
                 self.client = Client(address, timeout=connect_timeout)
             else:
-                # The driver retries a trial itself (once), so the scheduler should not retry it as well.
-                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
                     self._cluster = LocalCluster(
                         n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                         dashboard_address=None, silence_logs=logging.ERROR,
@@ -103,25 +109,25 @@ class DaskExecutor:
             ) from None
         workers = self.client.scheduler_info().get("workers", {})
         self.slots = max(1, sum(w.get("nthreads", 1) for w in workers.values()) // max(1, threads_per_worker))
-        # Scattered once and shared: workers keep them for every trial.
+        # Scattered once and shared: workers keep them for every fit.
         self._subset, self._pool = self.client.scatter([subset, pool], broadcast=True)
-        self._attempts: dict[int, int] = {}
 
-    def submit_async(self, job: TrialJob):
-        attempt = self._attempts.get(job.trial_id, 0) + 1
-        self._attempts[job.trial_id] = attempt
-        return self.client.submit(
-            run_job_on_worker, job, self._subset, self._pool, self.threads,
-            key=f"trial-{job.trial_id}-attempt-{attempt}", pure=False,
-        )  # fmt: skip
+    def submit(self, request: FitRequest):
+        return self.client.submit(run_on_worker, self.spec, request, self._subset, self._pool, self.threads,
+                                  key=f"fit-{request.key.replace('/', '-')}", pure=False)  # fmt: skip
 
-    def as_completed(self, futures) -> Iterator:
-        from distributed import as_completed
+    def next_done(self, futures):
+        from distributed import wait
 
-        return as_completed(futures)
+        done, _ = wait(list(futures), return_when="FIRST_COMPLETED")
+        return next(iter(done))
 
-    def attempts(self, trial_id: int) -> int:
-        return self._attempts.get(trial_id, 0)
+    def outcome(self, future) -> FitOutcome:
+        try:
+            return future.result()
+        except Exception as exc:  # noqa: BLE001 - a worker lost twice (KilledWorker), a cancelled future, ...
+            return FitOutcome(status="failed", reward=0.0,
+                              reason=f"the fit's worker was lost, and again on its re-run: {type(exc).__name__}: {exc}")  # fmt: skip
 
     def close(self) -> None:
         self.client.close()

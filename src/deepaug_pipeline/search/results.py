@@ -1,6 +1,9 @@
-"""Search outputs from the trial records: trial table, top-k policies, combined best policy, convergence plot."""
+"""Search outputs from a SearchResult: trial table, top policies (re-evaluated first), the combined best policy,
+the verdict in words, and the convergence plot."""
 
 from __future__ import annotations
+
+import math
 
 import matplotlib
 
@@ -9,49 +12,79 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from deepaug_pipeline.augment.baselines import BASE_LABELS  # noqa: E402
 from deepaug_pipeline.augment.policy import SCHEMA_VERSION, Policy  # noqa: E402
+from deepaug_pipeline.search.controller import SearchResult, ranked_search_trials  # noqa: E402
+from deepaug_pipeline.search.noise import ACCEPT_SE, PairedGain  # noqa: E402
+from deepaug_pipeline.search.records import TrialRecord  # noqa: E402
 
 
-def trials_table(trials: list[dict]) -> pd.DataFrame:
-    """One row per trial: id, status, reward, gain over the baseline, timing, and the policy."""
+def _se_units(value: float | None, se: float | None) -> float | None:
+    if value is None or se is None or not se or math.isnan(se):
+        return None
+    return value / se
+
+
+def trials_table(result: SearchResult) -> pd.DataFrame:
+    """One row per fit, in the order they finished: stage, seed, reward, gain ± SE, timing, the policy."""
+    return records_table(result.records)
+
+
+def records_table(records: list[TrialRecord]) -> pd.DataFrame:
+    """``trials_table`` of any list of records (e.g. another method's log)."""
     rows = []
-    for t in sorted(trials, key=lambda t: t["trial_id"]):
-        policy = Policy.from_dict(t["policy"])
-        rows.append(
-            {
-                "trial_id": t["trial_id"],
-                "method": t.get("method"),
-                "status": t["status"],
-                "reward": t["reward"],
-                "gain_over_baseline": t.get("gain"),
-                "fallback_epochs": t.get("fallback", False),
-                "wall_seconds": round(t.get("wall_seconds", float("nan")), 3),
-                "policy": "no augmentation" if t["trial_id"] == 0 else " | ".join(policy.describe()),
-                "reason": t.get("reason"),
-            }
-        )
-    return pd.DataFrame(rows)
+    for r in records:
+        policy = Policy.from_dict(r.policy)
+        rows.append({
+            "key": r.key, "stage": r.stage, "trial_id": r.trial_id, "method": r.method, "base": r.base,
+            "seed_index": r.seed_index, "status": r.status, "reward": r.reward, "gain_over_baseline": r.gain,
+            "gain_se": r.gain_se, "gain_in_se": _se_units(r.gain, r.gain_se), "fallback_epochs": r.fallback,
+            "wall_seconds": round(r.wall_seconds, 3),
+            "policy": "base alone" if policy.p_none == 1.0 else " | ".join(policy.describe()), "reason": r.reason,
+        })  # fmt: skip
+    return pd.DataFrame(rows).astype({"trial_id": "Int64"})
 
 
-def ranked_policy_trials(trials: list[dict]) -> list[dict]:
-    """Finished policy trials (not the baseline), best reward first; ties keep the earlier trial."""
-    ok = [t for t in trials if t["status"] == "ok" and t["trial_id"] != 0]
-    return sorted(ok, key=lambda t: (-t["reward"], t["trial_id"]))
+def base_label(result: SearchResult) -> str:
+    return BASE_LABELS[result.noise_floor.base]
 
 
-def top_policies(trials: list[dict], k: int) -> dict:
-    """The top-k policies as JSON (``Policy.load(path, rank=i)`` reads entry i)."""
-    entries = [
-        {
-            "rank": rank,
-            "trial_id": t["trial_id"],
-            "reward": t["reward"],
-            "gain_over_baseline": t.get("gain"),
-            "policy": t["policy"],
-        }
-        for rank, t in enumerate(ranked_policy_trials(trials)[:k])
-    ]
-    return {"schema_version": SCHEMA_VERSION, "policies": entries}
+def verdict(result: SearchResult) -> str:
+    """The search's answer in one sentence, honest about noise."""
+    base = base_label(result)
+    if not result.reevaluated:
+        return f"no policy was re-evaluated (reevaluate_top: 0), so none is known to beat {base} beyond noise"
+    accepted = result.accepted
+    if not accepted:
+        best = result.reevaluated[0]
+        z = f", {best.z:+.1f} SE" if not math.isnan(best.z) else ""
+        return (f"no policy beat {base} beyond noise: the best re-evaluated one (trial {best.trial_id}) gained "
+                f"{best.mean:+.4f}{z} over {len(best.gains)} paired seeds")  # fmt: skip
+    parts = [f"trial {p.trial_id} {p.mean:+.4f} ± {p.se:.4f} ({p.z:+.1f} SE)" for p in accepted]
+    return f"{len(accepted)} polic{'y' if len(accepted) == 1 else 'ies'} beat {base} beyond {ACCEPT_SE:g} SE on fresh seeds: {'; '.join(parts)}"
+
+
+def _reevaluation_entry(p: PairedGain | None) -> dict | None:
+    if p is None:
+        return None
+    return {"paired_gain": p.mean, "paired_gain_se": p.se, "paired_gain_in_se": p.z, "seeds": len(p.gains),
+            "gains": list(p.gains), "accepted": p.accepted}  # fmt: skip
+
+
+def top_policies(result: SearchResult, k: int) -> dict:
+    """The top-k policies as JSON (``Policy.load(path, rank=i)`` reads entry i): the re-evaluated ones first, by
+    mean paired gain, then the rest by their single-seed reward."""
+    paired = {p.trial_id: p for p in result.reevaluated}
+    reevaluated = [result.trial(p.trial_id) for p in result.reevaluated]
+    rest = [t for t in ranked_search_trials(result.records) if t.trial_id not in paired]
+    entries = []
+    for rank, t in enumerate((reevaluated + rest)[:k]):
+        entries.append({
+            "rank": rank, "trial_id": t.trial_id, "reward": t.reward, "gain_over_baseline": t.gain,
+            "gain_se": t.gain_se, "reevaluation": _reevaluation_entry(paired.get(t.trial_id)), "policy": t.policy,
+        })  # fmt: skip
+    return {"schema_version": SCHEMA_VERSION, "base_augmentation": result.noise_floor.base, "verdict": verdict(result),
+            "policies": entries}  # fmt: skip
 
 
 def top_policies_table(top: dict) -> pd.DataFrame:
@@ -59,47 +92,64 @@ def top_policies_table(top: dict) -> pd.DataFrame:
     rows = []
     for entry in top["policies"]:
         policy = Policy.from_dict(entry["policy"])
-        row = {k: entry[k] for k in ("rank", "trial_id", "reward", "gain_over_baseline")}
+        re = entry["reevaluation"] or {}
+        row = {k: entry[k] for k in ("rank", "trial_id", "reward", "gain_over_baseline", "gain_se")}
+        row.update({"paired_gain": re.get("paired_gain"), "paired_gain_se": re.get("paired_gain_se"),
+                    "paired_gain_in_se": re.get("paired_gain_in_se"), "accepted": re.get("accepted")})  # fmt: skip
         row.update({f"sub_policy_{i + 1}": d for i, d in enumerate(policy.describe())})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def best_combined_policy(trials: list[dict], combine_top: int) -> dict:
-    """AutoAugment's final policy: the sub-policies of the best ``combine_top`` policies, concatenated."""
-    ranked = ranked_policy_trials(trials)[:combine_top]
-    if not ranked:
-        raise ValueError("no successful policy trial: nothing to combine (see the trial table's 'reason' column)")
-    combined = Policy.combine(Policy.from_dict(t["policy"]) for t in ranked)
+def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
+    """AutoAugment's final policy, from accepted policies only: the sub-policies of the best ``combine_top`` whose
+    paired gain exceeds 2 SE. With none accepted it holds no operations, and says why."""
+    accepted = result.accepted[:combine_top]
+    policies = [Policy.from_dict(result.trial(p.trial_id).policy) for p in accepted]
+    combined = Policy.combine(policies) if policies else Policy((), p_none=1.0)
+    choice = result.base_choice
     meta = {
         "source": "search",
-        "trial_ids": [t["trial_id"] for t in ranked],
-        "rewards": [t["reward"] for t in ranked],
-        "baseline_reward": next((t["reward"] for t in trials if t["trial_id"] == 0), None),
+        "method": result.method,
+        "base_augmentation": result.noise_floor.base,
+        "base_label": base_label(result),
+        "base_choice": {"means": choice.means, "runner_up": choice.runner_up, "margin": choice.margin,
+                        "margin_se": choice.margin_se, "in_words": choice.describe(BASE_LABELS)},  # fmt: skip
+        "noise_floor": {"base_rewards": list(result.noise_floor.rewards), "std": result.noise_floor.std},
+        "verdict": verdict(result),
+        "trial_ids": [p.trial_id for p in accepted],
+        "paired_gains": [p.mean for p in accepted],
+        "paired_gain_ses": [p.se for p in accepted],
     }
     return Policy(combined.sub_policies, combined.p_none, meta).to_dict()
 
 
-def best_so_far(trials: list[dict]) -> np.ndarray:
-    """Best reward among policy trials 1..n, for n = 1..N (failed trials count as 0)."""
-    rewards = [t["reward"] for t in sorted(trials, key=lambda t: t["trial_id"]) if t["trial_id"] != 0]
-    return np.maximum.accumulate(np.asarray(rewards, np.float64)) if rewards else np.zeros(0)
-
-
-def convergence_figure(runs: dict[str, list[dict]]) -> plt.Figure:
-    """Best reward against trial number, one line per method (bayesian and random overlaid when both exist)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    baseline = None
-    for method, trials in sorted(runs.items()):
-        curve = best_so_far(trials)
-        ax.plot(np.arange(1, len(curve) + 1), curve, marker=".", label=f"{method} search")
-        baseline = baseline or next((t["reward"] for t in trials if t["trial_id"] == 0), None)
-    if baseline is not None:
-        ax.axhline(baseline, color="gray", linestyle="--", label="no augmentation (trial 0)")
+def convergence_figure(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Every search trial's reward as a point and the running best as a line (one colour per method, from their
+    trial tables), and the base's mean ± one noise-floor standard deviation as a band."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    band_drawn = False
+    for i, (method, table) in enumerate(sorted(tables.items())):
+        colour = f"C{i}"
+        trials = table[table["stage"] == "search"].sort_values("trial_id")
+        ids = trials["trial_id"].to_numpy(np.int64)
+        rewards = np.where(trials["status"] == "ok", trials["reward"], np.nan).astype(np.float64)
+        if len(trials):
+            ax.plot(ids, rewards, "o", color=colour, alpha=0.45, markersize=4, label=f"{method}: each trial")
+            ax.step(ids, np.fmax.accumulate(np.nan_to_num(rewards, nan=-np.inf)), where="post", color=colour,
+                    label=f"{method} search: best so far")  # fmt: skip
+            chosen = trials["base"].iloc[0]
+            base = table[(table["stage"] == "baseline") & (table["status"] == "ok") & (table["base"] == chosen)]["reward"]
+            if not band_drawn and len(base) > 1:
+                mean, std = float(base.mean()), float(base.std(ddof=1))
+                ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2, label=f"base ({BASE_LABELS[chosen]}) mean ± 1 std")
+                ax.axhline(mean, color="gray", linestyle="--", linewidth=1)
+                band_drawn = True
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("trial")
-    ax.set_ylabel("best reward so far (validation accuracy)")
+    ax.set_ylabel("reward (validation accuracy)")
     ax.set_title("Search convergence")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

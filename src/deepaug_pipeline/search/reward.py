@@ -1,39 +1,44 @@
-"""Validation histories → reward (pure functions)."""
+"""Validation history → reward (pure functions).
+
+``last`` (the default): the mean validation accuracy of the last K epochs, an unbiased estimate of where training
+ended. ``best_non_overfit`` (DeepAugment's rule): the mean of the K best validation accuracies among epochs whose
+train − validation accuracy gap is ≤ ``overfit_gap``; a maximum over epochs is biased upwards, so it is an option only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from deepaug_pipeline.models.training import History
 
+RewardEpochs = Literal["last", "best_non_overfit"]
+
 
 @dataclass(frozen=True)
-class SampleReward:
-    reward: float
+class Reward:
+    value: float
     epochs_used: list[int]
-    fallback: bool  # no epoch passed the overfit test, so the last K were used
+    fallback: bool  # best_non_overfit: no epoch passed the overfit test, so the last K were used
 
 
-def sample_reward(history: History, last_n_epochs: int, overfit_gap: float) -> SampleReward:
-    """Mean of the K best validation accuracies among epochs whose train − val accuracy gap ≤ overfit_gap.
+def validated_epochs(rule: RewardEpochs, last_n_epochs: int) -> int | None:
+    """How many final epochs the trainer must validate for ``rule`` (None: every epoch)."""
+    return last_n_epochs if rule == "last" else None
 
-    If no epoch qualifies, the mean of the last K epochs, flagged. Ties keep the earlier epoch.
-    """
+
+def reward(history: History, rule: RewardEpochs, last_n_epochs: int, overfit_gap: float) -> Reward:
+    """The reward of one fit under ``rule``; ties keep the earlier epoch."""
     val = np.asarray(history.val_accuracy, np.float64)
-    gap = np.asarray(history.train_accuracy, np.float64) - val
     k = min(last_n_epochs, len(val))
+    last = np.arange(len(val) - k, len(val))
+    if rule == "last":
+        return Reward(float(np.mean(val[last])), last.tolist(), False)
+    gap = np.asarray(history.train_accuracy, np.float64) - val
     ok = np.flatnonzero(np.isfinite(val) & (gap <= overfit_gap))
     if len(ok) == 0:
-        chosen = np.arange(len(val) - k, len(val))
-        return SampleReward(float(np.mean(val[chosen])), chosen.tolist(), True)
-    order = ok[np.argsort(-val[ok], kind="stable")][:k]
-    chosen = np.sort(order)
-    return SampleReward(float(np.mean(val[chosen])), chosen.tolist(), False)
-
-
-def trial_reward(histories: list[History], last_n_epochs: int, overfit_gap: float) -> tuple[float, list[SampleReward]]:
-    """Mean over samples of ``sample_reward``."""
-    samples = [sample_reward(h, last_n_epochs, overfit_gap) for h in histories]
-    return float(np.mean([s.reward for s in samples])), samples
+        return Reward(float(np.mean(val[last])), last.tolist(), True)
+    chosen = np.sort(ok[np.argsort(-val[ok], kind="stable")][:k])
+    return Reward(float(np.mean(val[chosen])), chosen.tolist(), False)

@@ -7,19 +7,22 @@ import logging
 from deepaug_pipeline.augment import ops as ops_lib
 from deepaug_pipeline.config import IngestConfig, SearchConfig
 from deepaug_pipeline.ingest.sources import LabelledImages
-from deepaug_pipeline.search.controller import SearchLoop
-from deepaug_pipeline.search.executors import DaskExecutor, TrialJob
+from deepaug_pipeline.search.controller import SearchLoop, SearchResult
+from deepaug_pipeline.search.executors import DaskExecutor, LocalExecutor, RunnerSpec
 from deepaug_pipeline.search.space import PolicySpace
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker
-from deepaug_pipeline.search.trial import ChildSettings, TrialRunner
+from deepaug_pipeline.search.trial import ChildSettings
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
 log = logging.getLogger(__name__)
 
+# identity lets a sub-policy hold a single op (or none), as in AutoAugment's and TrivialAugment's spaces.
+DEFAULT_SEARCH_OPS = ("identity", *ops_lib.DEEPAUGMENT_OPS)
+
 
 def policy_space(cfg: SearchConfig, channels: int) -> PolicySpace:
     """The search space for images with ``channels`` channels."""
-    names = ops_lib.search_ops(channels, tuple(cfg.ops) if cfg.ops else ops_lib.DEEPAUGMENT_OPS)
+    names = ops_lib.search_ops(channels, tuple(cfg.ops) if cfg.ops else DEFAULT_SEARCH_OPS)
     return PolicySpace(names, cfg.sub_policies, cfg.ops_per_sub_policy, cfg.per_op_probability, cfg.p_none)
 
 
@@ -32,15 +35,16 @@ def child_settings(cfg: SearchConfig, ingest: IngestConfig) -> ChildSettings:
         batch_size=cfg.child_batch_size,
         optimizer=cfg.child_optimizer,
         learning_rate=cfg.child_learning_rate,
-        opt_samples=cfg.opt_samples,
+        schedule=cfg.child_schedule,
+        reward_epochs=cfg.reward_epochs,
         last_n_epochs=cfg.opt_last_n_epochs,
         overfit_gap=cfg.overfit_gap,
-        validation_sample_size=ingest.validation_sample_size,
+        validation_size=ingest.validation_sample_size,
     )
 
 
 def log_config(cfg: SearchConfig, ingest: IngestConfig, seed: int, data_summary: dict) -> dict:
-    """What the trial log's fingerprint covers: anything that changes a trial's result."""
+    """What the trial log's fingerprint covers: anything that changes a fit's result."""
     return {
         "seed": seed,
         "search": cfg.result_defining(),
@@ -58,30 +62,18 @@ def run_search(
     ingest: IngestConfig,
     seed: int,
     tracking: TrackingTarget | None = None,
-) -> list[dict]:
-    """Resume or start the search; returns every trial (0 = baseline) in id order."""
-    channels = int(subset.x.shape[-1])
-    space = policy_space(cfg, channels)
+) -> SearchResult:
+    """Resume or start the search: baseline, policy trials, re-evaluation."""
+    space = policy_space(cfg, int(subset.x.shape[-1]))
     trial_log = store.open(cfg.method, log_config(cfg, ingest, seed, data_summary), cfg.fresh_start)
     if trial_log.archived:
         log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
-    settings = child_settings(cfg, ingest)
+    spec = RunnerSpec(child_settings(cfg, ingest), data_summary["n_classes"], seed, space.op_indices())
     if cfg.executor == "local":
-        runner = TrialRunner(subset, pool, data_summary["n_classes"], settings, seed, space.op_indices())
-        loop = SearchLoop(space, cfg, seed, trial_log, runner.run, TrialTracker(tracking), grid_images=subset.x[:6])
-        return loop.run()
-
-    executor = DaskExecutor(subset, pool, cfg.address, cfg.n_workers, cfg.threads_per_worker)
-
-    def make_job(trial: dict, baseline_reward: float | None) -> TrialJob:
-        return TrialJob(
-            trial={k: trial[k] for k in ("trial_id", "method", "policy", "point")},
-            settings=settings, n_classes=data_summary["n_classes"], seed=seed, op_indices=space.op_indices(),
-            tracking=tracking, param_names=tuple(space.dimension_names()), with_grid=cfg.track_sample_grids,
-            baseline_reward=baseline_reward,
-        )  # fmt: skip
-
+        executor = LocalExecutor(subset, pool, spec)
+    else:
+        executor = DaskExecutor(subset, pool, spec, cfg.address, cfg.n_workers, cfg.threads_per_worker)
     try:
-        return SearchLoop(space, cfg, seed, trial_log, executor=executor, make_job=make_job).run()
+        return SearchLoop(space, cfg, seed, trial_log, executor, TrialTracker(tracking), grid_images=subset.x[:6]).run()
     finally:
         executor.close()

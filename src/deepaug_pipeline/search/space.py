@@ -1,13 +1,19 @@
-"""Policy ↔ scikit-optimize point. Default: 5 sub-policies × 2 × (op, magnitude) = 20 dimensions."""
+"""Policy ↔ scikit-optimize point, and the optimiser: the one module that uses scikit-optimize (archived upstream).
+
+Default: 5 sub-policies × 2 × (op, magnitude) = 20 dimensions.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from skopt import Optimizer
 from skopt.space import Categorical, Real
 
 from deepaug_pipeline.augment import ops as ops_lib
 from deepaug_pipeline.augment.policy import Operation, Policy, SubPolicy
+from deepaug_pipeline.config import SearchConfig
+from deepaug_pipeline.seeding import stream_seed
 
 
 def to_python(value):
@@ -71,3 +77,17 @@ class PolicySpace:
         """Trial 0, the baseline: same tensor shape as any policy of this space, never applied."""
         sub = SubPolicy(tuple(Operation("identity", 0.0) for _ in range(self.ops_per_sub_policy)))
         return Policy(tuple(sub for _ in range(self.sub_policies)), p_none=1.0)
+
+
+def policy_optimizer(space: PolicySpace, cfg: SearchConfig, seed: int) -> Optimizer:
+    """RF + EI by default (as DeepAugment). ``method: random`` never leaves the initial random phase
+    (skopt's own "dummy" estimator fails on scikit-learn 1.9), so both methods share one sampler."""
+    random_only = cfg.method == "random"
+    return Optimizer(
+        space.dimensions(),
+        base_estimator=cfg.surrogate,
+        n_initial_points=2**31 - 1 if random_only else cfg.opt_initial_points,
+        initial_point_generator="random",
+        acq_func=cfg.acquisition,
+        random_state=stream_seed(seed, "optimizer", cfg.method),
+    )

@@ -3,12 +3,21 @@ is warned about once and the search goes on (the trial log holds everything)."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from deepaug_pipeline.augment.policy import Policy
+    from deepaug_pipeline.search.records import TrialRecord
+    from deepaug_pipeline.search.space import PolicySpace
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +61,8 @@ class TrialTracker:
         )
         self.enabled = False
 
-    def log_trial(self, record: dict, policy_params: dict, grid_png: bytes | None = None) -> str | None:
-        """One child run for one finished trial; returns its run id (None if tracking is off or failed)."""
+    def log_trial(self, record: TrialRecord, params: dict, grid_png: bytes | None = None) -> str | None:
+        """One child run for one finished fit; returns its run id (None if tracking is off or failed)."""
         if not self.enabled:
             return None
         try:
@@ -63,34 +72,63 @@ class TrialTracker:
             if self._client is None:
                 self._client = MlflowClient(tracking_uri=self.target.tracking_uri)
             client = self._client
-            tid = record["trial_id"]
-            run = client.create_run(
-                self.target.experiment_id,
-                tags={"mlflow.parentRunId": self.target.parent_run_id, "trial_id": str(tid), "status": record["status"]},
-                run_name=f"trial-{tid:03d}",
-            )
+            tags = {"mlflow.parentRunId": self.target.parent_run_id, "key": record.key, "stage": record.stage,
+                    "base": record.base, "seed_index": str(record.seed_index), "status": record.status}  # fmt: skip
+            if record.trial_id is not None:
+                tags["trial_id"] = str(record.trial_id)
+            run = client.create_run(self.target.experiment_id, tags=tags, run_name=record.key.replace("/", "-"))
             rid = run.info.run_id
-            metrics = [Metric("reward", float(record["reward"]), 0, 0)]
-            if record.get("gain") is not None:
-                metrics.append(Metric("gain_over_baseline", float(record["gain"]), 0, 0))
-            for s, hist in enumerate(record.get("histories", [])):
-                suffix = "" if s == 0 else f"_sample{s}"
-                for key, values in hist.items():
-                    metrics += [Metric(f"{key}{suffix}", float(v), 0, step) for step, v in enumerate(values) if v == v]
-            params = [Param(k, str(v)) for k, v in policy_params.items()]
-            tags = [RunTag("fallback", str(record.get("fallback", False)))]
-            if record.get("reason"):
-                tags.append(RunTag("failure_reason", str(record["reason"])[:5000]))
+            metrics = [Metric("reward", float(record.reward), 0, 0)]
+            if record.gain is not None:
+                metrics.append(Metric("gain_over_baseline", float(record.gain), 0, 0))
+                if record.gain_se:
+                    metrics.append(Metric("gain_in_se", float(record.gain / record.gain_se), 0, 0))
+            for key, values in record.history.items():
+                metrics += [Metric(key, float(v), 0, step) for step, v in enumerate(values) if v == v]
+            run_tags = [RunTag("fallback", str(record.fallback))]
+            if record.reason:
+                run_tags.append(RunTag("failure_reason", str(record.reason)[:5000]))
+            param_list = [Param(k, str(v)) for k, v in params.items()]
             for i in range(0, len(metrics), 900):
-                client.log_batch(rid, metrics=metrics[i : i + 900], params=params if i == 0 else [], tags=tags if i == 0 else [])
-            client.log_text(rid, json.dumps(record, indent=2, default=str), f"trial_{tid:03d}.json")
+                client.log_batch(rid, metrics=metrics[i : i + 900], params=param_list if i == 0 else [], tags=run_tags if i == 0 else [])
+            client.log_text(rid, json.dumps(record.to_json(), indent=2, default=str), "trial.json")
             if grid_png is not None:
                 with tempfile.TemporaryDirectory() as tmp:
-                    png = Path(tmp) / f"policy_grid_{tid:03d}.png"
+                    png = Path(tmp) / "policy_grid.png"
                     png.write_bytes(grid_png)
                     client.log_artifact(rid, str(png))
-            client.set_terminated(rid, "FINISHED" if record["status"] == "ok" else "FAILED")
+            client.set_terminated(rid, "FINISHED" if record.ok else "FAILED")
             return rid
         except Exception as exc:  # noqa: BLE001
-            self._warn(f"logging trial {record.get('trial_id')}", exc)
+            self._warn(f"logging {record.key}", exc)
             return None
+
+
+def policy_params(space: PolicySpace, policy: Policy) -> dict:
+    """The policy's dimensions as flat, plain-Python values (MLflow params), the same keys for every fit."""
+    from deepaug_pipeline.search.space import to_python
+
+    return {name: to_python(v) for name, v in zip(space.dimension_names(), space.encode(policy))}
+
+
+def _grid_png(policy: Policy, images: np.ndarray, seed: int) -> bytes:
+    import matplotlib.pyplot as plt
+
+    from deepaug_pipeline.augment.grid import sample_grid
+
+    fig = sample_grid(policy, images, seed=seed, max_images=6)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=60)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, grid_images, with_grid: bool, seed: int) -> None:
+    """Log one finished fit as an MLflow child run, with a sample grid for policy trials."""
+    if not tracker.enabled:
+        return
+    from deepaug_pipeline.augment.policy import Policy
+
+    policy = Policy.from_dict(record.policy)
+    grid = _grid_png(policy, grid_images, seed) if (with_grid and grid_images is not None and record.stage == "search") else None
+    tracker.log_trial(record, policy_params(space, policy), grid)

@@ -1,7 +1,14 @@
-"""One trial: train a fresh child under a policy on the search subset, score it on validation samples."""
+"""One fit: train the child under (base augmentation, policy, seed) on the search subset, score it on validation.
+
+The child is built and traced once per process. A fit then only resets state: the seed's initial weights, a fresh
+optimiser, and the seed's validation sample. The base, the policy and the seed are data fed to the traced graph,
+so nothing retraces between trials, stages or seeds.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -11,36 +18,42 @@ import numpy as np
 from deepaug_pipeline.augment.policy import Policy, apply_policy
 from deepaug_pipeline.ingest.sources import LabelledImages
 from deepaug_pipeline.models import build_model
-from deepaug_pipeline.models.training import FitSettings, History, Trainer, no_augmentation
-from deepaug_pipeline.search.reward import trial_reward
+from deepaug_pipeline.models.training import FitSettings, Trainer, no_augmentation
+from deepaug_pipeline.search.records import FitOutcome, FitRequest
+from deepaug_pipeline.search.reward import RewardEpochs, reward, validated_epochs
 from deepaug_pipeline.seeding import stream_rng, stream_seed
 
 
 @dataclass(frozen=True)
 class ChildSettings:
-    """What a trial trains and how it is scored."""
+    """What a fit trains and how it is scored."""
 
-    model: str = "fastcnn"
+    model: str = "wrn_10_1"
     model_options: dict | None = None
-    epochs: int = 20
+    epochs: int = 30
     first_train_epochs: int = 0
     batch_size: int = 128
-    optimizer: str = "adam"
-    learning_rate: float = 2e-3
-    opt_samples: int = 1
+    optimizer: str = "sgd"
+    learning_rate: float = 0.05
+    schedule: str = "cosine"
+    reward_epochs: RewardEpochs = "last"
     last_n_epochs: int = 3
     overfit_gap: float = 0.10
-    validation_sample_size: int = 1000
+    validation_size: int = 5000
+
+    def fit_settings(self, epochs: int | None = None, validate_last: int | None = None) -> FitSettings:
+        return FitSettings(epochs=epochs or self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
+                           learning_rate=self.learning_rate, schedule=self.schedule, validate_last=validate_last)  # fmt: skip
 
 
 def sample_validation_set(pool: LabelledImages, size: int, rng: np.random.Generator) -> LabelledImages:
-    """A fresh random sample of ``size`` images from the seed validation pool."""
+    """A random sample of ``size`` images from the seed validation pool."""
     idx = np.sort(rng.choice(len(pool), size=size, replace=False))
     return LabelledImages(pool.x[idx], pool.y[idx])
 
 
 class TrialRunner:
-    """Builds and traces the child once per process; every ``run`` resets it instead of rebuilding."""
+    """Runs fits in this process; the child graph is traced once, each seed's starting point is made once."""
 
     def __init__(
         self,
@@ -51,67 +64,83 @@ class TrialRunner:
         seed: int,
         op_indices: tuple[int, ...] | None = None,
     ) -> None:
-        import keras
+        import tensorflow as tf
 
+        from deepaug_pipeline.augment.baselines import base_augment
         from deepaug_pipeline.devices import configure_tensorflow
 
         configure_tensorflow()
         self.settings = settings
         self.seed = seed
-        keras.utils.set_random_seed(stream_seed(seed, "child_init"))
-        model = build_model(settings.model, subset.x.shape[1:], n_classes, **(settings.model_options or {}))
-        fit = FitSettings(
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            optimizer=settings.optimizer,
-            learning_rate=settings.learning_rate,
-        )
-        self.trainer = Trainer(
-            model, subset, fit, augment=lambda x, policy, s: apply_policy(x, policy, s, op_indices)
-        )
-        # The same validation samples for every trial (common random numbers): policies differ, noise does not.
-        self.validation_sets = [
-            sample_validation_set(pool, settings.validation_sample_size, stream_rng(seed, "validation", s))
-            for s in range(settings.opt_samples)
-        ]
-        if settings.first_train_epochs > 0:
-            self._pretrain(subset)
+        self.subset = subset
+        self.pool = pool
+        self.n_classes = n_classes
 
-    def _pretrain(self, subset: LabelledImages) -> None:
-        """Train once without augmentation; every trial then starts from these weights."""
-        pre = Trainer(
-            self.trainer.model,
-            subset,
-            FitSettings(epochs=self.settings.first_train_epochs, batch_size=self.settings.batch_size,
-                        optimizer=self.settings.optimizer, learning_rate=self.settings.learning_rate),
-            augment=no_augmentation,
-        )
-        pre.fit((), stream_seed(self.seed, "pretrain"), self.validation_sets[0])
-        self.trainer.adopt_current_weights()
+        def augment(x, aug_args, fit_seed):
+            base, policy = aug_args
+            s_base, s_policy = tf.unstack(tf.random.experimental.stateless_split(fit_seed, 2))
+            return apply_policy(base_augment(x, base, s_base), policy, s_policy, op_indices)
+
+        model = self._model_for_seed(0)
+        fit = settings.fit_settings(validate_last=validated_epochs(settings.reward_epochs, settings.last_n_epochs))
+        self.trainer = Trainer(model, subset, fit, augment=augment)
+        self._pretrainer: Trainer | None = None
+        self._starts: dict[int, list] = {}
+        self._validation: dict[int, LabelledImages] = {}
+
+    def _model_for_seed(self, seed_index: int):
+        import keras
+
+        keras.utils.set_random_seed(stream_seed(self.seed, "child_init", seed_index))
+        s = self.settings
+        return build_model(s.model, self.subset.x.shape[1:], self.n_classes, **(s.model_options or {}))
+
+    def start_state(self, seed_index: int) -> list:
+        """The initial weights of seed ``seed_index`` (pre-trained without augmentation when configured)."""
+        if seed_index not in self._starts:
+            state = [v.numpy() for v in self._model_for_seed(seed_index).variables]
+            if self.settings.first_train_epochs > 0:
+                if self._pretrainer is None:
+                    self._pretrainer = Trainer(self.trainer.model, self.subset,
+                                               self.settings.fit_settings(self.settings.first_train_epochs), no_augmentation)  # fmt: skip
+                self._pretrainer.reset(state)
+                self._pretrainer.fit((), stream_seed(self.seed, "pretrain", seed_index), self.validation(seed_index))
+                state = [v.numpy() for v in self.trainer.model.variables]
+            self._starts[seed_index] = state
+        return self._starts[seed_index]
+
+    def validation(self, seed_index: int) -> LabelledImages:
+        """The validation sample of seed ``seed_index``: the same for every fit under that seed (common random
+        numbers, so policies on one seed differ by the policy, not by the sample)."""
+        if seed_index not in self._validation:
+            rng = stream_rng(self.seed, "validation", seed_index)
+            self._validation[seed_index] = sample_validation_set(self.pool, self.settings.validation_size, rng)
+        return self._validation[seed_index]
 
     @property
     def model(self):
         return self.trainer.model
 
-    def run(self, policy: Policy) -> dict:
-        """Train ``opt_samples`` fits under ``policy``; a record with reward, histories and status."""
+    def run(self, request: FitRequest) -> FitOutcome:
+        """One fit; a failure (NaN loss, any exception) is an outcome with status ``failed``, never a raise."""
+        from deepaug_pipeline.augment.baselines import base_params
+
         s = self.settings
-        start = time.perf_counter()
-        histories: list[History] = []
-        record: dict = {"status": "ok", "reason": None}
+        started = time.time()
+        clock = time.perf_counter()
+        history = None
         try:
-            for i, validation in enumerate(self.validation_sets):
-                self.trainer.reset()
-                history = self.trainer.fit(policy.tensors(), stream_seed(self.seed, "fit", i), validation)
-                histories.append(history)
-                if not history.finite:
-                    raise FloatingPointError(f"non-finite loss in sample {i} (train {history.train_loss.tolist()})")
-            reward, samples = trial_reward(histories, s.last_n_epochs, s.overfit_gap)
-            record.update(reward=reward, fallback=any(x.fallback for x in samples),
-                          sample_rewards=[x.reward for x in samples], epochs_used=[x.epochs_used for x in samples])
-        except Exception as exc:  # a failed trial scores 0 and the search goes on
-            record.update(status="failed", reason=f"{type(exc).__name__}: {exc}", reward=0.0, fallback=False,
-                          traceback=traceback.format_exc(limit=5))
-        record["histories"] = [h.to_dict() for h in histories]
-        record["wall_seconds"] = time.perf_counter() - start
-        return record
+            self.trainer.reset(self.start_state(request.seed_index))
+            args = (base_params(request.base), Policy.from_dict(request.policy).tensors())
+            history = self.trainer.fit(args, stream_seed(self.seed, "fit", request.seed_index), self.validation(request.seed_index))
+            if not history.finite:
+                raise FloatingPointError(f"non-finite loss (train {history.train_loss.tolist()})")
+            scored = reward(history, s.reward_epochs, s.last_n_epochs, s.overfit_gap)
+            result = dict(status="ok", reward=scored.value, epochs_used=scored.epochs_used, fallback=scored.fallback)
+        except Exception as exc:  # a failed fit scores 0 and the search goes on
+            result = dict(status="failed", reward=0.0, reason=f"{type(exc).__name__}: {exc}",
+                          traceback=traceback.format_exc(limit=5))  # fmt: skip
+        return FitOutcome(
+            **result, history=history.to_dict() if history is not None else {},
+            wall_seconds=time.perf_counter() - clock, started_at=started, worker=f"{socket.gethostname()}:{os.getpid()}",
+        )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Append-only trial log (JSON lines): each finished trial is flushed and fsynced before the next starts.
+"""Append-only run log (JSON lines): each finished record is flushed and fsynced before the next starts.
 
 Line 1 is a header holding the config fingerprint; a rerun with the same fingerprint resumes (logged
 trials are told to the optimizer, not re-run); a different fingerprint is refused unless the caller asks
@@ -75,13 +75,13 @@ class TrialLog:
             os.fsync(fh.fileno())
 
     def append(self, trial: dict) -> None:
-        """Write one finished trial durably, then remember it."""
+        """Write one finished record (it has a unique ``key``) durably, then remember it."""
         self._append({"type": "trial", **trial})
         self.trials.append({"type": "trial", **trial})
 
     @property
-    def done_ids(self) -> set[int]:
-        return {t["trial_id"] for t in self.trials}
+    def done_keys(self) -> set[str]:
+        return {t["key"] for t in self.trials}
 
 
 def _json_default(value):
@@ -116,11 +116,11 @@ def read_log(path: str | Path) -> tuple[dict, list[dict]]:
                 header = entry
             elif entry.get("type") == "trial":
                 trials.append(entry)
-    # Keep the first record of each id: a trial is never logged twice, but be safe on replay.
+    # Keep the first record of each key: a fit is never logged twice, but be safe on replay.
     seen, unique = set(), []
     for t in trials:
-        if t["trial_id"] not in seen:
-            seen.add(t["trial_id"])
+        if t.get("key") not in seen:
+            seen.add(t.get("key"))
             unique.append(t)
     return header, unique
 

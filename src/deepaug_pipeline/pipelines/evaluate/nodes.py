@@ -12,7 +12,14 @@ import pandas as pd
 from deepaug_pipeline.augment.grid import sample_grid
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, parse_config
-from deepaug_pipeline.evaluate import final_splits, results_table, run_grid, train_and_score
+from deepaug_pipeline.evaluate import (
+    final_splits,
+    results_table,
+    run_grid,
+    strategy_aliases,
+    strategy_labels,
+    train_and_score,
+)
 from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, results_bar_chart
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.search.trial_log import TrialLogStore
@@ -40,14 +47,22 @@ def evaluate_strategies(
               "data": {k: dataset_summary[k] for k in ("image_shape", "n_classes", "sizes")}}  # fmt: skip
     run_log = evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate")
     n_classes = dataset_summary["n_classes"]
+    base = found_base(found)
     return run_grid(
-        cfg, run_log, lambda strategy, i: train_and_score(strategy, i, train, val, test_set, n_classes, found, cfg, seed)
+        cfg, run_log, lambda strategy, i: train_and_score(strategy, i, train, val, test_set, n_classes, found, cfg, seed, base),
+        strategy_aliases(base, found),
     )
 
 
-def summarise_evaluation(evaluation_runs: list[dict], evaluate: dict) -> tuple[pd.DataFrame, dict]:
+def found_base(found: Policy) -> str:
+    """The base augmentation the search chose (written with the policy); crop + flip for a policy from elsewhere."""
+    return found.metadata.get("base_augmentation", "standard")
+
+
+def summarise_evaluation(evaluation_runs: list[dict], best_policy: dict, evaluate: dict) -> tuple[pd.DataFrame, dict]:
     """The comparison table, and its numbers as MLflow metrics."""
-    table = results_table(evaluation_runs, parse_config(EvaluateConfig, evaluate, "evaluate").strategies)
+    strategies = parse_config(EvaluateConfig, evaluate, "evaluate").strategies
+    table = results_table(evaluation_runs, strategies, found_base(Policy.from_dict(best_policy)))
     metrics = {}
     for row in table.to_dict("records"):
         key = row["strategy"].replace("+", "_plus_")
@@ -71,11 +86,12 @@ def write_report(
     policy = Policy.from_dict(best_policy)
     figures = {
         "results": results_bar_chart(evaluation_table),
-        "curves": learning_curves(evaluation_runs),
+        "curves": learning_curves(evaluation_runs, strategy_labels(found_base(policy))),
         "policy_grid": sample_grid(policy, search_subset.x, max_images=8),
         "convergence": convergence_from_trials(trials_table),
     }
-    md, page = build_report(evaluation_table, policy, figures, {"seed": seed, "evaluate": evaluate, "search": search})
+    same_as = {r["strategy"]: r["same_as"] for r in evaluation_runs if r.get("same_as")}
+    md, page = build_report(evaluation_table, policy, figures, {"seed": seed, "evaluate": evaluate, "search": search}, same_as)
     plt.close(figures["policy_grid"])
     plt.close(figures["convergence"])
     return md, page, figures["results"], figures["curves"]

@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "evaluation_runs",
                 name="evaluate_strategies",
             ),
-            node(summarise_evaluation, ["evaluation_runs", "params:evaluate"],
+            node(summarise_evaluation, ["evaluation_runs", "best_policy", "params:evaluate"],
                  ["evaluation_table", "evaluation_metrics"], name="summarise_evaluation"),
             node(
                 write_report,

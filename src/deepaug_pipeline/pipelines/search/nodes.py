@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -10,9 +12,13 @@ from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import IngestConfig, SearchConfig, parse_config
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.search import results
+from deepaug_pipeline.search.controller import SearchResult
+from deepaug_pipeline.search.records import TrialRecord
 from deepaug_pipeline.search.run import log_config, run_search
 from deepaug_pipeline.search.tracking import TrackingTarget
 from deepaug_pipeline.search.trial_log import TrialLogStore
+
+log = logging.getLogger(__name__)
 
 
 def search_policies(
@@ -23,9 +29,9 @@ def search_policies(
     search: dict,
     ingest: dict,
     seed: int,
-) -> list[dict]:
-    """Run (or resume) the Bayesian search loop; every trial is in the trial log as soon as it ends."""
-    return run_search(
+) -> SearchResult:
+    """Run (or resume) the search; every fit is in the trial log as soon as it ends."""
+    result = run_search(
         search_subset,
         seed_validation_pool,
         dataset_summary,
@@ -35,9 +41,11 @@ def search_policies(
         seed,
         TrackingTarget.from_active_run(),
     )
+    log.info("Search verdict: %s", results.verdict(result))
+    return result
 
 
-def summarise_trials(trials: list[dict], search: dict) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict]:
+def summarise_trials(trials: SearchResult, search: dict) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict]:
     """Trial table, top-k policies (JSON and CSV) and the combined best policy."""
     cfg = parse_config(SearchConfig, search, "search")
     top = results.top_policies(trials, cfg.top_k)
@@ -45,15 +53,18 @@ def summarise_trials(trials: list[dict], search: dict) -> tuple[pd.DataFrame, di
 
 
 def plot_convergence(
-    trials: list[dict], trial_logs: TrialLogStore, dataset_summary: dict, search: dict, ingest: dict, seed: int
+    trials_table: pd.DataFrame, trial_logs: TrialLogStore, dataset_summary: dict, search: dict, ingest: dict, seed: int
 ) -> plt.Figure:
-    """Best reward against trial number, with the other search method overlaid when its log exists."""
+    """Trial rewards and the best so far, with the other search method overlaid when its log exists."""
     cfg = parse_config(SearchConfig, search, "search")
     config = log_config(cfg, parse_config(IngestConfig, ingest, "ingest"), seed, dataset_summary)
     config["search"] = {k: v for k, v in config["search"].items() if k != "method"}
-    runs = trial_logs.comparable_runs(config)
-    runs[cfg.method] = trials
-    return results.convergence_figure(runs)
+    tables = {
+        method: results.records_table([TrialRecord.from_json(t) for t in records])
+        for method, records in trial_logs.comparable_runs(config).items()
+    }
+    tables[cfg.method] = trials_table
+    return results.convergence_figure(tables)
 
 
 def plot_best_policy(best_policy: dict, search_subset: LabelledImages) -> plt.Figure:

@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 plot_convergence,
-                ["trials", "trial_logs", "dataset_summary", "params:search", "params:ingest", "params:seed"],
+                ["trials_table", "trial_logs", "dataset_summary", "params:search", "params:ingest", "params:seed"],
                 "convergence_plot",
                 name="plot_convergence",
             ),

@@ -1,0 +1,110 @@
+"""Seed noise and what a gain is worth: the noise floor, the base choice, and paired re-evaluation (pure).
+
+A seed changes the child's initial weights, its data order, its augmentation draws and its validation sample.
+The spread of the base's reward over the noise seeds is the search's noise floor: a single trial's gain over the
+base's mean has the standard error ``σ·√(1 + 1/n)``. Re-evaluation pairs a candidate with the base on the same
+fresh seeds, so the seed's own effect cancels; the candidate is accepted when its mean paired gain exceeds
+``threshold`` standard errors of that mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+ACCEPT_SE = 2.0  # a gain counts when it exceeds this many standard errors
+
+
+def _std(values: Sequence[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """The base's rewards over the noise seeds."""
+
+    base: str
+    rewards: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.rewards))
+
+    @property
+    def std(self) -> float:
+        return _std(self.rewards)
+
+    def gain(self, reward: float) -> tuple[float, float]:
+        """A single fit's gain over the base's mean, and its standard error."""
+        n = len(self.rewards)
+        return reward - self.mean, self.std * math.sqrt(1 + 1 / n)
+
+
+@dataclass(frozen=True)
+class BaseChoice:
+    """Which base augmentation won, and by how much (paired over the noise seeds)."""
+
+    chosen: str
+    means: dict[str, float]
+    runner_up: str | None
+    margin: float  # chosen mean − runner-up mean, in reward points
+    margin_se: float  # standard error of the mean paired difference
+
+    def describe(self, labels: Mapping[str, str]) -> str:
+        name = labels.get(self.chosen, self.chosen)
+        if self.runner_up is None:
+            return f"base augmentation: {name} (set in the config, not measured against others)"
+        z = self.margin / self.margin_se if self.margin_se > 0 else math.inf
+        beyond = "beyond seed noise" if z > ACCEPT_SE else "within seed noise"
+        return (f"base augmentation: {name}, mean reward {self.means[self.chosen]:.4f}; it beat "
+                f"{labels.get(self.runner_up, self.runner_up)} by {self.margin:+.4f} ({z:+.1f} SE, {beyond})")  # fmt: skip
+
+
+def choose_base(rewards: Mapping[str, Sequence[float]]) -> BaseChoice:
+    """The base with the highest mean reward; ``rewards[base][s]`` is its reward under noise seed s."""
+    if not rewards:
+        raise ValueError("no base augmentation was measured")
+    means = {b: float(np.mean(r)) for b, r in rewards.items()}
+    ranked = sorted(means, key=lambda b: -means[b])
+    chosen = ranked[0]
+    if len(ranked) == 1:
+        return BaseChoice(chosen, means, None, math.nan, math.nan)
+    runner_up = ranked[1]
+    diffs = np.asarray(rewards[chosen], np.float64) - np.asarray(rewards[runner_up], np.float64)
+    return BaseChoice(chosen, means, runner_up, float(diffs.mean()), _std(diffs) / math.sqrt(len(diffs)))
+
+
+@dataclass(frozen=True)
+class PairedGain:
+    """A candidate re-trained on fresh seeds, each paired with the base on the same seed."""
+
+    trial_id: int
+    gains: tuple[float, ...]  # candidate − base, per seed where both fits finished
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.gains)) if self.gains else math.nan
+
+    @property
+    def se(self) -> float:
+        return _std(self.gains) / math.sqrt(len(self.gains)) if len(self.gains) > 1 else math.nan
+
+    @property
+    def z(self) -> float:
+        if not self.gains or math.isnan(self.se):
+            return math.nan
+        return self.mean / self.se if self.se > 0 else math.copysign(math.inf, self.mean) if self.mean else 0.0
+
+    @property
+    def accepted(self) -> bool:
+        """The gain is positive beyond ``ACCEPT_SE`` standard errors (two finished pairs at least)."""
+        return len(self.gains) > 1 and self.mean > 0 and self.z > ACCEPT_SE
+
+
+def paired_gain(trial_id: int, candidate: Mapping[int, float | None], base: Mapping[int, float | None]) -> PairedGain:
+    """Pair ``candidate[seed]`` with ``base[seed]``; seeds where either fit failed (None) are left out."""
+    seeds = sorted(s for s in candidate if candidate[s] is not None and base.get(s) is not None)
+    return PairedGain(trial_id, tuple(float(candidate[s] - base[s]) for s in seeds))

@@ -1,0 +1,108 @@
+"""Typed records of the search: what one fit is asked to do, and what the trial log keeps of it.
+
+Every fit of a search is one record, keyed by what it is: the base alone under a noise seed
+(``baseline/standard/s0``), a policy trial of the optimiser (``trial/12``), or a re-evaluation of a top candidate
+or of the base on a fresh seed (``reevaluate/12/s4``, ``reevaluate/base/s4``). The log holds records as JSON
+(``to_json``/``from_json``); everything else passes them as typed objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+Stage = Literal["baseline", "search", "reevaluate"]
+BASE_CANDIDATE = "base"  # the candidate name of the base alone in the re-evaluation stage
+
+
+@dataclass(frozen=True)
+class FitRequest:
+    """One child fit: a policy on top of a base augmentation, under one seed (plain values: it is pickled)."""
+
+    key: str
+    stage: Stage
+    base: str
+    seed_index: int
+    policy: dict  # Policy.to_dict()
+    trial_id: int | None = None  # the optimiser's trial number (search), or the candidate's (reevaluate)
+    point: list | None = None  # the skopt point of a search trial
+
+    @classmethod
+    def baseline(cls, base: str, seed_index: int, policy: dict) -> FitRequest:
+        return cls(f"baseline/{base}/s{seed_index}", "baseline", base, seed_index, policy)
+
+    @classmethod
+    def search(cls, trial_id: int, base: str, policy: dict, point: list) -> FitRequest:
+        return cls(f"trial/{trial_id}", "search", base, 0, policy, trial_id, point)
+
+    @classmethod
+    def reevaluate(cls, candidate: int | None, base: str, seed_index: int, policy: dict) -> FitRequest:
+        name = BASE_CANDIDATE if candidate is None else str(candidate)
+        return cls(f"reevaluate/{name}/s{seed_index}", "reevaluate", base, seed_index, policy, candidate)
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    """What a fit produced (the trainer's side of a record)."""
+
+    status: Literal["ok", "failed"]
+    reward: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs_used: list[int] = field(default_factory=list)
+    fallback: bool = False  # best_non_overfit: no epoch passed the overfit test, the last K were used
+    reason: str | None = None
+    traceback: str | None = None
+    wall_seconds: float = 0.0
+    started_at: float = 0.0
+    worker: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished fit as the trial log keeps it."""
+
+    key: str
+    stage: Stage
+    method: str
+    base: str
+    seed_index: int
+    policy: dict
+    trial_id: int | None
+    point: list | None
+    status: Literal["ok", "failed"]
+    reward: float
+    gain: float | None  # reward − the base's mean reward over the noise seeds (search trials)
+    gain_se: float | None  # the standard error of that gain, from the noise floor
+    history: dict[str, list[float]]
+    epochs_used: list[int]
+    fallback: bool
+    reason: str | None
+    traceback: str | None
+    wall_seconds: float
+    started_at: float
+    finished_at: float
+    worker: str | None = None
+
+    @classmethod
+    def of(cls, request: FitRequest, outcome: FitOutcome, method: str, finished_at: float,
+           gain: float | None = None, gain_se: float | None = None) -> TrialRecord:  # fmt: skip
+        return cls(
+            key=request.key, stage=request.stage, method=method, base=request.base, seed_index=request.seed_index,
+            policy=request.policy, trial_id=request.trial_id, point=request.point, gain=gain, gain_se=gain_se,
+            finished_at=finished_at, **asdict(outcome),
+        )  # fmt: skip
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def with_gain(self, gain: float | None, gain_se: float | None) -> TrialRecord:
+        return replace(self, gain=gain, gain_se=gain_se)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialRecord:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,53 @@
+"""Noise floor, base choice and paired re-evaluation: the arithmetic, on synthetic rewards."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, choose_base, paired_gain
+
+
+def test_noise_floor_gain_and_its_standard_error():
+    floor = NoiseFloor("standard", (0.80, 0.82, 0.84))
+    assert floor.mean == pytest.approx(0.82) and floor.std == pytest.approx(0.02)
+    gain, se = floor.gain(0.86)
+    # one new fit against the mean of three: Var = σ² + σ²/3
+    assert gain == pytest.approx(0.04) and se == pytest.approx(0.02 * math.sqrt(4 / 3))
+
+
+def test_base_choice_takes_the_highest_mean_and_pairs_the_margin_by_seed():
+    choice = choose_base({"none": [0.80, 0.81, 0.79], "crop": [0.82, 0.84, 0.80], "standard": [0.83, 0.86, 0.81]})
+    assert choice.chosen == "standard" and choice.runner_up == "crop"
+    diffs = np.array([0.01, 0.02, 0.01])
+    assert choice.margin == pytest.approx(diffs.mean())
+    assert choice.margin_se == pytest.approx(diffs.std(ddof=1) / math.sqrt(3))
+    text = choice.describe({"standard": "crop + flip", "crop": "pad + crop", "none": "none"})
+    assert text.startswith("base augmentation: crop + flip, mean reward 0.8333; it beat pad + crop by +0.0133 (")
+    assert "+4.0 SE, beyond seed noise" in text
+    assert "set in the config" in choose_base({"standard": [0.8, 0.9]}).describe({"standard": "crop + flip"})
+
+
+def test_paired_gain_mean_se_and_acceptance_at_two_standard_errors():
+    strong = paired_gain(7, {3: 0.86, 4: 0.88, 5: 0.87}, {3: 0.84, 4: 0.85, 5: 0.85})
+    assert strong.gains == pytest.approx((0.02, 0.03, 0.02))
+    assert strong.mean == pytest.approx(0.07 / 3)
+    assert strong.se == pytest.approx(np.std([0.02, 0.03, 0.02], ddof=1) / math.sqrt(3))
+    assert strong.z == pytest.approx(strong.mean / strong.se) and strong.z > 2 and strong.accepted
+    noisy = paired_gain(8, {3: 0.86, 4: 0.84, 5: 0.87}, {3: 0.84, 4: 0.85, 5: 0.85})
+    assert 0 < noisy.mean and noisy.z < 2 and not noisy.accepted
+    worse = paired_gain(9, {3: 0.80, 4: 0.81, 5: 0.80}, {3: 0.84, 4: 0.85, 5: 0.85})
+    assert worse.mean < 0 and not worse.accepted
+
+
+def test_failed_fits_leave_their_seed_out_and_one_pair_is_never_enough():
+    pair = paired_gain(1, {3: 0.90, 4: None, 5: 0.91}, {3: 0.80, 4: 0.81, 5: None})
+    assert pair.gains == pytest.approx((0.10,)) and math.isnan(pair.se) and not pair.accepted
+    assert not paired_gain(2, {3: None}, {3: 0.8}).accepted
+
+
+def test_a_base_that_was_not_compared_has_no_margin():
+    choice = choose_base({"none": [0.7, 0.72]})
+    assert isinstance(choice, BaseChoice) and choice.runner_up is None and math.isnan(choice.margin)
