@@ -510,6 +510,27 @@ RANDAUGMENT_OPS = (
 TRIVIALAUGMENT_OPS = RANDAUGMENT_OPS
 
 
+# The search's range of each op that torchvision's RandAugment / TrivialAugmentWide also have, their ranges, and why
+# the search uses its own (docs/ops.md shows this next to the table). Ops not listed keep DeepAugment's imgaug range.
+_ENHANCE = ("0–0.9", "0–0.99", "RandAugment's range: a factor of 0.01 leaves an almost uniform image")
+TORCHVISION_RANGES: dict[str, tuple[str, str, str]] = {
+    "identity": ("–", "–", "in the space so a sub-policy can hold one op or none, as in both torchvision spaces"),
+    "rotate": ("0–30°", "0–135°", "RandAugment's range: 135° turns a 6 into a 9 and a shirt upside down"),
+    "shear-x": ("0–0.3", "0–0.99", "RandAugment's range"),
+    "shear-y": ("0–0.3", "0–0.99", "RandAugment's range"),
+    "translate-x": ("0–0.45 of the side (150/331)", "0–32 px", "DeepAugment's 0–0.3: the base's crop already shifts by 1/8"),
+    "translate-y": ("0–0.45 of the side (150/331)", "0–32 px", "DeepAugment's 0–0.3: the base's crop already shifts by 1/8"),
+    "brightness": _ENHANCE,
+    "contrast": _ENHANCE,
+    "sharpness": _ENHANCE,
+    "color": _ENHANCE,
+    "posterize": ("remove 0–4 bits", "remove 0–6 bits", "RandAugment's range"),
+    "solarize": ("threshold 255 → 0", "threshold 255 → 0", "the same: m = 1 inverts every pixel"),
+    "auto-contrast": ("no magnitude", "no magnitude", "the same"),
+    "equalize": ("no magnitude", "no magnitude", "the same"),
+}
+
+
 def search_ops(channels: int, names: tuple[str, ...] = DEEPAUGMENT_OPS) -> tuple[str, ...]:
     """The searchable op names for images with ``channels`` channels (colour ops drop out for grayscale)."""
     unknown = [n for n in names if n not in OP_INDEX]
@@ -599,6 +620,22 @@ def ops_markdown() -> str:
             f"| {op.name} | {op.param} | {op.low:g} | {op.high:.4g} | {wide} | {', '.join(op.families)} | "
             f"{'yes' if op.colour_only else ''} | {'yes' if op.identity_at_zero else 'no'} |"
         )
+    lines += [
+        "",
+        "## The search's ranges against torchvision's",
+        "",
+        "The search uses the `low`–`high` range above for every op in its space (by default identity and the "
+        "deepaugment family; `search.ops` names others); evaluate's TrivialAugment-Wide uses the `TA-Wide high` "
+        "column. Ops not listed here have no counterpart in torchvision's RandAugment or TrivialAugmentWide and keep "
+        "DeepAugment's imgaug range.",
+        "",
+        "| op | torchvision RandAugment | torchvision TrivialAugmentWide | the search's range, and why |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, (randaugment, wide, why) in TORCHVISION_RANGES.items():
+        op = OPS[OP_INDEX[name]]
+        ours = "–" if op.low == op.high else f"{op.low:g}–{op.high:.4g} ({op.param})"
+        lines.append(f"| {name} | {randaugment} | {wide} | {ours}: {why} |")
     return "\n".join(lines) + "\n"
 
 
