@@ -226,3 +226,19 @@ def test_source_config_requires_the_right_fields():
         parse_config(SourceConfig, {"source": "keras"}, "catalog raw_images")
     with pytest.raises(ConfigError, match=r"bad value for 'catalog raw_images.name'"):
         parse_config(SourceConfig, {"source": "keras", "name": "imagenet"}, "catalog raw_images")
+
+
+# --------------------------------------------------------------------------- issue 14, smaller cases
+def test_a_npy_file_renamed_npz_is_named_not_a_type_error(tmp_path):
+    path = tmp_path / "data.npz"
+    with open(path, "wb") as fh:
+        np.save(fh, np.zeros((4, 8, 8), np.uint8))
+    with pytest.raises(DataSourceError, match=r"data.npz is a single .npy array \(4, 8, 8\), not an npz archive.*np.savez"):
+        load_source(SourceConfig(source="npz", path=str(path)))
+
+
+def test_labels_that_leave_classes_empty_without_names_are_refused_by_range():
+    x, _ = make_images(50, 4, (12, 12))
+    y = np.array([0, 1, 2, 3, 99] * 10)
+    with pytest.raises(DataValidationError, match=r"label\(s\) 4–98 have no image \(95 empty of 100\)"):
+        validate_source(_source(x, y))

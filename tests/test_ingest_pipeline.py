@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -90,3 +91,25 @@ def test_corrupt_raw_data_fails_with_the_file_named(project):
     assert result.returncode != 0
     assert "corruptarchive" + str(project) + "/data/01_raw/broken/train-labels-idx1-ubyte.gz" in squashed_output(result)
     assert not (project / "data" / "05_model_input" / "search_subset.npz").exists()
+
+
+def test_a_missing_source_path_is_named_before_any_node(tmp_path):
+    from kedro.io import DataCatalog
+    from kedro.pipeline import node, pipeline
+
+    from deepaug_pipeline.config import ConfigError
+    from deepaug_pipeline.datasets import ImageSourceDataset
+    from deepaug_pipeline.hooks import ConfigValidationHook
+
+    missing = tmp_path / "nowhere"
+    catalog = DataCatalog({"raw_images": ImageSourceDataset(source="idx", path=str(missing))})
+    with pytest.raises(ConfigError, match=rf"missing pipeline inputs: raw_images \({re.escape(str(missing))}\)"):
+        ConfigValidationHook().before_pipeline_run({}, pipeline([node(len, "raw_images", "n")]), catalog)
+
+
+def test_api_names_missing_labels():
+    from deepaug_pipeline import DeepAugment
+    from deepaug_pipeline.ingest import DataValidationError
+
+    with pytest.raises(DataValidationError, match=r"DeepAugment: labels is None; pass arrays"):
+        DeepAugment(np.zeros((10, 12, 12), np.uint8), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,17 +17,19 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.config import EvaluateConfig, SearchConfig
+from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
 from deepaug_pipeline.evaluate import results_table as evaluate_results_table
 from deepaug_pipeline.evaluate import run_grid, strategy_aliases
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
-from deepaug_pipeline.search.run import policy_space
+from deepaug_pipeline.ingest import LabelledImages
+from deepaug_pipeline.search.results import StaleSearchOutputs
+from deepaug_pipeline.search.run import data_fingerprint, log_config, policy_space
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
-from deepaug_pipeline.search.trial_log import TrialLog, TrialLogMismatch, read_log
-from tests.conftest import kedro_run, mlflow_runs, squashed_output
+from deepaug_pipeline.search.trial_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, read_log
+from tests.conftest import kedro_run, make_images, mlflow_runs, squashed_output
 
 
 # --------------------------------------------------------------------------- space
@@ -69,6 +72,7 @@ def test_log_survives_a_line_cut_short_by_a_crash(tmp_path):
     log.append(_entry("b"))
     with open(path, "a") as fh:
         fh.write('{"type": "trial", "key": "c", "rew')  # kill -9 mid-write
+    log.close()
     resumed = TrialLog(path, CONFIG)
     assert resumed.done_keys == {"a", "b"}
     resumed.append(_entry("c"))
@@ -200,6 +204,7 @@ def test_policies_that_beat_the_base_beyond_noise_are_combined_best_first(tmp_pa
 def test_loop_resumes_every_stage_without_rerunning_logged_fits(tmp_path):
     loop, first = _loop(tmp_path, helps, iterations=3)
     before = loop.run()
+    loop.trial_log.close()
     assert len(first.calls) == 9 + 3 + 3 * 3
     cfg = SearchConfig(iterations=6, opt_initial_points=3, reevaluate_top=2)
     again = FunctionExecutor(helps)
@@ -338,3 +343,74 @@ def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
     labels = [line.get_label() for line in convergence_figure(tables).axes[0].get_lines()]
     assert "bayesian search: best so far" in labels and "random search: best so far" in labels
     assert "random: each trial" in labels
+
+
+# --------------------------------------------------------------------------- nothing silently wrong (issue 14)
+def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
+    x, y = make_images(60, 4, (12, 12))
+    a, b = LabelledImages(x, y), LabelledImages(x[::-1].copy(), y)
+    assert data_fingerprint(a, a) == data_fingerprint(LabelledImages(x.copy(), y.copy()), a)
+    assert data_fingerprint(a, a) != data_fingerprint(b, a)
+    summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {"search_subset": 60}}
+    cfg = SearchConfig()
+    TrialLog(tmp_path / "l.jsonl", log_config(cfg, IngestConfig(), 0, summary, data_fingerprint(a, a))).append(_entry("a"))
+    with pytest.raises(TrialLogMismatch, match=r"data.content: '[0-9a-f]{16}' → '[0-9a-f]{16}'"):
+        TrialLog(tmp_path / "l.jsonl", log_config(cfg, IngestConfig(), 0, summary, data_fingerprint(b, a)))
+
+
+def test_a_log_without_records_never_blocks_the_next_run(tmp_path):
+    path = tmp_path / "log.jsonl"
+    TrialLog(path, CONFIG)  # a run that failed before its first fit leaves a header only
+    other = {"seed": 2}
+    assert TrialLog(path, other).trials == [] and read_log(path)[0]["config"] == other
+    path.write_text('{"type": "header", "finger')  # a header torn by kill -9
+    assert TrialLog(path, CONFIG).trials == [] and read_log(path)[0]["config"] == CONFIG
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [(b"[1, 2]\n", r"line 3: expected a JSON object, got list"),
+     (b"\xff\xfe not text\n", r"line 3: not a JSON record \(UnicodeDecodeError"),
+     (b"{broken\n", r"line 3: not a JSON record \(JSONDecodeError")],
+)  # fmt: skip
+def test_a_damaged_log_is_refused_by_name_and_fresh_start_keeps_it(tmp_path, line, message):
+    path = tmp_path / "log.jsonl"
+    TrialLog(path, CONFIG).append(_entry("a"))
+    with open(path, "ab") as fh:
+        fh.write(line + b'{"type": "trial", "key": "b"}\n')
+    with pytest.raises(TrialLogCorrupt, match=re.escape(str(path)) + ", " + message):
+        TrialLog(path, CONFIG)
+    fresh = TrialLog(path, CONFIG, fresh_start=True)
+    assert fresh.trials == [] and fresh.archived.read_bytes().count(line) == 1
+
+
+def test_one_run_per_log_at_a_time_and_a_killed_run_releases_it(tmp_path):
+    path = tmp_path / "bayesian.jsonl"
+    with TrialLog(path, CONFIG):
+        with pytest.raises(TrialLogBusy, match=rf"{re.escape(str(path))} is in use by pid {os.getpid()} since .*Wait for it"):
+            TrialLog(path, CONFIG)
+    TrialLog(path, CONFIG).close()  # released on exit
+    code = f"from deepaug_pipeline.search.trial_log import TrialLog; log = TrialLog({str(path)!r}, {CONFIG!r}); print('held', flush=True); import time; time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(TrialLogBusy, match=rf"pid {holder.pid}"):
+        TrialLog(path, CONFIG)
+    holder.kill()
+    holder.wait()
+    TrialLog(path, CONFIG).close()  # the killed process's lock went with it
+
+
+def test_evaluate_refuses_search_outputs_their_trial_log_no_longer_matches(tmp_path):
+    log = TrialLog(tmp_path / "bayesian.jsonl", CONFIG)
+    log.append(_entry("a"))
+    stamp = {"path": str(log.path), "fingerprint": log.fingerprint, "records": 1}
+    best = Policy((), p_none=1.0, metadata={"search_log": stamp}).to_dict()
+    results.check_current(best, "best_policy.json")  # current: no error
+    results.check_current(Policy.from_pairs([[("rotate", 0.3)]]).to_dict(), "mine.json")  # not from a search: passes
+    log.append(_entry("b"))  # a later search went on and did not write its outputs
+    with pytest.raises(StaleSearchOutputs, match=r"best_policy.json does not match the trial log .*bayesian.jsonl: it was "
+                                                 r"computed from 1 record\(s\) .* now holds 2 .*kedro run --pipeline=search"):  # fmt: skip
+        results.check_current(best, "best_policy.json")
+    log.path.unlink()
+    with pytest.raises(StaleSearchOutputs, match=r"which no longer exists"):
+        results.check_current(best, "best_policy.json")

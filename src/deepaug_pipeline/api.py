@@ -16,6 +16,7 @@ import pandas as pd
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, parse_config, validate_params
+from deepaug_pipeline.ingest import DataValidationError
 from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
 from deepaug_pipeline.pipelines.ingest.nodes import split_images, validate_images
 from deepaug_pipeline.search import results
@@ -58,6 +59,9 @@ class DeepAugment:
         workdir: str | Path = "deepaug_output",
         class_names: list[str] | None = None,
     ) -> None:
+        if images is None or labels is None:
+            raise DataValidationError(f"DeepAugment: {'images' if images is None else 'labels'} is None; pass arrays of "
+                                      "images (N, H, W[, C]) and integer labels (N,)")  # fmt: skip
         self.params = split_config(config)
         self.seed = int(self.params.get("seed", 42))
         self.workdir = Path(workdir)

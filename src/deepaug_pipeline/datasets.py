@@ -39,7 +39,10 @@ class ImageSourceDataset(AbstractDataset[None, ImageSource]):
         return self._config.source == "keras" or Path(self._config.path).exists()
 
     def _describe(self) -> dict[str, Any]:
-        return self._config.model_dump(exclude_none=True)
+        described = self._config.model_dump(exclude_none=True)
+        if self._config.path:  # the hook names it when it is missing
+            described["filepath"] = str(Path(self._config.path).resolve())
+        return described
 
 
 class LabelledImagesDataset(AbstractDataset[LabelledImages, LabelledImages]):

@@ -104,9 +104,17 @@ def load_npz(path: Path) -> tuple[LabelledImages, LabelledImages | None]:
     if not path.is_file():
         raise DataSourceError(f"missing file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataSourceError(
+                f"{path} is a single .npy array {getattr(loaded, 'shape', '')}, not an npz archive of named arrays: "
+                "save it with np.savez(path, x=images, y=labels)"
+            )
+        with loaded as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, DataSourceError):
+            raise
         raise DataSourceError(f"corrupt or unreadable npz file {path}: {exc}") from exc
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:

@@ -91,6 +91,15 @@ def validate_source(source: ImageSource, where: str = "raw_images") -> ImageSour
             f"found range [{labels.min()}, {labels.max()}]"
         )
     present = np.unique(train.y)
+    if not source.class_names:
+        empty = np.setdiff1d(np.arange(n_classes), np.unique(labels))
+        if len(empty):
+            runs = np.split(empty, np.flatnonzero(np.diff(empty) > 1) + 1)
+            ranges = ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
+            raise DataValidationError(
+                f"{where}: without class names the labels are read as classes 0–{n_classes - 1}, but label(s) {ranges} "
+                f"have no image ({len(empty)} empty of {n_classes}). Renumber the labels 0..K-1, or give class_names"
+            )
     if len(present) < 2:
         raise DataValidationError(f"{where}: the training split has {len(present)} class(es); at least 2 are needed")
     class_names = source.class_names or [str(i) for i in range(n_classes)]

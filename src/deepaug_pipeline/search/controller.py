@@ -44,6 +44,8 @@ class SearchResult:
     base_choice: BaseChoice
     noise_floor: NoiseFloor
     reevaluated: list[PairedGain]  # best mean paired gain first
+    log_path: str = ""  # the trial log these records are from, and its fingerprint: outputs carry both
+    log_fingerprint: str = ""
 
     @property
     def search_trials(self) -> list[TrialRecord]:
@@ -207,7 +209,8 @@ class SearchLoop:
         self._search()
         reevaluated = self._reevaluate() if self.cfg.reevaluate_top > 0 else []
         order = {key: i for i, key in enumerate(self.records)}
-        return SearchResult(self.cfg.method, sorted(self.records.values(), key=lambda r: order[r.key]), choice, self.floor, reevaluated)
+        records = sorted(self.records.values(), key=lambda r: order[r.key])
+        return SearchResult(self.cfg.method, records, choice, self.floor, reevaluated, str(self.trial_log.path), self.trial_log.fingerprint)
 
 
 def _reward_text(record: TrialRecord) -> str:

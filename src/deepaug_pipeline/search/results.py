@@ -4,6 +4,7 @@ the verdict in words, and the convergence plot."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -17,6 +18,35 @@ from deepaug_pipeline.augment.policy import SCHEMA_VERSION, Policy  # noqa: E402
 from deepaug_pipeline.search.controller import SearchResult, ranked_search_trials  # noqa: E402
 from deepaug_pipeline.search.noise import ACCEPT_SE, PairedGain  # noqa: E402
 from deepaug_pipeline.search.records import TrialRecord  # noqa: E402
+from deepaug_pipeline.search.trial_log import read_log  # noqa: E402
+
+
+class StaleSearchOutputs(RuntimeError):
+    """Search outputs that no longer match their trial log (a later search changed it); the message names both."""
+
+
+def search_log_stamp(result: SearchResult) -> dict:
+    """Which trial log, in which state, the outputs were computed from."""
+    return {"path": result.log_path, "fingerprint": result.log_fingerprint, "records": len(result.records)}
+
+
+def check_current(best_policy: dict, where: str) -> None:
+    """Refuse a best policy whose trial log has changed since it was written (a later search crashed, failed, or ran
+    under another config): evaluating it would silently mix two searches. Policies from elsewhere pass."""
+    stamp = (best_policy.get("metadata") or {}).get("search_log")
+    if not stamp:
+        return
+    path = Path(stamp["path"])
+    rerun = "Run `kedro run --pipeline=search` (same --env) to bring the search outputs up to date."
+    if not path.is_file():
+        raise StaleSearchOutputs(f"{where} was computed from the trial log {path}, which no longer exists. {rerun}")
+    header, records = read_log(path)
+    if header.get("fingerprint") != stamp["fingerprint"] or len(records) != stamp["records"]:
+        raise StaleSearchOutputs(
+            f"{where} does not match the trial log {path}: it was computed from {stamp['records']} record(s) under "
+            f"config {stamp['fingerprint']}, and the log now holds {len(records)} under {header.get('fingerprint')} "
+            f"(a later search changed it and did not finish). {rerun}"
+        )
 
 
 def _se_units(value: float | None, se: float | None) -> float | None:
@@ -84,7 +114,7 @@ def top_policies(result: SearchResult, k: int) -> dict:
             "gain_se": t.gain_se, "reevaluation": _reevaluation_entry(paired.get(t.trial_id)), "policy": t.policy,
         })  # fmt: skip
     return {"schema_version": SCHEMA_VERSION, "base_augmentation": result.noise_floor.base, "verdict": verdict(result),
-            "policies": entries}  # fmt: skip
+            "search_log": search_log_stamp(result), "policies": entries}  # fmt: skip
 
 
 def top_policies_table(top: dict) -> pd.DataFrame:
@@ -120,6 +150,7 @@ def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
         "trial_ids": [p.trial_id for p in accepted],
         "paired_gains": [p.mean for p in accepted],
         "paired_gain_ses": [p.se for p in accepted],
+        "search_log": search_log_stamp(result),
     }
     return Policy(combined.sub_policies, combined.p_none, meta).to_dict()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+
+import numpy as np
 
 from deepaug_pipeline.augment import ops as ops_lib
 from deepaug_pipeline.config import IngestConfig, SearchConfig
@@ -43,13 +46,23 @@ def child_settings(cfg: SearchConfig, ingest: IngestConfig) -> ChildSettings:
     )
 
 
-def log_config(cfg: SearchConfig, ingest: IngestConfig, seed: int, data_summary: dict) -> dict:
-    """What the trial log's fingerprint covers: anything that changes a fit's result."""
+def data_fingerprint(subset: LabelledImages, pool: LabelledImages) -> str:
+    """A hash of the images and labels a search trains and validates on: another dataset of the same shape and size
+    is another search, never a resumed one."""
+    digest = hashlib.sha256()
+    for array in (subset.x, subset.y, pool.x, pool.y):
+        digest.update(str((array.shape, array.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()[:16]
+
+
+def log_config(cfg: SearchConfig, ingest: IngestConfig, seed: int, data_summary: dict, data_hash: str) -> dict:
+    """What the trial log's fingerprint covers: anything that changes a fit's result, the data's content included."""
     return {
         "seed": seed,
         "search": cfg.result_defining(),
         "ingest": ingest.model_dump(),
-        "data": {k: data_summary[k] for k in ("image_shape", "n_classes", "sizes")},
+        "data": {**{k: data_summary[k] for k in ("image_shape", "n_classes", "sizes")}, "content": data_hash},
     }
 
 
@@ -65,15 +78,16 @@ def run_search(
 ) -> SearchResult:
     """Resume or start the search: baseline, policy trials, re-evaluation."""
     space = policy_space(cfg, int(subset.x.shape[-1]))
-    trial_log = store.open(cfg.method, log_config(cfg, ingest, seed, data_summary), cfg.fresh_start)
-    if trial_log.archived:
-        log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
-    spec = RunnerSpec(child_settings(cfg, ingest), data_summary["n_classes"], seed, space.op_indices())
-    if cfg.executor == "local":
-        executor = LocalExecutor(subset, pool, spec)
-    else:
-        executor = DaskExecutor(subset, pool, spec, cfg.address, cfg.n_workers, cfg.threads_per_worker)
-    try:
-        return SearchLoop(space, cfg, seed, trial_log, executor, TrialTracker(tracking), grid_images=subset.x[:6]).run()
-    finally:
-        executor.close()
+    config = log_config(cfg, ingest, seed, data_summary, data_fingerprint(subset, pool))
+    with store.open(cfg.method, config, cfg.fresh_start) as trial_log:
+        if trial_log.archived:
+            log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
+        spec = RunnerSpec(child_settings(cfg, ingest), data_summary["n_classes"], seed, space.op_indices())
+        if cfg.executor == "local":
+            executor = LocalExecutor(subset, pool, spec)
+        else:
+            executor = DaskExecutor(subset, pool, spec, cfg.address, cfg.n_workers, cfg.threads_per_worker)
+        try:
+            return SearchLoop(space, cfg, seed, trial_log, executor, TrialTracker(tracking), grid_images=subset.x[:6]).run()
+        finally:
+            executor.close()

@@ -8,16 +8,29 @@ ignored on reading, so at most the trial in flight is lost.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 
+log = logging.getLogger(__name__)
+
+
 class TrialLogMismatch(RuntimeError):
     """The log on disk was written under a different search config."""
+
+
+class TrialLogBusy(RuntimeError):
+    """Another process is writing this log (a second search on it); the message names the log and that process."""
+
+
+class TrialLogCorrupt(RuntimeError):
+    """A line of the log is not a record this project wrote (not UTF-8, not a JSON object); the message names it."""
 
 
 def fingerprint(config: dict[str, Any]) -> str:
@@ -47,9 +60,20 @@ class TrialLog:
         self.fingerprint = fingerprint(config)
         self.archived: Path | None = None
         self.trials: list[dict] = []
+        self._lock = _lock(self.path, section)
         if self.path.exists():
-            header, trials = read_log(self.path)
-            if header.get("fingerprint") != self.fingerprint:
+            try:
+                header, trials = read_log(self.path)
+                damaged = False
+            except TrialLogCorrupt:
+                if not fresh_start:
+                    raise
+                header, trials, damaged = {}, [], True
+            if not damaged and not trials and header.get("fingerprint") != self.fingerprint:
+                # A header and no record (a run that failed before its first fit, or a header torn by a crash):
+                # nothing to keep, so it never blocks the next run.
+                self.path.unlink()
+            elif damaged or header.get("fingerprint") != self.fingerprint:
                 if not fresh_start:
                     changes = "; ".join(_diff(header.get("config", {}), config)) or "unknown differences"
                     raise TrialLogMismatch(
@@ -67,6 +91,18 @@ class TrialLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._append({"type": "header", "fingerprint": self.fingerprint, "config": config, "created": time.time()})
 
+    def close(self) -> None:
+        """Release the log for the next run (a crash releases it too: the OS drops the lock with the process)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> TrialLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _append(self, entry: dict) -> None:
         line = json.dumps(entry, default=_json_default) + "\n"
         with open(self.path, "a", encoding="utf-8") as fh:
@@ -82,6 +118,27 @@ class TrialLog:
     @property
     def done_keys(self) -> set[str]:
         return {t["key"] for t in self.trials}
+
+
+def _lock(path: Path, section: str):
+    """An exclusive lock on ``<log>.lock`` held while the log is open: one run per log at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path.with_name(path.name + ".lock"), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise TrialLogBusy(
+            f"{path} is in use by {holder}: another `kedro run --pipeline={section}` (or API call) is writing it. "
+            "Wait for it to finish, or stop it; a stopped or crashed run releases the log at once."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    handle.flush()
+    return handle
 
 
 def _json_default(value):
@@ -101,21 +158,28 @@ def _drop_partial_last_line(path: Path) -> None:
 
 
 def read_log(path: str | Path) -> tuple[dict, list[dict]]:
-    """Header and trials of a log; a truncated last line (interrupted write) is skipped."""
+    """Header and records of a log; a last line cut short by a crash is skipped. Anything else that is not a JSON
+    object in UTF-8 raises TrialLogCorrupt, naming the file and the line."""
+    path = Path(path)
     header: dict = {}
     trials: list[dict] = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                break  # cut short by a crash mid-write
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if entry.get("type") == "header":
-                header = entry
-            elif entry.get("type") == "trial":
-                trials.append(entry)
+    lines = path.read_bytes().split(b"\n")
+    for number, raw in enumerate(lines[:-1], start=1):  # the last piece is b"" unless the final write was cut short
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TrialLogCorrupt(
+                f"{path}, line {number}: not a JSON record ({type(exc).__name__}: {exc}). The log was edited or damaged; "
+                "restore it, or set fresh_start: true to keep it under another name and start afresh"
+            ) from None
+        if not isinstance(entry, dict):
+            raise TrialLogCorrupt(f"{path}, line {number}: expected a JSON object, got {type(entry).__name__}")
+        if entry.get("type") == "header":
+            header = entry
+        elif entry.get("type") == "trial":
+            trials.append(entry)
     # Keep the first record of each key: a fit is never logged twice, but be safe on replay.
     seen, unique = set(), []
     for t in trials:
@@ -141,7 +205,11 @@ class TrialLogStore:
         """Trials of every method's log written under the same config (but for the method)."""
         runs = {}
         for path in sorted(self.directory.glob("*.jsonl")):
-            header, trials = read_log(path)
+            try:
+                header, trials = read_log(path)
+            except TrialLogCorrupt as exc:
+                log.warning("Left out of the comparison: %s", exc)
+                continue
             cfg = dict(header.get("config", {}))
             search = dict(cfg.get("search", {}))
             method = search.pop("method", None)

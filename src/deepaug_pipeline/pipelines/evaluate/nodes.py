@@ -22,6 +22,7 @@ from deepaug_pipeline.evaluate import (
 )
 from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, results_bar_chart
 from deepaug_pipeline.ingest import LabelledImages
+from deepaug_pipeline.search.results import check_current
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
 
@@ -37,21 +38,24 @@ def evaluate_strategies(
 ) -> list[dict]:
     """Train the final model for every strategy × seed (resuming logged runs); score each on the test split."""
     cfg = parse_config(EvaluateConfig, evaluate, "evaluate")
+    check_current(best_policy, "best_policy.json")
     found = Policy.from_dict(best_policy)
     train_all = LabelledImages(
         np.concatenate([search_subset.x, seed_validation_pool.x]), np.concatenate([search_subset.y, seed_validation_pool.y])
     )
     train, val = final_splits(train_all, dataset_summary["class_names"], cfg, seed)
-    policy_hash = hashlib.sha256(json.dumps(found.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    # The policy and its base, not the metadata: a resumed search that found the same policy resumes this log too.
+    what = {"sub_policies": found.to_dict()["sub_policies"], "p_none": found.p_none, "base": found_base(found)}
+    policy_hash = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     config = {"seed": seed, "evaluate": cfg.result_defining(), "found_policy": policy_hash,
               "data": {k: dataset_summary[k] for k in ("image_shape", "n_classes", "sizes")}}  # fmt: skip
-    run_log = evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate")
     n_classes = dataset_summary["n_classes"]
     base = found_base(found)
-    return run_grid(
-        cfg, run_log, lambda strategy, i: train_and_score(strategy, i, train, val, test_set, n_classes, found, cfg, seed, base),
-        strategy_aliases(base, found),
-    )
+    with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate") as run_log:
+        return run_grid(
+            cfg, run_log, lambda strategy, i: train_and_score(strategy, i, train, val, test_set, n_classes, found, cfg, seed, base),
+            strategy_aliases(base, found),
+        )
 
 
 def found_base(found: Policy) -> str:

@@ -14,7 +14,7 @@ from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchResult
 from deepaug_pipeline.search.records import TrialRecord
-from deepaug_pipeline.search.run import log_config, run_search
+from deepaug_pipeline.search.run import data_fingerprint, log_config, run_search
 from deepaug_pipeline.search.tracking import TrackingTarget
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
@@ -53,11 +53,19 @@ def summarise_trials(trials: SearchResult, search: dict) -> tuple[pd.DataFrame, 
 
 
 def plot_convergence(
-    trials_table: pd.DataFrame, trial_logs: TrialLogStore, dataset_summary: dict, search: dict, ingest: dict, seed: int
+    trials_table: pd.DataFrame,
+    trial_logs: TrialLogStore,
+    search_subset: LabelledImages,
+    seed_validation_pool: LabelledImages,
+    dataset_summary: dict,
+    search: dict,
+    ingest: dict,
+    seed: int,
 ) -> plt.Figure:
     """Trial rewards and the best so far, with the other search method overlaid when its log exists."""
     cfg = parse_config(SearchConfig, search, "search")
-    config = log_config(cfg, parse_config(IngestConfig, ingest, "ingest"), seed, dataset_summary)
+    data_hash = data_fingerprint(search_subset, seed_validation_pool)
+    config = log_config(cfg, parse_config(IngestConfig, ingest, "ingest"), seed, dataset_summary, data_hash)
     config["search"] = {k: v for k, v in config["search"].items() if k != "method"}
     tables = {
         method: results.records_table([TrialRecord.from_json(t) for t in records])

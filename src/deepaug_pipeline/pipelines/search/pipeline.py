@@ -24,7 +24,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 plot_convergence,
-                ["trials_table", "trial_logs", "dataset_summary", "params:search", "params:ingest", "params:seed"],
+                ["trials_table", "trial_logs", "search_subset", "seed_validation_pool", "dataset_summary",
+                 "params:search", "params:ingest", "params:seed"],
                 "convergence_plot",
                 name="plot_convergence",
             ),
