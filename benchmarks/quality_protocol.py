@@ -55,10 +55,11 @@ def search(protocol: Protocol, cfg: SearchConfig, ingest: IngestConfig = IngestC
 def evaluate(protocol: Protocol, found: Policy, cfg: EvaluateConfig, log_name: str = "evaluate") -> list[dict]:
     """The final model per strategy and seed on the 4000 images; ``found`` brings the base the search chose."""
     base = found.metadata.get("base_augmentation", "standard")
-    run_log = STORE.open(log_name, {"seed": SEED, "evaluate": cfg.result_defining(), "policy": found.to_dict()}, section="evaluate")
+    policy = {"sub_policies": found.to_dict()["sub_policies"], "p_none": found.p_none, "base": base}  # not the metadata
     s = protocol.splits
 
     def train_one(strategy: str, seed_index: int) -> dict:
         return train_and_score(strategy, seed_index, s.search_subset, protocol.validation, s.test, protocol.n_classes, found, cfg, SEED, base)
 
-    return run_grid(cfg, run_log, train_one, strategy_aliases(base, found))
+    with STORE.open(log_name, {"seed": SEED, "evaluate": cfg.result_defining(), "policy": policy}, section="evaluate") as run_log:
+        return run_grid(cfg, run_log, train_one, strategy_aliases(base, found))

@@ -57,5 +57,5 @@ def test_same_errors_as_the_pipeline():
         DeepAugment(x, y[:99])
     with pytest.raises(DataValidationError, match="1 or 3 channels"):
         DeepAugment(np.zeros((100, 12, 12, 4), np.uint8), y)
-    with pytest.raises(DataValidationError, match="ingest.train_set_size=2000 is larger than what exists"):
+    with pytest.raises(DataValidationError, match="ingest.train_set_size=1000 is larger than what exists"):
         DeepAugment(x, y)

@@ -13,9 +13,9 @@ from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, choose_base, p
 def test_noise_floor_gain_and_its_standard_error():
     floor = NoiseFloor("standard", (0.80, 0.82, 0.84))
     assert floor.mean == pytest.approx(0.82) and floor.std == pytest.approx(0.02)
-    gain, se = floor.gain(0.86)
-    # one new fit against the mean of three: Var = σ² + σ²/3
-    assert gain == pytest.approx(0.04) and se == pytest.approx(0.02 * math.sqrt(4 / 3))
+    gain, se = floor.gain(0.86, seed_index=1)
+    # paired with the base on the same seed; two fits' difference: Var = 2σ²
+    assert gain == pytest.approx(0.04) and se == pytest.approx(0.02 * math.sqrt(2))
 
 
 def test_base_choice_takes_the_highest_mean_and_pairs_the_margin_by_seed():

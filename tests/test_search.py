@@ -153,8 +153,8 @@ def test_auto_base_measures_three_bases_and_every_gain_is_against_the_chosen_one
     assert floor.rewards == pytest.approx((0.85, 0.854, 0.847))
     for t in result.search_trials:
         assert t.base == "standard" and t.seed_index == 0
-        assert t.gain == pytest.approx(t.reward - floor.mean)
-        assert t.gain_se == pytest.approx(floor.std * np.sqrt(1 + 1 / 3))
+        assert t.gain == pytest.approx(t.reward - floor.rewards[0])  # the base on the same seed
+        assert t.gain_se == pytest.approx(floor.std * np.sqrt(2))
     assert len(executor.calls) == 9 + 5 + 3 * (1 + 2)
 
 
@@ -182,7 +182,8 @@ def test_nothing_beats_the_base_so_the_best_policy_is_empty_and_evaluate_reuses_
     by_key = {(r["strategy"], r["seed_index"]): r for r in runs}
     assert by_key[("standard+found", 1)]["test_accuracy"] == by_key[("standard", 1)]["test_accuracy"]
     table = evaluate_results_table(runs, cfg.strategies, "standard").set_index("strategy")
-    assert table.loc["standard+found", "label"] == "crop + flip + found policy (= standard (crop + flip), not trained twice)"
+    assert table.loc["standard+found", "label"] == "crop + flip + found policy"
+    assert table.loc["standard+found", "same_as"] == "standard" and pd.isna(table.loc["standard", "same_as"])
 
 
 def test_policies_that_beat_the_base_beyond_noise_are_combined_best_first(tmp_path):
@@ -250,10 +251,10 @@ def test_kedro_search_end_to_end_with_mlflow(project):
     out = project / "data" / "07_model_output"
     table = pd.read_csv(out / "trials.csv")
     assert table["key"].tolist()[:8] == TEST_KEYS and len(table) == 12 and set(table["status"]) == {"ok"}
-    base = table[table["stage"] == "baseline"]["reward"]
+    base = table[table["stage"] == "baseline"].set_index("seed_index")["reward"]
     search = table[table["stage"] == "search"]
-    np.testing.assert_allclose(search["gain_over_baseline"], search["reward"] - base.mean(), atol=1e-9)
-    np.testing.assert_allclose(search["gain_se"], base.std(ddof=1) * np.sqrt(1.5), atol=1e-9)
+    np.testing.assert_allclose(search["gain_over_baseline"], search["reward"] - base[0], atol=1e-9)
+    np.testing.assert_allclose(search["gain_se"], base.std(ddof=1) * np.sqrt(2), atol=1e-9)
     top = json.loads((out / "top_policies.json").read_text())
     assert len(top["policies"]) == 3 and top["base_augmentation"] == "standard"
     reevaluated = [p for p in top["policies"] if p["reevaluation"]]
@@ -414,3 +415,25 @@ def test_evaluate_refuses_search_outputs_their_trial_log_no_longer_matches(tmp_p
     log.path.unlink()
     with pytest.raises(StaleSearchOutputs, match=r"which no longer exists"):
         results.check_current(best, "best_policy.json")
+
+
+def test_a_fit_the_executor_lost_is_run_again_on_resume(tmp_path):
+    class LosesTrial2(FunctionExecutor):
+        def submit(self, request):
+            future = super().submit(request)
+            if request.key == "trial/2":
+                future = Future()
+                future.set_result(FitOutcome(status="failed", reward=0.0, lost=True, reason="KilledWorker: worker died twice"))
+            return future
+
+    cfg = SearchConfig(iterations=3, opt_initial_points=3, reevaluate_top=0)
+    log = TrialLog(tmp_path / "b.jsonl", CONFIG)
+    first = SearchLoop(policy_space(cfg, 1), cfg, 0, log, LosesTrial2(helps)).run()
+    log.close()
+    assert next(r for r in first.records if r.key == "trial/2").lost
+    again = FunctionExecutor(helps)
+    second = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "b.jsonl", CONFIG), again).run()
+    assert [c.key for c in again.calls] == ["trial/2"]
+    rerun = next(r for r in second.records if r.key == "trial/2")
+    assert rerun.ok and not rerun.lost
+    assert next(t for t in read_log(tmp_path / "b.jsonl")[1] if t["key"] == "trial/2")["status"] == "ok"

@@ -171,7 +171,8 @@ def results_table(runs: list[dict], strategies: list[str], base: str = "standard
         rows.append(
             {
                 "strategy": name,
-                "label": labels[name] + (f" (= {labels[same_as[name]]}, not trained twice)" if name in same_as else ""),
+                "label": labels[name],
+                "same_as": same_as.get(name),  # trained once, as this other strategy
                 "runs": len(acc),
                 "test_accuracy_mean": float(acc.mean()) if len(acc) else np.nan,
                 "test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,

@@ -82,9 +82,11 @@ def _fmt(v, pct: bool = False) -> str:
 def _comparison_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["strategy", "runs", "test accuracy (%)", "test error (%)", "error reduction vs none", "error reduction vs standard"]
     rows = []
+    labels = dict(zip(table["strategy"], table["label"]))
     for r in table.to_dict("records"):
+        same = r.get("same_as")
         rows.append([
-            r["label"], str(r["runs"]),
+            r["label"] + (f" (= {labels.get(same, same)}, not trained twice)" if isinstance(same, str) else ""), str(r["runs"]),
             f"{_fmt(r['test_accuracy_mean'], True)} ± {_fmt(r['test_accuracy_std'], True)}",
             f"{_fmt(r['test_error_mean'], True)} ± {_fmt(r['test_error_std'], True)}",
             "–" if pd.isna(r.get("error_reduction_vs_none")) else f"{r['error_reduction_vs_none'] * 100:+.1f}%",
@@ -121,11 +123,11 @@ def _compare(a: pd.Series, b: pd.Series) -> str:
     return f"{a['label']} vs {b['label']}: {abs(diff) * 100:.2f} points {word} error ({noise})."
 
 
-def verdict(table: pd.DataFrame, same_as: dict[str, str] | None = None) -> list[str]:
+def verdict(table: pd.DataFrame) -> list[str]:
     """Plain sentences: the best strategy, then what the base, the found policy, RandAugment and TrivialAugment
-    each do against their reference, with the seed noise. ``same_as``: strategies that reuse another's runs."""
-    same_as = same_as or {}
+    each do against their reference, with the seed noise (a strategy that reuses another's runs says so)."""
     rows = table.set_index("strategy")
+    same_as = rows["same_as"].dropna().to_dict() if "same_as" in rows else {}
     rows = rows[rows["runs"] > 0]
     if rows.empty:
         return ["No run finished, so there is nothing to compare."]
@@ -170,7 +172,6 @@ def build_report(
     policy: Policy,
     figures: dict[str, plt.Figure],
     config: dict,
-    same_as: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """Markdown (figures referenced as the PNG files the pipelines write beside it in data/08_reporting)
     and self-contained HTML (figures inlined as base64). The search's verdict and the evaluation regime come
@@ -188,7 +189,7 @@ def build_report(
     config_text = json.dumps(config, indent=2, default=str)
     versions_rows = [[k, v] for k, v in versions.items()]
 
-    summary = verdict(table, same_as)
+    summary = verdict(table)
     search_verdict = policy.metadata.get("verdict")
     base_choice = (policy.metadata.get("base_choice") or {}).get("in_words")
     ev = config.get("evaluate", {})

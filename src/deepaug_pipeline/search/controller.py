@@ -2,8 +2,8 @@
 
 1. **baseline**: the base augmentation alone under ``noise_seeds`` seeds (with ``base_augmentation: auto``: none,
    pad + crop and crop + flip, and the best one is taken). Its spread is the noise floor.
-2. **search**: policies from scikit-optimize, each trained once on top of the chosen base; its gain over the base's
-   mean is reported in reward points and in standard errors.
+2. **search**: policies from scikit-optimize, each trained once (seed 0) on top of the chosen base; its gain over the
+   base on the same seed is reported in reward points and in standard errors.
 3. **reevaluate**: the top ``reevaluate_top`` policies and the base, re-trained on ``reevaluate_seeds`` fresh seeds
    and paired seed by seed; a policy counts only when its mean paired gain exceeds 2 standard errors.
 
@@ -86,7 +86,9 @@ class SearchLoop:
         self.tracker = tracker or TrialTracker(None)
         self.grid_images = grid_images
         self.optimizer = policy_optimizer(space, cfg, seed)
-        self.records: dict[str, TrialRecord] = {r["key"]: TrialRecord.from_json(r) for r in trial_log.trials}
+        # A fit the executor lost (a Dask worker died twice) is not a result: it runs again.
+        logged = (TrialRecord.from_json(r) for r in trial_log.trials)
+        self.records: dict[str, TrialRecord] = {r.key: r for r in logged if not r.lost}
         self.floor: NoiseFloor | None = None
         self._identity = space.no_augmentation().to_dict()
 
@@ -100,10 +102,17 @@ class SearchLoop:
                 running[self.executor.submit(request)] = request
 
         launch(self.executor.slots)
+        retried: set[str] = set()
         while running:
             future = self.executor.next_done(running)
             request = running.pop(future)
-            self._finish(request, self.executor.outcome(future), describe)
+            outcome = self.executor.outcome(future)
+            if outcome.lost and request.key not in retried:  # a lost worker, not the child's failure: once more
+                log.warning("%s did not come back from its worker (%s); running it again", request.key, outcome.reason)
+                retried.add(request.key)
+                running[self.executor.submit(request)] = request
+                continue
+            self._finish(request, outcome, describe)
             launch(1)
 
     def _run_all(self, requests: list[FitRequest], describe) -> None:
@@ -118,7 +127,7 @@ class SearchLoop:
     def _finish(self, request: FitRequest, outcome: FitOutcome, describe) -> TrialRecord:
         gain = gain_se = None
         if request.stage == "search" and outcome.status == "ok" and self.floor is not None:
-            gain, gain_se = self.floor.gain(outcome.reward)
+            gain, gain_se = self.floor.gain(outcome.reward, request.seed_index)
         record = TrialRecord.of(request, outcome, self.cfg.method, time.time(), gain, gain_se)
         self.trial_log.append(record.to_json())  # durable before anything else happens
         self.records[record.key] = record

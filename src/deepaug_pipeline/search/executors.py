@@ -8,6 +8,7 @@ and tracks runs.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ class RunnerSpec:
     n_classes: int
     seed: int
     op_indices: tuple[int, ...]
+    data_hash: str = ""  # the data's content: a worker that outlives a search never reuses another's images
 
     def build(self, subset: LabelledImages, pool: LabelledImages) -> TrialRunner:
         return TrialRunner(subset, pool, self.n_classes, self.settings, self.seed, self.op_indices)
@@ -59,22 +61,29 @@ class LocalExecutor:
 
 
 _RUNNERS: dict = {}  # per worker process: one traced child per runner spec
+_RUNNER_LOCK = threading.Lock()  # one fit at a time per process: fits share the runner's model and optimizer
 
 
 def run_on_worker(spec: RunnerSpec, request: FitRequest, subset: LabelledImages, pool: LabelledImages, threads: int | None) -> FitOutcome:
     """Dask task: one fit in a worker process (the child is built once per process and spec)."""
     from deepaug_pipeline.devices import configure_tensorflow
 
-    configure_tensorflow(threads)
-    key = repr(spec)  # the settings hold a dict: not hashable
-    if key not in _RUNNERS:
-        _RUNNERS[key] = spec.build(subset, pool)
-    return _RUNNERS[key].run(request)
+    with _RUNNER_LOCK:
+        configure_tensorflow(threads)
+        key = repr(spec)  # the settings hold a dict: not hashable
+        if key not in _RUNNERS:
+            _RUNNERS[key] = spec.build(subset, pool)
+        return _RUNNERS[key].run(request)
 
 
 class DaskExecutor:
-    """Fits in parallel on Dask workers. A fit whose worker dies is re-run once by Dask's scheduler
-    (``allowed-failures``); if its second worker dies too, the fit is recorded as failed."""
+    """Fits in parallel on Dask workers. A fit that does not come back (its worker died) is a ``lost`` outcome: the
+    search loop submits it once more, and if it is lost again, logs it as lost so that a rerun runs it again.
+
+    Dask's own re-run (``allowed-failures``) does not fit here: when a worker dies, the scheduler cancels the
+    re-run and every later fit for "lost dependencies" (the scattered dataset), so the executor scatters the data
+    again and the loop resubmits (seen with this project's pinned distributed on a LocalCluster). With
+    ``allowed-failures: 0`` a death is reported at once."""
 
     def __init__(
         self,
@@ -87,7 +96,7 @@ class DaskExecutor:
         connect_timeout: float = 10.0,
     ) -> None:
         import dask
-        from distributed import Client, LocalCluster
+        from distributed import Client, LocalCluster, as_completed
 
         self.spec = spec
         self.threads = threads_per_worker
@@ -96,7 +105,7 @@ class DaskExecutor:
             if address:
                 self.client = Client(address, timeout=connect_timeout)
             else:
-                with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     self._cluster = LocalCluster(
                         n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                         dashboard_address=None, silence_logs=logging.ERROR,
@@ -109,25 +118,33 @@ class DaskExecutor:
             ) from None
         workers = self.client.scheduler_info().get("workers", {})
         self.slots = max(1, sum(w.get("nthreads", 1) for w in workers.values()) // max(1, threads_per_worker))
-        # Scattered once and shared: workers keep them for every fit.
-        self._subset, self._pool = self.client.scatter([subset, pool], broadcast=True)
+        # Scattered once and shared: workers keep them for every fit (again after a worker death loses them).
+        self._data = (subset, pool)
+        self._scatter()
+        self._done = as_completed()  # every submitted future, yielded as it finishes
+
+    def _scatter(self) -> None:
+        self._subset, self._pool = self.client.scatter(list(self._data), broadcast=True)
+        self._data_lost = False
 
     def submit(self, request: FitRequest):
-        return self.client.submit(run_on_worker, self.spec, request, self._subset, self._pool, self.threads,
-                                  key=f"fit-{request.key.replace('/', '-')}", pure=False)  # fmt: skip
+        if self._data_lost:
+            self._scatter()
+        # Dask names the task (pure=False: a fresh key per call), so two searches on one scheduler never share one.
+        future = self.client.submit(run_on_worker, self.spec, request, self._subset, self._pool, self.threads, pure=False)
+        self._done.add(future)
+        return future
 
     def next_done(self, futures):
-        from distributed import wait
-
-        done, _ = wait(list(futures), return_when="FIRST_COMPLETED")
-        return next(iter(done))
+        return next(self._done)  # finished, failed or cancelled alike
 
     def outcome(self, future) -> FitOutcome:
         try:
             return future.result()
-        except Exception as exc:  # noqa: BLE001 - a worker lost twice (KilledWorker), a cancelled future, ...
-            return FitOutcome(status="failed", reward=0.0,
-                              reason=f"the fit's worker was lost, and again on its re-run: {type(exc).__name__}: {exc}")  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - KilledWorker, a future cancelled for lost dependencies, a worker error
+            self._data_lost = True  # a dead worker takes the scattered dataset's keys with it: scatter before resubmitting
+            return FitOutcome(status="failed", reward=0.0, lost=True,
+                              reason=f"the fit did not come back from its Dask worker ({type(exc).__name__}: {exc})")  # fmt: skip
 
     def close(self) -> None:
         self.client.close()

@@ -1,10 +1,11 @@
 """Seed noise and what a gain is worth: the noise floor, the base choice, and paired re-evaluation (pure).
 
 A seed changes the child's initial weights, its data order, its augmentation draws and its validation sample.
-The spread of the base's reward over the noise seeds is the search's noise floor: a single trial's gain over the
-base's mean has the standard error ``σ·√(1 + 1/n)``. Re-evaluation pairs a candidate with the base on the same
-fresh seeds, so the seed's own effect cancels; the candidate is accepted when its mean paired gain exceeds
-``threshold`` standard errors of that mean.
+The spread σ of the base's reward over the noise seeds is the search's noise floor. A policy trial runs on seed 0,
+so its gain is taken against the base on seed 0 (the seed's own effect, a point or two, cancels) with the standard
+error ``σ·√2`` of a difference of two fits (conservative: σ still holds the seed effect that the pairing removes).
+Re-evaluation pairs a candidate with the base on the same fresh seeds; the candidate is accepted when its mean
+paired gain exceeds ``ACCEPT_SE`` standard errors of that mean.
 """
 
 from __future__ import annotations
@@ -37,10 +38,9 @@ class NoiseFloor:
     def std(self) -> float:
         return _std(self.rewards)
 
-    def gain(self, reward: float) -> tuple[float, float]:
-        """A single fit's gain over the base's mean, and its standard error."""
-        n = len(self.rewards)
-        return reward - self.mean, self.std * math.sqrt(1 + 1 / n)
+    def gain(self, reward: float, seed_index: int) -> tuple[float, float]:
+        """A single fit's gain over the base on the same seed, and its standard error."""
+        return reward - self.rewards[seed_index], self.std * math.sqrt(2)
 
 
 @dataclass(frozen=True)

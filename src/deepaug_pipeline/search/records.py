@@ -55,6 +55,7 @@ class FitOutcome:
     wall_seconds: float = 0.0
     started_at: float = 0.0
     worker: str | None = None
+    lost: bool = False  # the executor lost the fit (not the child's failure): a rerun of the search runs it again
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class TrialRecord:
     point: list | None
     status: Literal["ok", "failed"]
     reward: float
-    gain: float | None  # reward − the base's mean reward over the noise seeds (search trials)
+    gain: float | None  # reward − the base's reward on the same seed (search trials)
     gain_se: float | None  # the standard error of that gain, from the noise floor
     history: dict[str, list[float]]
     epochs_used: list[int]
@@ -82,6 +83,7 @@ class TrialRecord:
     started_at: float
     finished_at: float
     worker: str | None = None
+    lost: bool = False
 
     @classmethod
     def of(cls, request: FitRequest, outcome: FitOutcome, method: str, finished_at: float,
@@ -100,9 +102,14 @@ class TrialRecord:
         return replace(self, gain=gain, gain_se=gain_se)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # Epochs without a validation pass are NaN in memory and null on disk: strict JSON readers choke on NaN.
+        data["history"] = {k: [None if v != v else v for v in values] for k, values in self.history.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialRecord:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        record = {k: v for k, v in data.items() if k in names}
+        record["history"] = {k: [float("nan") if v is None else v for v in values] for k, values in data.get("history", {}).items()}
+        return cls(**record)

@@ -49,6 +49,17 @@ def check_current(best_policy: dict, where: str) -> None:
         )
 
 
+def _json_safe(value):
+    """NaN and ±inf (a fixed base has no margin; identical gains have an infinite z) become null: strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _se_units(value: float | None, se: float | None) -> float | None:
     if value is None or se is None or not se or math.isnan(se):
         return None
@@ -113,8 +124,8 @@ def top_policies(result: SearchResult, k: int) -> dict:
             "rank": rank, "trial_id": t.trial_id, "reward": t.reward, "gain_over_baseline": t.gain,
             "gain_se": t.gain_se, "reevaluation": _reevaluation_entry(paired.get(t.trial_id)), "policy": t.policy,
         })  # fmt: skip
-    return {"schema_version": SCHEMA_VERSION, "base_augmentation": result.noise_floor.base, "verdict": verdict(result),
-            "search_log": search_log_stamp(result), "policies": entries}  # fmt: skip
+    return _json_safe({"schema_version": SCHEMA_VERSION, "base_augmentation": result.noise_floor.base,
+                       "verdict": verdict(result), "search_log": search_log_stamp(result), "policies": entries})  # fmt: skip
 
 
 def top_policies_table(top: dict) -> pd.DataFrame:
@@ -152,7 +163,7 @@ def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
         "paired_gain_ses": [p.se for p in accepted],
         "search_log": search_log_stamp(result),
     }
-    return Policy(combined.sub_policies, combined.p_none, meta).to_dict()
+    return Policy(combined.sub_policies, combined.p_none, _json_safe(meta)).to_dict()
 
 
 def convergence_figure(tables: dict[str, pd.DataFrame]) -> plt.Figure:

@@ -46,11 +46,11 @@ def child_settings(cfg: SearchConfig, ingest: IngestConfig) -> ChildSettings:
     )
 
 
-def data_fingerprint(subset: LabelledImages, pool: LabelledImages) -> str:
-    """A hash of the images and labels a search trains and validates on: another dataset of the same shape and size
-    is another search, never a resumed one."""
+def data_fingerprint(*splits: LabelledImages) -> str:
+    """A hash of the images and labels a run trains and validates on: another dataset of the same shape and size
+    is another run, never a resumed one."""
     digest = hashlib.sha256()
-    for array in (subset.x, subset.y, pool.x, pool.y):
+    for array in (a for split in splits for a in (split.x, split.y)):
         digest.update(str((array.shape, array.dtype.str)).encode())
         digest.update(np.ascontiguousarray(array).data)
     return digest.hexdigest()[:16]
@@ -78,11 +78,12 @@ def run_search(
 ) -> SearchResult:
     """Resume or start the search: baseline, policy trials, re-evaluation."""
     space = policy_space(cfg, int(subset.x.shape[-1]))
-    config = log_config(cfg, ingest, seed, data_summary, data_fingerprint(subset, pool))
+    data_hash = data_fingerprint(subset, pool)
+    config = log_config(cfg, ingest, seed, data_summary, data_hash)
     with store.open(cfg.method, config, cfg.fresh_start) as trial_log:
         if trial_log.archived:
             log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
-        spec = RunnerSpec(child_settings(cfg, ingest), data_summary["n_classes"], seed, space.op_indices())
+        spec = RunnerSpec(child_settings(cfg, ingest), data_summary["n_classes"], seed, space.op_indices(), data_hash)
         if cfg.executor == "local":
             executor = LocalExecutor(subset, pool, spec)
         else:

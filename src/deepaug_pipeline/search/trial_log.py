@@ -61,6 +61,13 @@ class TrialLog:
         self.archived: Path | None = None
         self.trials: list[dict] = []
         self._lock = _lock(self.path, section)
+        try:
+            self._open(config, fresh_start, section)
+        except BaseException:
+            self.close()  # a refused log is not held: the corrected run in this process may open it at once
+            raise
+
+    def _open(self, config: dict[str, Any], fresh_start: bool, section: str) -> None:
         if self.path.exists():
             try:
                 header, trials = read_log(self.path)
@@ -180,13 +187,13 @@ def read_log(path: str | Path) -> tuple[dict, list[dict]]:
             header = entry
         elif entry.get("type") == "trial":
             trials.append(entry)
-    # Keep the first record of each key: a fit is never logged twice, but be safe on replay.
-    seen, unique = set(), []
+    # One record per key: the first, unless it was lost by the executor and run again later.
+    chosen: dict = {}
     for t in trials:
-        if t.get("key") not in seen:
-            seen.add(t.get("key"))
-            unique.append(t)
-    return header, unique
+        key = t.get("key")
+        if key not in chosen or chosen[key].get("lost"):
+            chosen[key] = t
+    return header, list(chosen.values())
 
 
 class TrialLogStore:

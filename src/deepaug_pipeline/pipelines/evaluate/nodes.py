@@ -23,6 +23,7 @@ from deepaug_pipeline.evaluate import (
 from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, results_bar_chart
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.search.results import check_current
+from deepaug_pipeline.search.run import data_fingerprint
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
 
@@ -48,7 +49,8 @@ def evaluate_strategies(
     what = {"sub_policies": found.to_dict()["sub_policies"], "p_none": found.p_none, "base": found_base(found)}
     policy_hash = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     config = {"seed": seed, "evaluate": cfg.result_defining(), "found_policy": policy_hash,
-              "data": {k: dataset_summary[k] for k in ("image_shape", "n_classes", "sizes")}}  # fmt: skip
+              "data": {**{k: dataset_summary[k] for k in ("image_shape", "n_classes", "sizes")},
+                       "content": data_fingerprint(train, val, test_set)}}  # fmt: skip
     n_classes = dataset_summary["n_classes"]
     base = found_base(found)
     with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate") as run_log:
@@ -94,8 +96,7 @@ def write_report(
         "policy_grid": sample_grid(policy, search_subset.x, max_images=8),
         "convergence": convergence_from_trials(trials_table),
     }
-    same_as = {r["strategy"]: r["same_as"] for r in evaluation_runs if r.get("same_as")}
-    md, page = build_report(evaluation_table, policy, figures, {"seed": seed, "evaluate": evaluate, "search": search}, same_as)
+    md, page = build_report(evaluation_table, policy, figures, {"seed": seed, "evaluate": evaluate, "search": search})
     plt.close(figures["policy_grid"])
     plt.close(figures["convergence"])
     return md, page, figures["results"], figures["curves"]
