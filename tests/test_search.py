@@ -343,7 +343,7 @@ def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
     tables = {m: records_table([TrialRecord.from_json(t) for t in records]) for m, records in runs.items()}
     labels = [line.get_label() for line in convergence_figure(tables).axes[0].get_lines()]
     assert "bayesian search: best so far" in labels and "random search: best so far" in labels
-    assert "random: each trial" in labels
+    assert "random: each trial" in labels and "base on seed 0 (trials' reference)" in labels
 
 
 # --------------------------------------------------------------------------- nothing silently wrong (issue 14)

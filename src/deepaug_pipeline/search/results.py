@@ -168,7 +168,8 @@ def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
 
 def convergence_figure(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Every search trial's reward as a point and the running best as a line (one colour per method, from their
-    trial tables), and the base's mean ± one noise-floor standard deviation as a band."""
+    trial tables), the base's mean ± one noise-floor standard deviation as a band, and the base on seed 0, which the
+    trials (all on seed 0) are paired with."""
     fig, ax = plt.subplots(figsize=(7, 4))
     band_drawn = False
     for i, (method, table) in enumerate(sorted(tables.items())):
@@ -186,6 +187,9 @@ def convergence_figure(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                 mean, std = float(base.mean()), float(base.std(ddof=1))
                 ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2, label=f"base ({BASE_LABELS[chosen]}) mean ± 1 std")
                 ax.axhline(mean, color="gray", linestyle="--", linewidth=1)
+                seed0 = table[(table["stage"] == "baseline") & (table["base"] == chosen) & (table["seed_index"] == 0)]["reward"]
+                if len(seed0):  # trials run on seed 0 and their gains are paired with this
+                    ax.axhline(float(seed0.iloc[0]), color="black", linestyle=":", linewidth=1.2, label="base on seed 0 (trials' reference)")
                 band_drawn = True
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("trial")
