@@ -21,7 +21,7 @@ from common import write_results  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, SearchConfig  # noqa: E402
-from deepaug_pipeline.evaluate import results_table  # noqa: E402
+from deepaug_pipeline.evaluate import found_base, results_table  # noqa: E402
 from deepaug_pipeline.evaluate.report import verdict  # noqa: E402
 from deepaug_pipeline.search import results  # noqa: E402
 
@@ -43,7 +43,7 @@ def main(seeds: int = 3) -> None:
     cfg = EvaluateConfig(seeds=seeds, train_size=None)
     start = time.perf_counter()
     runs = qp.evaluate(protocol, found, cfg)
-    base = found.metadata["base_augmentation"]
+    base = found_base(found)
     table = results_table(runs, cfg.strategies, base).set_index("strategy")
     err = table["test_error_mean"]
     write_results("quality", {

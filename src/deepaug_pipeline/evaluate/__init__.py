@@ -35,6 +35,17 @@ def strategy_labels(base: str = "standard") -> dict[str, str]:
     }
 
 
+def found_base(found: Policy) -> str:
+    """The base augmentation the search chose (written with the policy); crop + flip for a policy from elsewhere."""
+    return found.metadata.get("base_augmentation", "standard")
+
+
+def policy_identity(found: Policy) -> dict:
+    """What an evaluation of ``found`` depends on: its operations and its base, not its metadata, so a resumed
+    search that found the same policy resumes the evaluation's run log too."""
+    return {"sub_policies": found.to_dict()["sub_policies"], "p_none": found.p_none, "base": found_base(found)}
+
+
 def strategy_aliases(base: str, found: Policy | None) -> dict[str, str]:
     """Strategies that are the same training as another and are not trained twice: ``standard`` is ``none`` when
     the search chose no base; ``standard+found`` is ``standard`` when no policy beat the base beyond noise."""

@@ -8,7 +8,7 @@ or of the base on a fresh seed (``reevaluate/12/s4``, ``reevaluate/base/s4``). T
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 Stage = Literal["baseline", "search", "reevaluate"]
@@ -97,9 +97,6 @@ class TrialRecord:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
-
-    def with_gain(self, gain: float | None, gain_se: float | None) -> TrialRecord:
-        return replace(self, gain=gain, gain_se=gain_se)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepaug_pipeline.augment.baselines import base_augment, base_params
 from deepaug_pipeline.augment.policy import Policy, apply_policy
 from deepaug_pipeline.ingest.sources import LabelledImages
 from deepaug_pipeline.models import build_model
@@ -66,7 +67,6 @@ class TrialRunner:
     ) -> None:
         import tensorflow as tf
 
-        from deepaug_pipeline.augment.baselines import base_augment
         from deepaug_pipeline.devices import configure_tensorflow
 
         configure_tensorflow()
@@ -123,8 +123,6 @@ class TrialRunner:
 
     def run(self, request: FitRequest) -> FitOutcome:
         """One fit; a failure (NaN loss, any exception) is an outcome with status ``failed``, never a raise."""
-        from deepaug_pipeline.augment.baselines import base_params
-
         s = self.settings
         started = time.time()
         clock = time.perf_counter()

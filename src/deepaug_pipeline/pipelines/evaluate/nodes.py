@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -14,6 +11,8 @@ from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, parse_config
 from deepaug_pipeline.evaluate import (
     final_splits,
+    found_base,
+    policy_identity,
     results_table,
     run_grid,
     strategy_aliases,
@@ -45,10 +44,7 @@ def evaluate_strategies(
         np.concatenate([search_subset.x, seed_validation_pool.x]), np.concatenate([search_subset.y, seed_validation_pool.y])
     )
     train, val = final_splits(train_all, dataset_summary["class_names"], cfg, seed)
-    # The policy and its base, not the metadata: a resumed search that found the same policy resumes this log too.
-    what = {"sub_policies": found.to_dict()["sub_policies"], "p_none": found.p_none, "base": found_base(found)}
-    policy_hash = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
-    config = {"seed": seed, "evaluate": cfg.result_defining(), "found_policy": policy_hash,
+    config = {"seed": seed, "evaluate": cfg.result_defining(), "found_policy": policy_identity(found),
               "data": {**{k: dataset_summary[k] for k in ("image_shape", "n_classes", "sizes")},
                        "content": data_fingerprint(train, val, test_set)}}  # fmt: skip
     n_classes = dataset_summary["n_classes"]
@@ -59,10 +55,6 @@ def evaluate_strategies(
             strategy_aliases(base, found),
         )
 
-
-def found_base(found: Policy) -> str:
-    """The base augmentation the search chose (written with the policy); crop + flip for a policy from elsewhere."""
-    return found.metadata.get("base_augmentation", "standard")
 
 
 def summarise_evaluation(evaluation_runs: list[dict], best_policy: dict, evaluate: dict) -> tuple[pd.DataFrame, dict]:
