@@ -85,11 +85,22 @@ class IngestConfig(_Strict):
 
 
 # --------------------------------------------------------------------------- search
+DEFAULT_ITERATIONS = {"retrain": 20, "density": 200}
+
+
 class SearchConfig(_Strict):
     """The Bayesian search loop and its child fits (DeepAugment's config keys keep their names)."""
 
     method: Literal["bayesian", "random"] = "bayesian"
-    iterations: int = Field(20, ge=1, description="policy trials, not counting the base's noise-seed fits")
+    reward: Literal["retrain", "density"] = Field(
+        "retrain", description="retrain: train the child per policy (DeepAugment); density: score the policy on the "
+        "base's trained children, without retraining (Fast AutoAugment's density matching)"
+    )
+    iterations: int | None = Field(
+        None, ge=1, description="policy trials, not counting the base's fits; null: 20 under retrain, 200 under density"
+    )
+    density_images: int = Field(1000, ge=10, description="density: held-out images each trained child is scored on")
+    density_draws: int = Field(2, ge=1, description="density: augmentation draws per held-out image")
     opt_initial_points: int = Field(10, ge=1, description="random points before the surrogate takes over")
     surrogate: Literal["RF", "ET", "GP"] = "RF"
     acquisition: Literal["EI", "PI", "LCB", "gp_hedge"] = "EI"
@@ -137,6 +148,18 @@ class SearchConfig(_Strict):
             if unknown:
                 raise ValueError(f"unknown op(s) {unknown} in 'ops'")
         return self
+
+    @property
+    def trial_log_name(self) -> str:
+        """bayesian, random, bayesian-density, ...: a search under each reward keeps its own log, side by side."""
+        return self.method if self.reward == "retrain" else f"{self.method}-{self.reward}"
+
+    @property
+    def n_iterations(self) -> int:
+        """Policy trials: a density trial costs forward passes only, so it gets ten times as many by default."""
+        if self.iterations is not None:
+            return self.iterations
+        return DEFAULT_ITERATIONS[self.reward]
 
     def result_defining(self) -> dict[str, Any]:
         """The keys that change what a fit computes (the trial log's fingerprint); not budget or display.
@@ -194,6 +217,15 @@ class ProjectParams(_Strict):
     ingest: IngestConfig = IngestConfig()
     search: SearchConfig = SearchConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> ProjectParams:
+        if self.search.reward == "density" and self.search.density_images > self.ingest.validation_sample_size:
+            raise ValueError(
+                f"search.density_images={self.search.density_images} exceeds ingest.validation_sample_size="
+                f"{self.ingest.validation_sample_size}: density scores a part of each seed's validation sample"
+            )
+        return self
 
 
 def validate_params(params: dict) -> ProjectParams:

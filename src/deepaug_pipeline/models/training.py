@@ -92,6 +92,7 @@ class Trainer:
         self.settings = settings
         self.augment = augment
         self.traces = 0  # how often the fit graph was traced: once per process is the target
+        self.scoring_traces = 0  # the same for the augmented evaluation (density reward)
         self._train_x = tf.constant(train.x)
         self._train_y = tf.constant(train.y.astype(np.int32))
         self.steps_per_epoch = math.ceil(len(train) / settings.batch_size)
@@ -101,6 +102,7 @@ class Trainer:
         self._snapshot()
         self._fit_fn = tf.function(self._fit_graph, reduce_retracing=True)
         self._eval_fn = tf.function(self._eval_batch, reduce_retracing=True)
+        self._eval_augmented_fn = tf.function(self._eval_augmented_graph, reduce_retracing=True)
 
     # ----------------------------------------------------------------- state
     def _state_variables(self) -> list:
@@ -157,6 +159,16 @@ class Trainer:
             loss, correct = loss + l, correct + c
         return loss / n, correct / n
 
+    def _eval_augmented_graph(self, aug_args, seed, x, y):
+        self.scoring_traces += 1
+        n, bs = int(x.shape[0]), self.settings.eval_batch_size
+        loss, correct = 0.0, 0.0
+        for i, start in enumerate(range(0, n, bs)):
+            images = self.augment(to_unit(x[start : start + bs]), aug_args, tf.stack([seed, tf.constant(i, tf.int64)]))
+            l, c = self._eval_batch(images, y[start : start + bs])
+            loss, correct = loss + l, correct + c
+        return loss / n, correct / n
+
     def _fit_graph(self, aug_args, seed, val_x, val_y):
         self.traces += 1
         s = self.settings
@@ -199,6 +211,14 @@ class Trainer:
             tf.constant(validation.y.astype(np.int32)),
         )
         return History(*curves.numpy().astype(np.float64))
+
+    def evaluate_augmented(self, aug_args, seed: int, data: LabelledImages) -> tuple[float, float]:
+        """Loss and accuracy of the current weights on ``data`` as the augmentation transforms it under ``seed``
+        (the density reward); ``aug_args`` are data, so a new policy never retraces."""
+        loss, accuracy = self._eval_augmented_fn(
+            aug_args, tf.constant(seed, tf.int64), tf.constant(data.x), tf.constant(data.y.astype(np.int32))
+        )
+        return float(loss), float(accuracy)
 
     def evaluate(self, data: LabelledImages) -> tuple[float, float]:
         """Loss and accuracy on ``data`` (e.g. the test split), in batches."""

@@ -3,7 +3,9 @@
 1. **baseline**: the base augmentation alone under ``noise_seeds`` seeds (with ``base_augmentation: auto``: none,
    pad + crop and crop + flip, and the best one is taken). Its spread is the noise floor.
 2. **search**: policies from scikit-optimize, each trained once (seed 0) on top of the chosen base; its gain over the
-   base on the same seed is reported in reward points and in standard errors.
+   base on the same seed is reported in reward points and in standard errors. Under ``reward: density`` a policy is
+   not trained: it is scored on the base's own trained children (one per noise seed), on their held-out images
+   transformed by base + policy, and its gain is over the base alone scored the same way (``reference/density``).
 3. **reevaluate**: the top ``reevaluate_top`` policies and the base, re-trained on ``reevaluate_seeds`` fresh seeds
    and paired seed by seed; a policy counts only when its mean paired gain exceeds 2 standard errors.
 
@@ -21,10 +23,10 @@ import numpy as np
 from deepaug_pipeline.augment.baselines import BASE_LABELS
 from deepaug_pipeline.config import SearchConfig
 from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, PairedGain, choose_base, paired_gain
-from deepaug_pipeline.search.records import FitOutcome, FitRequest, TrialRecord
+from deepaug_pipeline.search.records import FitOutcome, FitRequest, TrainedChild, TrialRecord
 from deepaug_pipeline.search.space import PolicySpace, policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrialTracker, track_trial
-from deepaug_pipeline.search.trial_log import TrialLog
+from deepaug_pipeline.search.trial_log import ChildWeights, TrialLog
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class SearchResult:
     reevaluated: list[PairedGain]  # best mean paired gain first
     log_path: str = ""  # the trial log these records are from, and its fingerprint: outputs carry both
     log_fingerprint: str = ""
+    reward: str = "retrain"  # retrain | density: what a search trial's reward is
 
     @property
     def search_trials(self) -> list[TrialRecord]:
@@ -91,6 +94,9 @@ class SearchLoop:
         self.records: dict[str, TrialRecord] = {r.key: r for r in logged if not r.lost}
         self.floor: NoiseFloor | None = None
         self._identity = space.no_augmentation().to_dict()
+        self.density = cfg.reward == "density"
+        self.children: tuple[TrainedChild, ...] = ()  # density: the chosen base's trained children
+        self.weights = ChildWeights(trial_log)
 
     # ----------------------------------------------------------------- driving the executor
     def _drive(self, next_requests, describe) -> None:
@@ -124,11 +130,21 @@ class SearchLoop:
 
         self._drive(next_requests, describe)
 
+    def _gain(self, request: FitRequest, outcome: FitOutcome) -> tuple[float | None, float | None]:
+        if request.stage != "search" or outcome.status != "ok":
+            return None, None
+        if not self.density:
+            return self.floor.gain(outcome.reward, request.seed_index)
+        # Paired child by child with the base alone on the same held-out images; the SE is over the children.
+        diffs = np.subtract(outcome.history["density_accuracy"], self.reference.history["density_accuracy"])
+        se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else 0.0
+        return float(diffs.mean()), (se if se > 1e-6 else None)  # children that agree exactly give no SE
+
     def _finish(self, request: FitRequest, outcome: FitOutcome, describe) -> TrialRecord:
-        gain = gain_se = None
-        if request.stage == "search" and outcome.status == "ok" and self.floor is not None:
-            gain, gain_se = self.floor.gain(outcome.reward, request.seed_index)
+        gain, gain_se = self._gain(request, outcome)
         record = TrialRecord.of(request, outcome, self.cfg.method, time.time(), gain, gain_se)
+        if outcome.weights is not None:
+            self.weights.save(record.key, outcome.weights)  # before the record: a logged child always has its weights
         self.trial_log.append(record.to_json())  # durable before anything else happens
         self.records[record.key] = record
         if request.stage == "search":
@@ -141,7 +157,7 @@ class SearchLoop:
     def _baseline(self) -> tuple[BaseChoice, NoiseFloor]:
         cfg = self.cfg
         bases = AUTO_BASES if cfg.base_augmentation == "auto" else (cfg.base_augmentation,)
-        requests = [FitRequest.baseline(b, s, self._identity) for b in bases for s in range(cfg.noise_seeds)]
+        requests = [FitRequest.baseline(b, s, self._identity, keep_weights=self.density) for b in bases for s in range(cfg.noise_seeds)]
 
         def describe(r: TrialRecord) -> str:
             return f"baseline  {BASE_LABELS[r.base]}, seed {r.seed_index + 1}/{cfg.noise_seeds}  {_reward_text(r)}  {r.wall_seconds:.1f} s"
@@ -166,25 +182,41 @@ class SearchLoop:
         log.info("%s; noise floor (std over %d seeds) %.4f", choice.describe(BASE_LABELS), len(floor.rewards), floor.std)
         return choice, floor
 
+    def _density_reference(self) -> None:
+        """Density: load the chosen base's trained children and score the base alone on them (the trials' reference)."""
+        keys = [FitRequest.baseline(self.floor.base, s, self._identity).key for s in range(self.cfg.noise_seeds)]
+        missing = [k for k in keys if not self.weights.exists(k)]
+        if missing:
+            raise SearchError(
+                f"the density reward scores policies on the base's trained children, but the weights of {missing} are "
+                f"not in {self.weights.directory}. Restore them, or start afresh with search.fresh_start: true."
+            )
+        self.children = tuple(TrainedChild(s, self.weights.load(k)) for s, k in enumerate(keys))
+        request = FitRequest.density_reference(self.floor.base, self._identity, self.children)
+        self._run_all([request], lambda r: f"density reference  {BASE_LABELS[r.base]} alone  {_reward_text(r)}  {r.wall_seconds:.1f} s")
+        self.reference = self.records[request.key]
+        if not self.reference.ok:
+            raise SearchError(f"the base alone could not be scored on its trained children: {self.reference.reason}")
+
     def _search(self) -> None:
         cfg = self.cfg
         told = [r for r in self.records.values() if r.stage == "search"]
         if told:
             self.optimizer.tell([r.point for r in told], [-r.reward for r in told])
             log.info("Resuming %s: %d logged trial(s) told to the optimizer, not re-run", self.trial_log.path, len(told))
-        queue = [i for i in range(1, cfg.iterations + 1) if f"trial/{i}" not in self.records]
+        queue = [i for i in range(1, cfg.n_iterations + 1) if f"trial/{i}" not in self.records]
 
         def next_requests(n: int) -> list[FitRequest]:
             ids, queue[:] = queue[:n], queue[n:]
             if not ids:
                 return []
             points = self.optimizer.ask(n_points=len(ids), strategy="cl_min") if len(ids) > 1 else [self.optimizer.ask()]
-            return [FitRequest.search(i, self.floor.base, self.space.decode(p).to_dict(), [to_python(v) for v in p])
+            return [FitRequest.search(i, self.floor.base, self.space.decode(p).to_dict(), [to_python(v) for v in p]).scoring(self.children)
                     for i, p in zip(ids, points)]  # fmt: skip
 
         def describe(r: TrialRecord) -> str:
             best = max((t.reward for t in self.records.values() if t.stage == "search" and t.ok), default=float("nan"))
-            return f"trial {r.trial_id}/{cfg.iterations}  {_reward_text(r)}  best {best:.4f}  {r.wall_seconds:.1f} s"
+            return f"trial {r.trial_id}/{cfg.n_iterations}  {_reward_text(r)}  best {best:.4f}  {r.wall_seconds:.1f} s"
 
         self._drive(next_requests, describe)
 
@@ -215,11 +247,14 @@ class SearchLoop:
 
     def run(self) -> SearchResult:
         choice, self.floor = self._baseline()
+        if self.density:
+            self._density_reference()
         self._search()
         reevaluated = self._reevaluate() if self.cfg.reevaluate_top > 0 else []
         order = {key: i for i, key in enumerate(self.records)}
         records = sorted(self.records.values(), key=lambda r: order[r.key])
-        return SearchResult(self.cfg.method, records, choice, self.floor, reevaluated, str(self.trial_log.path), self.trial_log.fingerprint)
+        return SearchResult(self.cfg.method, records, choice, self.floor, reevaluated, str(self.trial_log.path),
+                            self.trial_log.fingerprint, self.cfg.reward)  # fmt: skip
 
 
 def _reward_text(record: TrialRecord) -> str:

@@ -2,22 +2,33 @@
 
 Every fit of a search is one record, keyed by what it is: the base alone under a noise seed
 (``baseline/standard/s0``), a policy trial of the optimiser (``trial/12``), or a re-evaluation of a top candidate
-or of the base on a fresh seed (``reevaluate/12/s4``, ``reevaluate/base/s4``). The log holds records as JSON
+or of the base on a fresh seed (``reevaluate/12/s4``, ``reevaluate/base/s4``). Under the density reward, the base's
+own score on its trained children is one more record (``reference/density``), the reference of every trial. The log holds records as JSON
 (``to_json``/``from_json``); everything else passes them as typed objects.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-Stage = Literal["baseline", "search", "reevaluate"]
+Stage = Literal["baseline", "search", "reevaluate", "reference"]
 BASE_CANDIDATE = "base"  # the candidate name of the base alone in the re-evaluation stage
 
 
 @dataclass(frozen=True)
+class TrainedChild:
+    """A child the base trained under one seed (the density reward scores policies on it): its final weights."""
+
+    seed_index: int
+    weights: tuple  # numpy arrays, in the order of model.variables
+
+
+@dataclass(frozen=True)
 class FitRequest:
-    """One child fit: a policy on top of a base augmentation, under one seed (plain values: it is pickled)."""
+    """One child fit: a policy on top of a base augmentation, under one seed (plain values: it is pickled).
+
+    With ``children`` it is no fit: the policy is scored on those trained children instead (density reward)."""
 
     key: str
     stage: Stage
@@ -26,10 +37,23 @@ class FitRequest:
     policy: dict  # Policy.to_dict()
     trial_id: int | None = None  # the optimiser's trial number (search), or the candidate's (reevaluate)
     point: list | None = None  # the skopt point of a search trial
+    keep_weights: bool = False  # return the trained weights (the density reward's children)
+    children: tuple[TrainedChild, ...] = ()
+
+    def scoring(self, children: tuple[TrainedChild, ...]) -> FitRequest:
+        return replace(self, children=children)
+
+    @property
+    def scores_only(self) -> bool:
+        return bool(self.children)
 
     @classmethod
-    def baseline(cls, base: str, seed_index: int, policy: dict) -> FitRequest:
-        return cls(f"baseline/{base}/s{seed_index}", "baseline", base, seed_index, policy)
+    def baseline(cls, base: str, seed_index: int, policy: dict, keep_weights: bool = False) -> FitRequest:
+        return cls(f"baseline/{base}/s{seed_index}", "baseline", base, seed_index, policy, keep_weights=keep_weights)
+
+    @classmethod
+    def density_reference(cls, base: str, policy: dict, children: tuple[TrainedChild, ...]) -> FitRequest:
+        return cls("reference/density", "reference", base, 0, policy, children=children)
 
     @classmethod
     def search(cls, trial_id: int, base: str, policy: dict, point: list) -> FitRequest:
@@ -56,6 +80,7 @@ class FitOutcome:
     started_at: float = 0.0
     worker: str | None = None
     lost: bool = False  # the executor lost the fit (not the child's failure): a rerun of the search runs it again
+    weights: tuple | None = None  # the trained weights, when the request asked to keep them (never logged as JSON)
 
 
 @dataclass(frozen=True)
@@ -91,7 +116,7 @@ class TrialRecord:
         return cls(
             key=request.key, stage=request.stage, method=method, base=request.base, seed_index=request.seed_index,
             policy=request.policy, trial_id=request.trial_id, point=request.point, gain=gain, gain_se=gain_se,
-            finished_at=finished_at, **asdict(outcome),
+            finished_at=finished_at, **{f.name: getattr(outcome, f.name) for f in fields(outcome) if f.name != "weights"},
         )  # fmt: skip
 
     @property

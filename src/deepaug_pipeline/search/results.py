@@ -152,6 +152,7 @@ def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
     meta = {
         "source": "search",
         "method": result.method,
+        "reward": result.reward,
         "base_augmentation": result.noise_floor.base,
         "base_label": base_label(result),
         "base_choice": {"means": choice.means, "runner_up": choice.runner_up, "margin": choice.margin,
@@ -168,32 +169,43 @@ def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
 
 def convergence_figure(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Every search trial's reward as a point and the running best as a line (one colour per method, from their
-    trial tables), the base's mean ± one noise-floor standard deviation as a band, and the base on seed 0, which the
-    trials (all on seed 0) are paired with."""
+    trial tables), and the trials' reference. Under the retrain reward that is the base's mean ± one noise-floor
+    standard deviation as a band, and the base on seed 0, which the trials (all on seed 0) are paired with; under the
+    density reward, the base alone scored on its trained children (the base's retrained rewards are another scale)."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    band_drawn = False
+    reference_drawn = False
+    density = False
     for i, (method, table) in enumerate(sorted(tables.items())):
         colour = f"C{i}"
         trials = table[table["stage"] == "search"].sort_values("trial_id")
         ids = trials["trial_id"].to_numpy(np.int64)
         rewards = np.where(trials["status"] == "ok", trials["reward"], np.nan).astype(np.float64)
-        if len(trials):
-            ax.plot(ids, rewards, "o", color=colour, alpha=0.45, markersize=4, label=f"{method}: each trial")
-            ax.step(ids, np.fmax.accumulate(np.nan_to_num(rewards, nan=-np.inf)), where="post", color=colour,
-                    label=f"{method} search: best so far")  # fmt: skip
-            chosen = trials["base"].iloc[0]
-            base = table[(table["stage"] == "baseline") & (table["status"] == "ok") & (table["base"] == chosen)]["reward"]
-            if not band_drawn and len(base) > 1:
-                mean, std = float(base.mean()), float(base.std(ddof=1))
-                ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2, label=f"base ({BASE_LABELS[chosen]}) mean ± 1 std")
-                ax.axhline(mean, color="gray", linestyle="--", linewidth=1)
-                seed0 = table[(table["stage"] == "baseline") & (table["base"] == chosen) & (table["seed_index"] == 0)]["reward"]
-                if len(seed0):  # trials run on seed 0 and their gains are paired with this
-                    ax.axhline(float(seed0.iloc[0]), color="black", linestyle=":", linewidth=1.2, label="base on seed 0 (trials' reference)")
-                band_drawn = True
+        if not len(trials):
+            continue
+        ax.plot(ids, rewards, "o", color=colour, alpha=0.45, markersize=4, label=f"{method}: each trial")
+        ax.step(ids, np.fmax.accumulate(np.nan_to_num(rewards, nan=-np.inf)), where="post", color=colour,
+                label=f"{method} search: best so far")  # fmt: skip
+        if reference_drawn:
+            continue
+        chosen = trials["base"].iloc[0]
+        reference = table[(table["stage"] == "reference") & (table["status"] == "ok")]["reward"]
+        base = table[(table["stage"] == "baseline") & (table["status"] == "ok") & (table["base"] == chosen)]["reward"]
+        if len(reference):
+            density = True
+            ax.axhline(float(reference.iloc[0]), color="black", linestyle=":", linewidth=1.2,
+                       label=f"{BASE_LABELS[chosen]} alone on its trained children (trials' reference)")  # fmt: skip
+            reference_drawn = True
+        elif len(base) > 1:
+            mean, std = float(base.mean()), float(base.std(ddof=1))
+            ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2, label=f"base ({BASE_LABELS[chosen]}) mean ± 1 std")
+            ax.axhline(mean, color="gray", linestyle="--", linewidth=1)
+            seed0 = table[(table["stage"] == "baseline") & (table["base"] == chosen) & (table["seed_index"] == 0)]["reward"]
+            if len(seed0):  # trials run on seed 0 and their gains are paired with this
+                ax.axhline(float(seed0.iloc[0]), color="black", linestyle=":", linewidth=1.2, label="base on seed 0 (trials' reference)")
+            reference_drawn = True
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("trial")
-    ax.set_ylabel("reward (validation accuracy)")
+    ax.set_ylabel("density reward (accuracy on augmented held-out images)" if density else "reward (validation accuracy)")
     ax.set_title("Search convergence")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -43,6 +43,8 @@ def child_settings(cfg: SearchConfig, ingest: IngestConfig) -> ChildSettings:
         last_n_epochs=cfg.opt_last_n_epochs,
         overfit_gap=cfg.overfit_gap,
         validation_size=ingest.validation_sample_size,
+        density_images=cfg.density_images,
+        density_draws=cfg.density_draws,
     )
 
 
@@ -80,7 +82,7 @@ def run_search(
     space = policy_space(cfg, int(subset.x.shape[-1]))
     data_hash = data_fingerprint(subset, pool)
     config = log_config(cfg, ingest, seed, data_summary, data_hash)
-    with store.open(cfg.method, config, cfg.fresh_start) as trial_log:
+    with store.open(cfg.trial_log_name, config, cfg.fresh_start) as trial_log:
         if trial_log.archived:
             log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
         spec = RunnerSpec(child_settings(cfg, ingest), data_summary["n_classes"], seed, space.op_indices(), data_hash)

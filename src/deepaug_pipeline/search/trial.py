@@ -41,6 +41,8 @@ class ChildSettings:
     last_n_epochs: int = 3
     overfit_gap: float = 0.10
     validation_size: int = 5000
+    density_images: int = 1000  # density reward: the first images of each seed's validation sample
+    density_draws: int = 2
 
     def fit_settings(self, epochs: int | None = None, validate_last: int | None = None) -> FitSettings:
         return FitSettings(epochs=epochs or self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
@@ -121,24 +123,47 @@ class TrialRunner:
     def model(self):
         return self.trainer.model
 
-    def run(self, request: FitRequest) -> FitOutcome:
-        """One fit; a failure (NaN loss, any exception) is an outcome with status ``failed``, never a raise."""
+    def _fit(self, request: FitRequest) -> dict:
         s = self.settings
+        self.trainer.reset(self.start_state(request.seed_index))
+        args = (base_params(request.base), Policy.from_dict(request.policy).tensors())
+        history = self.trainer.fit(args, stream_seed(self.seed, "fit", request.seed_index), self.validation(request.seed_index))
+        if not history.finite:
+            raise FloatingPointError(f"non-finite loss (train {history.train_loss.tolist()})")
+        scored = reward(history, s.reward_epochs, s.last_n_epochs, s.overfit_gap)
+        weights = tuple(v.numpy() for v in self.model.variables) if request.keep_weights else None
+        return dict(reward=scored.value, epochs_used=scored.epochs_used, fallback=scored.fallback,
+                    history=history.to_dict(), weights=weights)  # fmt: skip
+
+    def _score(self, request: FitRequest) -> dict:
+        """The density reward: the mean accuracy of the base's trained children on their own held-out validation
+        images, transformed by base + policy (``density_draws`` draws each); per child in the history."""
+        s = self.settings
+        args = (base_params(request.base), Policy.from_dict(request.policy).tensors())
+        accuracy, loss = [], []
+        for child in request.children:
+            self.trainer.reset(list(child.weights))
+            held_out = self.validation(child.seed_index)
+            held_out = LabelledImages(held_out.x[: s.density_images], held_out.y[: s.density_images])
+            draws = [self.trainer.evaluate_augmented(args, stream_seed(self.seed, "density", child.seed_index, d), held_out)
+                     for d in range(s.density_draws)]  # fmt: skip
+            loss.append(float(np.mean([d[0] for d in draws])))
+            accuracy.append(float(np.mean([d[1] for d in draws])))
+        if not np.isfinite(loss).all():
+            raise FloatingPointError(f"non-finite loss on augmented images ({loss})")
+        return dict(reward=float(np.mean(accuracy)), history={"density_accuracy": accuracy, "density_loss": loss})
+
+    def run(self, request: FitRequest) -> FitOutcome:
+        """One fit (or one density scoring); a failure (NaN loss, any exception) is an outcome with status
+        ``failed``, never a raise."""
         started = time.time()
         clock = time.perf_counter()
-        history = None
         try:
-            self.trainer.reset(self.start_state(request.seed_index))
-            args = (base_params(request.base), Policy.from_dict(request.policy).tensors())
-            history = self.trainer.fit(args, stream_seed(self.seed, "fit", request.seed_index), self.validation(request.seed_index))
-            if not history.finite:
-                raise FloatingPointError(f"non-finite loss (train {history.train_loss.tolist()})")
-            scored = reward(history, s.reward_epochs, s.last_n_epochs, s.overfit_gap)
-            result = dict(status="ok", reward=scored.value, epochs_used=scored.epochs_used, fallback=scored.fallback)
+            result = dict(status="ok", **(self._score(request) if request.scores_only else self._fit(request)))
         except Exception as exc:  # a failed fit scores 0 and the search goes on
             result = dict(status="failed", reward=0.0, reason=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc(limit=5))  # fmt: skip
         return FitOutcome(
-            **result, history=history.to_dict() if history is not None else {},
-            wall_seconds=time.perf_counter() - clock, started_at=started, worker=f"{socket.gethostname()}:{os.getpid()}",
+            **result, wall_seconds=time.perf_counter() - clock, started_at=started,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
         )  # fmt: skip

@@ -13,10 +13,12 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class TrialLog:
                 # A header and no record (a run that failed before its first fit, or a header torn by a crash):
                 # nothing to keep, so it never blocks the next run.
                 self.path.unlink()
+                shutil.rmtree(children_dir(self.path), ignore_errors=True)
             elif damaged or header.get("fingerprint") != self.fingerprint:
                 if not fresh_start:
                     changes = "; ".join(_diff(header.get("config", {}), config)) or "unknown differences"
@@ -91,6 +94,8 @@ class TrialLog:
                     )
                 self.archived = self.path.with_name(f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{self.path.suffix}")
                 self.path.rename(self.archived)
+                if children_dir(self.path).exists():  # the trained children belong to the archived log
+                    children_dir(self.path).rename(children_dir(self.archived))
             else:
                 _drop_partial_last_line(self.path)
                 self.trials = trials
@@ -196,17 +201,45 @@ def read_log(path: str | Path) -> tuple[dict, list[dict]]:
     return header, list(chosen.values())
 
 
+def children_dir(log_path: Path) -> Path:
+    """Where a log keeps the weights of the children it trained for the density reward (``bayesian.children/``)."""
+    return log_path.with_suffix(".children")
+
+
+class ChildWeights:
+    """The trained children's weights, one ``.npz`` per record key, beside the trial log they belong to."""
+
+    def __init__(self, trial_log: TrialLog) -> None:
+        self.directory = children_dir(trial_log.path)
+
+    def _file(self, key: str) -> Path:
+        return self.directory / (key.replace("/", "-") + ".npz")
+
+    def save(self, key: str, weights) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self._file(key).with_suffix(".tmp.npz")
+        np.savez(tmp, *weights)
+        os.replace(tmp, self._file(key))  # whole or absent, even after a crash
+
+    def exists(self, key: str) -> bool:
+        return self._file(key).exists()
+
+    def load(self, key: str) -> tuple:
+        with np.load(self._file(key)) as data:
+            return tuple(data[f"arr_{i}"] for i in range(len(data.files)))
+
+
 class TrialLogStore:
-    """The folder of trial logs, one per search method (``bayesian.jsonl``, ``random.jsonl``)."""
+    """The folder of trial logs, one per search method and reward (``bayesian.jsonl``, ``random-density.jsonl``)."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
 
-    def path_for(self, method: str) -> Path:
-        return self.directory / f"{method}.jsonl"
+    def path_for(self, name: str) -> Path:
+        return self.directory / f"{name}.jsonl"
 
-    def open(self, method: str, config: dict[str, Any], fresh_start: bool = False, section: str = "search") -> TrialLog:
-        return TrialLog(self.path_for(method), config, fresh_start, section)
+    def open(self, name: str, config: dict[str, Any], fresh_start: bool = False, section: str = "search") -> TrialLog:
+        return TrialLog(self.path_for(name), config, fresh_start, section)
 
     def comparable_runs(self, config_without_method: dict[str, Any]) -> dict[str, list[dict]]:
         """Trials of every method's log written under the same config (but for the method)."""
