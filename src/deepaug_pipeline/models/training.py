@@ -161,13 +161,13 @@ class Trainer:
 
     def _eval_augmented_graph(self, aug_args, seed, x, y):
         self.scoring_traces += 1
-        n, bs = int(x.shape[0]), self.settings.eval_batch_size
-        loss, correct = 0.0, 0.0
-        for i, start in enumerate(range(0, n, bs)):
-            images = self.augment(to_unit(x[start : start + bs]), aug_args, tf.stack([seed, tf.constant(i, tf.int64)]))
+        n, bs = tf.shape(x)[0], self.settings.eval_batch_size
+        loss, correct = tf.constant(0.0), tf.constant(0.0)
+        for start in tf.range(0, n, bs):  # a graph loop: a policy of another shape may retrace with unknown sizes
+            images = self.augment(to_unit(x[start : start + bs]), aug_args, tf.stack([seed, tf.cast(start, tf.int64)]))
             l, c = self._eval_batch(images, y[start : start + bs])
             loss, correct = loss + l, correct + c
-        return loss / n, correct / n
+        return loss / tf.cast(n, tf.float32), correct / tf.cast(n, tf.float32)
 
     def _fit_graph(self, aug_args, seed, val_x, val_y):
         self.traces += 1

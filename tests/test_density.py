@@ -1,0 +1,160 @@
+"""The density reward (search.reward: density): policies scored on the base's trained children, no retraining."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, parse_config, validate_params
+from deepaug_pipeline.ingest import LabelledImages
+from deepaug_pipeline.ingest.sources import load_idx
+from deepaug_pipeline.search import results
+from deepaug_pipeline.search.controller import SearchError, SearchLoop
+from deepaug_pipeline.search.executors import LocalExecutor
+from deepaug_pipeline.search.records import FitRequest, TrainedChild
+from deepaug_pipeline.search.run import child_settings, data_fingerprint, log_config, policy_space, run_search
+from deepaug_pipeline.search.trial import TrialRunner
+from deepaug_pipeline.search.trial_log import TrialLog, TrialLogMismatch, TrialLogStore, children_dir, read_log
+from deepaug_pipeline.search.executors import RunnerSpec
+from tests.conftest import RAW_FASHION, kedro_run
+
+TINY = dict(
+    reward="density", iterations=6, opt_initial_points=3, base_augmentation="standard", noise_seeds=2,
+    reevaluate_top=1, reevaluate_seeds=2, model="fastcnn", model_options={"width": 8, "dense": 16}, child_epochs=4,
+    child_batch_size=50, opt_last_n_epochs=1, density_images=300, track_sample_grids=False,
+)  # fmt: skip
+INGEST = IngestConfig(train_set_size=400, validation_sample_size=400)
+SUMMARY = {"image_shape": [28, 28, 1], "n_classes": 10, "sizes": {}}
+
+
+@pytest.fixture(scope="module")
+def fashion() -> tuple[LabelledImages, LabelledImages]:
+    """Real Fashion-MNIST: a 400-image search subset and a 1000-image validation pool."""
+    train, _ = load_idx(RAW_FASHION)
+    idx = np.random.default_rng(0).permutation(len(train))[:1400]
+    x, y = train.x[idx][..., None], train.y[idx]
+    return LabelledImages(x[:400], y[:400]), LabelledImages(x[400:], y[400:])
+
+
+def _search(tmp_path: Path, fashion, **overrides):
+    subset, pool = fashion
+    cfg = SearchConfig(**{**TINY, **overrides})
+    return run_search(subset, pool, SUMMARY, TrialLogStore(tmp_path), cfg, INGEST, seed=3)
+
+
+def test_children_are_trained_once_and_every_trial_only_scores_them(tmp_path, fashion):
+    subset, pool = fashion
+    cfg = SearchConfig(**TINY)
+    spec = RunnerSpec(child_settings(cfg, INGEST), 10, 3, policy_space(cfg, 1).op_indices())
+    executor = LocalExecutor(subset, pool, spec)
+    trainer = executor.runner.trainer
+    fits = []
+    real_fit = trainer.fit
+    trainer.fit = lambda *a, **k: fits.append(a) or real_fit(*a, **k)  # counts the real fits
+    config = log_config(cfg, INGEST, 3, SUMMARY, data_fingerprint(subset, pool))
+    with TrialLog(tmp_path / "d.jsonl", config) as trial_log:
+        result = SearchLoop(policy_space(cfg, 1), cfg, 3, trial_log, executor).run()
+
+    trials = result.search_trials
+    assert len(trials) == 6 and all(t.ok for t in trials)
+    # Training: the base's 2 children, then the re-evaluation (top 1 and the base, 2 fresh seeds each); no trial.
+    assert len(fits) == 2 + 2 * 2
+    assert trainer.traces == 1 and trainer.scoring_traces == 1  # policies are data: nothing retraces
+    reference = next(r for r in result.records if r.stage == "reference")
+    for t in trials:
+        assert set(t.history) == {"density_accuracy", "density_loss"} and len(t.history["density_accuracy"]) == 2
+        assert t.reward == pytest.approx(np.mean(t.history["density_accuracy"]))
+        diffs = np.subtract(t.history["density_accuracy"], reference.history["density_accuracy"])
+        assert t.gain == pytest.approx(diffs.mean())
+    assert sorted(p.name for p in children_dir(trial_log.path).iterdir()) == ["baseline-standard-s0.npz", "baseline-standard-s1.npz"]
+    # The re-evaluation retrains the best density trial, so the verdict is a retrained, paired one.
+    best = max(trials, key=lambda t: t.reward)
+    assert result.reevaluated[0].trial_id == best.trial_id
+    assert results.best_combined_policy(result, 5)["metadata"]["reward"] == "density"
+
+
+def test_a_destructive_policy_scores_below_the_base_alone_on_real_images(fashion):
+    subset, pool = fashion
+    cfg = SearchConfig(**{**TINY, "child_epochs": 8})
+    runner = TrialRunner(subset, pool, 10, child_settings(cfg, INGEST), seed=3)
+    trained = runner.run(FitRequest.baseline("standard", 0, Policy((), p_none=1.0).to_dict(), keep_weights=True))
+    assert trained.status == "ok" and trained.reward > 0.5
+    children = (TrainedChild(0, trained.weights),)
+
+    def score(policy: Policy) -> float:
+        request = FitRequest.search(1, "standard", policy.to_dict(), []).scoring(children)
+        outcome = runner.run(request)
+        assert outcome.status == "ok", outcome.reason
+        return outcome.reward
+
+    destructive = Policy.from_pairs([[("invert", 1.0), ("vertical-flip", 0.5)]], p_none=0.0)
+    base_alone = Policy(destructive.sub_policies, p_none=1.0)  # leaves every image to the base
+    identity = score(base_alone)
+    assert score(destructive) < identity - 0.2
+    assert abs(score(Policy.from_pairs([[("brightness", 0.1), ("identity", 0.0)]], p_none=0.0)) - identity) < 0.1
+    assert score(base_alone) == identity  # common random numbers: the same draws every time
+    assert runner.trainer.scoring_traces == 1
+
+
+def test_density_config_is_fingerprinted_and_checked_before_work(tmp_path, fashion):
+    subset, pool = fashion
+    config = lambda cfg: log_config(cfg, INGEST, 3, SUMMARY, data_fingerprint(subset, pool))  # noqa: E731
+    TrialLog(tmp_path / "d.jsonl", config(SearchConfig(**TINY))).append({"key": "baseline/standard/s0", "stage": "baseline"})
+    with pytest.raises(TrialLogMismatch, match="search.density_draws: 2 → 4"):
+        TrialLog(tmp_path / "d.jsonl", config(SearchConfig(**{**TINY, "density_draws": 4})))
+    with pytest.raises(ConfigError, match="search.density_images=5000 exceeds ingest.validation_sample_size=400"):
+        validate_params({"ingest": {"validation_sample_size": 400}, "search": {"reward": "density", "density_images": 5000}})
+    assert SearchConfig(reward="density").n_iterations == 200 and SearchConfig().n_iterations == 20
+    assert SearchConfig(reward="density").trial_log_name == "bayesian-density"
+    with pytest.raises(ConfigError, match="search.reward"):
+        parse_config(SearchConfig, {"reward": "densty"}, "search")
+
+
+def test_missing_children_are_named_and_fresh_start_archives_them_with_the_log(tmp_path, fashion):
+    first = _search(tmp_path, fashion)
+    log_path = Path(first.log_path)
+    weights = children_dir(log_path) / "baseline-standard-s1.npz"
+    weights.unlink()
+    with pytest.raises(SearchError, match=r"weights of \['baseline/standard/s1'\] are not in .*bayesian-density.children"):
+        _search(tmp_path, fashion, iterations=7)
+    assert len(read_log(log_path)[1]) == len(first.records)  # nothing re-run or lost
+
+    again = _search(tmp_path, fashion, density_draws=3, fresh_start=True)
+    archived = sorted(tmp_path.glob("bayesian-density.*.children"))
+    assert len(archived) == 1 and (archived[0] / "baseline-standard-s0.npz").exists()
+    assert (children_dir(log_path) / "baseline-standard-s1.npz").exists() and again.reward == "density"
+
+
+def test_kill_9_under_density_loses_at_most_the_trial_in_flight(project):
+    log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian-density.jsonl"
+    args = "--params=search.reward=density,search.iterations=40,search.density_images=100,search.track_sample_grids=false"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", "--pipeline=search", "--env=test", args], cwd=project,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if log_path.exists() and sum(t["stage"] == "search" for t in read_log(log_path)[1]) >= 5:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = read_log(log_path)[1]
+    expected = 2 + 1 + 40 + 2 * (1 + 2)  # base children, density reference, trials, re-evaluation
+    assert 5 <= sum(t["stage"] == "search" for t in before) < 40, "killed during the density trials"
+
+    result = kedro_run(project, "--pipeline=search", "--env=test", args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    after = read_log(log_path)[1]
+    keys = [t["key"] for t in after]
+    assert len(keys) == expected and len(set(keys)) == expected
+    assert after[: len(before)] == before  # the children were not retrained, nothing logged was re-run
