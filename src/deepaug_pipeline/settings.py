@@ -3,9 +3,12 @@
 from kedro.config import OmegaConfigLoader
 
 from deepaug_pipeline.hooks import ConfigValidationHook
+from deepaug_pipeline.tracking_guard import GuardedMlflowHook
 
-# kedro-mlflow registers its own hooks through its entry point.
-HOOKS = (ConfigValidationHook(),)
+# kedro-mlflow's hooks run behind a bounded check of the tracking server (tracking_guard.py), not from its entry
+# point. Hooks registered later run first: parameters are validated before the server is asked anything.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # the distribution name is spelt both ways
+HOOKS = (GuardedMlflowHook(), ConfigValidationHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -1,0 +1,161 @@
+"""kedro-mlflow's hooks behind a bounded check: a tracking outage never stops or stalls a run.
+
+kedro-mlflow contacts the tracking server in its own hooks (it sets up the experiment as soon as the context
+exists), outside any try/except of ours, and MLflow retries a refused connection for minutes. So the project turns
+kedro-mlflow's own hook registration off (``DISABLE_HOOKS_FOR_PLUGINS`` in settings.py) and registers it through
+``GuardedMlflowHook``, which probes the tracking URI first, within seconds. If tracking is unusable, at start-up or
+later, it warns once, naming the URI and the reason, and the run goes on with tracking off: the MLflow datasets in
+the catalog still save their files locally, and every output is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+log = logging.getLogger(__name__)
+
+# MLflow's HTTP client retries 7 times with exponential back-off and waits 120 s per request by default: minutes for
+# a server that is down. These bound one call to about half a minute; a value the user set is kept.
+BOUNDED_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+PROBE_SECONDS = 20.0
+
+
+def tracking_uri(mlflow_conf: dict, project_path: Path) -> str:
+    """The URI kedro-mlflow will use, with a relative sqlite path made absolute the way it does (project root)."""
+    uri = str(((mlflow_conf or {}).get("server") or {}).get("mlflow_tracking_uri") or "mlruns")
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{(project_path / uri[len('sqlite:///'):]).resolve()}"
+    elif "://" not in uri:
+        uri = (project_path / uri).resolve().as_uri()
+    return uri
+
+
+def tracking_problem(uri: str, timeout: float = PROBE_SECONDS) -> str | None:
+    """Why ``uri`` cannot be used for tracking (None if it can): one real MLflow call, given ``timeout`` seconds."""
+    from mlflow.tracking import MlflowClient
+
+    outcome: dict[str, BaseException] = {}
+
+    def call() -> None:
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        except BaseException as exc:  # noqa: BLE001 - any failure means "unusable"; the reason is reported
+            outcome["error"] = exc
+
+    probe = threading.Thread(target=call, daemon=True, name="mlflow-probe")
+    probe.start()
+    probe.join(timeout)
+    if probe.is_alive():
+        return f"no answer within {timeout:.0f} s"
+    if "error" in outcome:
+        exc = outcome["error"]
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        return f"{type(exc).__name__}: {first_line}"
+    return None
+
+
+class GuardedMlflowHook:
+    """kedro-mlflow's ``MlflowHook``, called only while tracking works; any failure of it turns tracking off."""
+
+    def __init__(self) -> None:
+        from kedro_mlflow.framework.hooks import MlflowHook
+
+        self._inner = MlflowHook()
+        self.enabled = True
+        self.uri = ""
+        self._catalog = None
+
+    def _disable(self, reason: str) -> None:
+        if not self.enabled:
+            return
+        self.enabled = False
+        log.warning(  # a log record, not a Python warning: PYTHONWARNINGS=ignore must not hide it
+            "MLflow tracking at %s is unusable (%s); the run goes on with tracking off and writes every output "
+            "locally. Check the server, or mlflow.yml's server.mlflow_tracking_uri.", self.uri, reason,
+        )  # fmt: skip
+        if self._catalog is not None:
+            from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
+
+            switch_catalog_logging(self._catalog, False)
+        try:
+            import mlflow
+
+            while mlflow.active_run():  # leave no run of ours half-open in this process
+                mlflow.end_run("FAILED")
+        except Exception:  # noqa: BLE001 - the server is gone; the run stays as the server last saw it
+            pass
+
+    def _call(self, name: str, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        try:
+            getattr(self._inner, name)(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - kedro-mlflow's call failed: tracking off, the run goes on
+            self._disable(f"kedro-mlflow's {name} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+
+    def _probe(self) -> None:
+        problem = tracking_problem(self.uri)
+        if problem:
+            self._disable(problem)
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        for key, value in BOUNDED_HTTP.items():
+            os.environ.setdefault(key, value)
+        loader = context.config_loader
+        loader.config_patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**", "**/mlflow*"])  # as kedro-mlflow reads it
+        try:
+            conf = loader["mlflow"]
+        except Exception:  # noqa: BLE001 - no mlflow.yml: kedro-mlflow's defaults
+            conf = {}
+        self.uri = tracking_uri(conf, Path(context.project_path))
+        self._probe()
+        self._call("after_context_created", context=context)
+
+    @hook_impl
+    def after_catalog_created(self, catalog, conf_catalog, conf_creds, parameters, save_version, load_versions) -> None:
+        self._catalog = catalog
+        # Only renames metric datasets (no server call): done either way, so the catalog looks the same.
+        self._inner.after_catalog_created(catalog=catalog, conf_catalog=conf_catalog, conf_creds=conf_creds,
+                                          parameters=parameters, save_version=save_version, load_versions=load_versions)  # fmt: skip
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        self._catalog = catalog
+        if not self.enabled:
+            from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
+
+            switch_catalog_logging(catalog, False)
+            return
+        self._call("before_pipeline_run", run_params=run_params, pipeline=pipeline, catalog=catalog)
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async) -> None:
+        self._call("before_node_run", node=node, catalog=catalog, inputs=inputs, is_async=is_async)
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        # A server that died during a long node would make the MLflow dataset's upload fail the node: ask first
+        # (one small request; a run saves about ten such datasets).
+        if not self.enabled or self._catalog is None:
+            return
+        try:
+            dataset = self._catalog.get(dataset_name)
+        except Exception:  # noqa: BLE001
+            return
+        if type(dataset).__name__.startswith("Mlflow"):
+            self._probe()
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        self._call("after_pipeline_run", run_params=run_params, pipeline=pipeline, catalog=catalog)
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._call("on_pipeline_error", error=error, run_params=run_params, pipeline=pipeline, catalog=catalog)

@@ -1,0 +1,99 @@
+"""A tracking outage never stops or stalls a run: refused port, malformed sqlite file, server killed mid-search."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deepaug_pipeline.search.trial_log import read_log
+from deepaug_pipeline.tracking_guard import tracking_problem, tracking_uri
+from tests.conftest import kedro_run, squashed_output
+
+SEARCH_OUTPUTS = ("data/07_model_output/trials.csv", "data/07_model_output/top_policies.json",
+                  "data/07_model_output/top_policies.csv", "data/07_model_output/best_policy.json",
+                  "data/08_reporting/convergence.png", "data/08_reporting/best_policy_grid.png")  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _use_tracking_uri(project: Path, uri: str) -> None:
+    (project / "conf" / "test" / "mlflow.yml").write_text(f"server:\n  mlflow_tracking_uri: {uri}\n")
+
+
+def _assert_outputs_written(project: Path) -> None:
+    missing = [p for p in SEARCH_OUTPUTS if not (project / p).is_file()]
+    assert not missing, f"not written: {missing}"
+    assert len(read_log(project / "data/07_model_output/trial_logs/bayesian.jsonl")[1]) == 2 + 4 + 2 * 3
+
+
+def test_the_uri_is_resolved_as_kedro_mlflow_resolves_it(tmp_path):
+    assert tracking_uri({"server": {"mlflow_tracking_uri": "sqlite:///mlflow.db"}}, tmp_path) == f"sqlite:///{tmp_path}/mlflow.db"
+    assert tracking_uri({"server": {"mlflow_tracking_uri": "http://host:5000"}}, tmp_path) == "http://host:5000"
+    assert tracking_uri({}, tmp_path) == (tmp_path / "mlruns").as_uri()
+    assert tracking_problem(f"sqlite:///{tmp_path}/fresh.db") is None  # a new file is created, not a problem
+
+
+@pytest.mark.parametrize("fault", ["refused port", "malformed sqlite file"])
+def test_unusable_tracking_warns_once_and_the_search_writes_every_output(project, fault, monkeypatch):
+    if fault == "refused port":
+        _use_tracking_uri(project, f"http://127.0.0.1:{_free_port()}")
+        reason = "ConnectionRefused"
+    else:
+        (project / "mlflow.db").write_bytes(b"this is not a database\n" * 200)
+        reason = "fileisnotadatabase"
+    started = time.monotonic()
+    result = kedro_run(project, "--pipeline=search", "--env=test")
+    elapsed = time.monotonic() - started
+    out = squashed_output(result)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert out.count("isunusable(") == 1 and reason.lower() in out.lower()
+    assert "therungoesonwithtrackingoff" in out
+    _assert_outputs_written(project)
+    assert elapsed < 240  # the search itself takes about 30 s; MLflow's default retries took about 4 minutes
+
+
+def test_a_server_killed_mid_search_costs_seconds_and_every_output_is_written(project, tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while tracking_problem(f"http://127.0.0.1:{port}", timeout=5) is not None:
+            assert time.monotonic() < deadline and server.poll() is None, "the MLflow server did not start"
+            time.sleep(1)
+        _use_tracking_uri(project, f"http://127.0.0.1:{port}")
+        log_path = project / "data/07_model_output/trial_logs/bayesian.jsonl"
+        run = subprocess.Popen(
+            [sys.executable, "-m", "kedro", "run", "--pipeline=search", "--env=test"], cwd=project,
+            env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not (log_path.exists() and read_log(log_path)[1]):
+            assert time.monotonic() < deadline and run.poll() is None, "the search did not start"
+            time.sleep(0.1)
+        os.killpg(server.pid, signal.SIGKILL)  # the server dies after the first fit is logged
+        killed = time.monotonic()
+        output, _ = run.communicate(timeout=400)
+        after_kill = time.monotonic() - killed
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    out = "".join(output.split())
+    assert run.returncode == 0, output[-4000:]
+    assert "MLflowtrackingfailedwhilelogging" in out or "isunusable(" in out
+    _assert_outputs_written(project)
+    assert after_kill < 240  # each MLflow call gives up within seconds, not four minutes
