@@ -313,6 +313,13 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     assert len(keys) == expected and len(set(keys)) == expected  # none duplicated or lost
     assert after[: len(before)] == before  # nothing re-run or rewritten
 
+    # MLflow agrees with the log: the killed parent is KILLED, and every logged fit has one finished child run.
+    parents, children = mlflow_runs(project)
+    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+    finished = [c.data.tags["key"] for c in children if c.info.status in ("FINISHED", "FAILED")]
+    assert sorted(finished) == sorted(keys)
+    assert all(c.info.status == "KILLED" for c in children if c.data.tags["key"] not in finished or c.info.status == "RUNNING")
+
     # A changed config is refused, and the log is kept; fresh_start archives it and starts over.
     changed = kedro_run(project, "--pipeline=search", "--env=test", args + ",search.child_epochs=3")
     assert changed.returncode != 0

@@ -245,7 +245,16 @@ class SearchLoop:
         paired = [paired_gain(t.trial_id, rewards(t.trial_id), base_rewards) for t in top]
         return sorted(paired, key=lambda p: (-np.nan_to_num(p.mean, nan=-np.inf), p.trial_id))
 
+    def _backfill_tracking(self) -> None:
+        """Records logged by an earlier, killed run that MLflow never saw get their child runs now."""
+        missing = self.tracker.untracked(list(self.records.values()))
+        if missing:
+            log.info("Back-filling %d MLflow child run(s) of logged fits an earlier run did not track", len(missing))
+        for record in missing:
+            track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed, backfilled=True)
+
     def run(self) -> SearchResult:
+        self._backfill_tracking()
         choice, self.floor = self._baseline()
         if self.density:
             self._density_reference()

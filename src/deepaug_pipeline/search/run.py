@@ -91,6 +91,6 @@ def run_search(
         else:
             executor = DaskExecutor(subset, pool, spec, cfg.address, cfg.n_workers, cfg.threads_per_worker)
         try:
-            return SearchLoop(space, cfg, seed, trial_log, executor, TrialTracker(tracking), grid_images=subset.x[:6]).run()
+            return SearchLoop(space, cfg, seed, trial_log, executor, TrialTracker(tracking, trial_log.identity), grid_images=subset.x[:6]).run()
         finally:
             executor.close()

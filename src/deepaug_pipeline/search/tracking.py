@@ -48,10 +48,42 @@ class TrackingTarget:
 class TrialTracker:
     """Logs each trial as a nested MLflow run: policy params, reward, curves, status, grid PNG, JSON."""
 
-    def __init__(self, target: TrackingTarget | None) -> None:
+    def __init__(self, target: TrackingTarget | None, trial_log: str = "") -> None:
         self.target = target
+        self.trial_log = trial_log  # TrialLog.identity: every child run is tagged with the log it belongs to
         self.enabled = target is not None
         self._client = None
+
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.target.tracking_uri)
+        return self._client
+
+    def untracked(self, records: list[TrialRecord]) -> list[TrialRecord]:
+        """After a crash, make MLflow agree with the trial log, the source of truth: a parent run of this log that is
+        still RUNNING (its process was killed) is marked KILLED; returns the logged records that have no child run."""
+        if not self.enabled or not records:
+            return []
+        try:
+            client = self.client()
+            runs = client.search_runs([self.target.experiment_id], f"tags.trial_log = '{self.trial_log}'", max_results=50000)
+            for parent_id in {r.data.tags.get("mlflow.parentRunId") for r in runs} - {self.target.parent_run_id, None}:
+                if client.get_run(parent_id).info.status == "RUNNING":
+                    client.set_tag(parent_id, "ended_by", "a later run of the same trial log found it still running")
+                    client.set_terminated(parent_id, "KILLED")
+                    log.info("MLflow run %s of an earlier search on this trial log was still RUNNING: marked KILLED", parent_id)
+            tracked = set()
+            for run in runs:  # a child run the killed process created but never finished is killed and logged anew
+                if run.info.status == "RUNNING" and run.data.tags.get("mlflow.parentRunId") != self.target.parent_run_id:
+                    client.set_terminated(run.info.run_id, "KILLED")
+                else:
+                    tracked.add(run.data.tags.get("key"))
+            return [r for r in records if r.key not in tracked]
+        except Exception as exc:  # noqa: BLE001
+            self._warn("reconciling MLflow with the trial log", exc)
+            return []
 
     def _warn(self, what: str, exc: Exception) -> None:
         warnings.warn(
@@ -61,19 +93,19 @@ class TrialTracker:
         )
         self.enabled = False
 
-    def log_trial(self, record: TrialRecord, params: dict, grid_png: bytes | None = None) -> str | None:
+    def log_trial(self, record: TrialRecord, params: dict, grid_png: bytes | None = None, backfilled: bool = False) -> str | None:
         """One child run for one finished fit; returns its run id (None if tracking is off or failed)."""
         if not self.enabled:
             return None
         try:
             from mlflow.entities import Metric, Param, RunTag
-            from mlflow.tracking import MlflowClient
 
-            if self._client is None:
-                self._client = MlflowClient(tracking_uri=self.target.tracking_uri)
-            client = self._client
+            client = self.client()
             tags = {"mlflow.parentRunId": self.target.parent_run_id, "key": record.key, "stage": record.stage,
-                    "base": record.base, "seed_index": str(record.seed_index), "status": record.status}  # fmt: skip
+                    "base": record.base, "seed_index": str(record.seed_index), "status": record.status,
+                    "trial_log": self.trial_log}  # fmt: skip
+            if backfilled:  # logged by a run that was killed before it tracked the fit
+                tags["backfilled"] = "true"
             if record.trial_id is not None:
                 tags["trial_id"] = str(record.trial_id)
             run = client.create_run(self.target.experiment_id, tags=tags, run_name=record.key.replace("/", "-"))
@@ -123,7 +155,8 @@ def _grid_png(policy: Policy, images: np.ndarray, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, grid_images, with_grid: bool, seed: int) -> None:
+def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, grid_images, with_grid: bool, seed: int,
+                backfilled: bool = False) -> None:  # fmt: skip
     """Log one finished fit as an MLflow child run, with a sample grid for policy trials."""
     if not tracker.enabled:
         return
@@ -131,4 +164,4 @@ def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, 
 
     policy = Policy.from_dict(record.policy)
     grid = _grid_png(policy, grid_images, seed) if (with_grid and grid_images is not None and record.stage == "search") else None
-    tracker.log_trial(record, policy_params(space, policy), grid)
+    tracker.log_trial(record, policy_params(space, policy), grid, backfilled)

@@ -62,6 +62,7 @@ class TrialLog:
         self.fingerprint = fingerprint(config)
         self.archived: Path | None = None
         self.trials: list[dict] = []
+        self.created = 0.0
         self._lock = _lock(self.path, section)
         try:
             self._open(config, fresh_start, section)
@@ -99,9 +100,11 @@ class TrialLog:
             else:
                 _drop_partial_last_line(self.path)
                 self.trials = trials
+                self.created = float(header.get("created", 0.0))
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._append({"type": "header", "fingerprint": self.fingerprint, "config": config, "created": time.time()})
+            self.created = time.time()
+            self._append({"type": "header", "fingerprint": self.fingerprint, "config": config, "created": self.created})
 
     def close(self) -> None:
         """Release the log for the next run (a crash releases it too: the OS drops the lock with the process)."""
@@ -126,6 +129,12 @@ class TrialLog:
         """Write one finished record (it has a unique ``key``) durably, then remember it."""
         self._append({"type": "trial", **trial})
         self.trials.append({"type": "trial", **trial})
+
+    @property
+    def identity(self) -> str:
+        """This log, as MLflow runs are tagged with it: its config and when it was started (a fresh start with the
+        same config is another log)."""
+        return f"{self.fingerprint}@{self.created:.6f}"
 
     @property
     def done_keys(self) -> set[str]:
