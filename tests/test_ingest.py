@@ -131,7 +131,7 @@ def test_keras_fashion_mnist_from_local_cache(tmp_path, monkeypatch):
         (np.zeros((10, 12, 12, 2), np.uint8), np.arange(10) % 2, r"1 or 3 channels .*got shape \(10, 12, 12, 2\)"),
         (np.zeros((10, 7, 12), np.uint8), np.arange(10) % 2, r"images are 7x12; at least 8x8"),
         (np.full((10, 12, 12), np.nan, np.float32), np.arange(10) % 2, r"1440 non-finite pixel value\(s\)"),
-        (np.full((10, 12, 12), 300.0), np.arange(10) % 2, r"\[0, 255\], found maximum 300"),
+        (np.full((10, 12, 12), 300.0), np.arange(10) % 2, r"float pixel values reach 300, beyond \[0, 1\].*ingest.value_range"),
         (np.zeros((10, 12, 12), np.uint8), np.zeros(10, np.int64), r"has 1 class\(es\); at least 2"),
         (np.zeros((10, 12, 12), np.uint8), np.eye(10, dtype=np.int64)[:, :4], r"shape \(N,\), got shape \(10, 4\)"),
     ],
@@ -154,6 +154,42 @@ def test_float_images_in_unit_range_become_uint8():
     out = validate_source(_source(x, np.arange(20) % 2))
     assert out.train.x.dtype == np.uint8 and out.train.x.shape == (20, 8, 8, 1)
     assert out.train.x.max() == 255 and out.train.x.min() == 0
+
+
+# --------------------------------------------------------------------------- pixel values: one explicit rule
+def test_floats_just_beyond_one_are_refused_not_read_as_0_255():
+    x = np.random.default_rng(0).uniform(0, 1, (20, 8, 8)).astype(np.float32)
+    x[3, 4, 4] = 1.02  # the case that used to be stored near-black
+    with pytest.raises(DataValidationError, match=r"float pixel values reach 1.02, beyond \[0, 1\].*ingest.value_range"):
+        validate_source(_source(x, np.arange(20) % 2))
+    out = validate_source(_source(x, np.arange(20) % 2), value_range=(0.0, 1.02))
+    assert out.train.x.max() == 255 and abs(int(out.train.x[0, 0, 0, 0]) - round(x[0, 0, 0] / 1.02 * 255)) <= 1
+
+
+def test_a_stated_range_maps_onto_0_255_and_values_outside_it_are_refused():
+    x = np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (20, 8, 1))[:, :, :8]  # 12-bit values
+    x = np.concatenate([x, np.full((20, 8, 1), 4095, np.uint16)], axis=2)[:, :, 1:]
+    with pytest.raises(DataValidationError, match=r"uint16 pixel values reach 4095, beyond 0-255 \(16-bit data\?\).*value_range"):
+        validate_source(_source(x, np.arange(20) % 2))
+    out = validate_source(_source(x, np.arange(20) % 2), value_range=(0, 4095))
+    assert out.train.x.max() == 255 and out.train.x.min() == round(64 / 4095 * 255)
+    with pytest.raises(DataValidationError, match=r"1 pixel value\(s\) lie outside ingest.value_range \[0, 1\] \(found \[0.5, 2\]\)"):
+        validate_source(_source(np.where(np.arange(20 * 64).reshape(20, 8, 8) == 5, 2.0, 0.5), np.arange(20) % 2), value_range=(0, 1))
+    with pytest.raises(ConfigError, match=r"value_range \[1.0, 1.0\] must be \[low, high\] with low < high"):
+        parse_config(IngestConfig, {"value_range": [1, 1]}, "ingest")
+
+
+def test_sixteen_bit_pngs_are_scaled_not_clipped(tmp_path):
+    values = np.linspace(0, 65535, 12 * 12).reshape(12, 12).astype(np.uint16)
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(values).save(tmp_path / "imgs" / cls / f"{i}.png")
+    assert Image.open(tmp_path / "imgs" / "a" / "0.png").mode.startswith("I")  # really stored as 16-bit
+    src = validate_source(load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs"))))
+    x = src.train.x[0, ..., 0]
+    assert x.min() == 0 and x.max() == 255 and np.mean(x == 255) < 0.01  # clipping made 99.6% of pixels 255
+    assert np.abs(x.astype(int) - np.round(values / 257)).max() == 0
 
 
 # --------------------------------------------------------------------------- splits

@@ -16,9 +16,8 @@ import pandas as pd
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, parse_config, validate_params
-from deepaug_pipeline.ingest import DataValidationError
+from deepaug_pipeline.ingest import DataValidationError, split_dataset, validate_source
 from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
-from deepaug_pipeline.pipelines.ingest.nodes import split_images, validate_images
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchResult
 from deepaug_pipeline.search.run import run_search
@@ -66,10 +65,10 @@ class DeepAugment:
         self.seed = int(self.params.get("seed", 42))
         self.workdir = Path(workdir)
         source = ImageSource(LabelledImages(np.asarray(images), np.asarray(labels)), None, class_names, origin="arrays")
-        validated = validate_images(source)  # the same checks and messages as the pipeline
-        self.search_subset, self.seed_validation_pool, self.test_set, self.dataset_summary = split_images(
-            validated, self.params["ingest"], self.seed
-        )
+        ingest = parse_config(IngestConfig, self.params["ingest"], "ingest")
+        splits = split_dataset(validate_source(source, "images", ingest.value_range), ingest, self.seed)
+        self.search_subset, self.seed_validation_pool, self.test_set = splits.search_subset, splits.seed_validation_pool, splits.test
+        self.dataset_summary = splits.summary()
         self._result: SearchResult | None = None
         self._search: SearchConfig | None = None
 

@@ -82,6 +82,15 @@ class IngestConfig(_Strict):
     test_fraction: float = Field(
         0.2, gt=0.0, lt=0.9, description="held-out share when the source has no test split (npz, image_folder)"
     )
+    value_range: tuple[float, float] | None = Field(
+        None, description="the raw pixel values' range, mapped onto 0-255; null: uint8 as is, floats in [0, 1]"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> IngestConfig:
+        if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
+            raise ValueError(f"value_range {list(self.value_range)} must be [low, high] with low < high")
+        return self
 
 
 # --------------------------------------------------------------------------- search

@@ -128,6 +128,20 @@ def load_npz(path: Path) -> tuple[LabelledImages, LabelledImages | None]:
 
 
 # --------------------------------------------------------------------------- image folder
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # how Pillow opens 16-bit grayscale PNG and TIFF files
+
+
+def _sixteen_bit_to_8(img, file: Path):
+    """A 16-bit grayscale image, scaled from 0-65535 to 0-255 (Pillow's own convert("L") clips everything above 255
+    to white instead)."""
+    from PIL import Image
+
+    values = np.asarray(img, dtype=np.int64)
+    if values.min() < 0 or values.max() > 65535:
+        raise DataSourceError(f"image {file}: pixel values [{values.min()}, {values.max()}] do not fit 16 bits")
+    return Image.fromarray(np.round(values / 257.0).astype(np.uint8), mode="L")
+
+
 def _class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -144,7 +158,9 @@ def _read_image_folder(
         for file in files:
             try:
                 with Image.open(file) as img:
-                    mode = {"grayscale": "L", "rgb": "RGB"}.get(color_mode or "", "L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
+                    if img.mode in SIXTEEN_BIT_MODES:
+                        img = _sixteen_bit_to_8(img, file)
+                    mode = {"grayscale": "L", "rgb": "RGB"}.get(color_mode or "", "L" if img.mode in ("L", "1") else "RGB")
                     img = img.convert(mode)
                     if image_size is not None:
                         img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)

@@ -13,10 +13,15 @@ class DataValidationError(ValueError):
     """The data is not a usable image classification dataset; the message says why and where."""
 
 
-def _to_uint8(x: np.ndarray, where: str) -> np.ndarray:
-    """Convert pixel values to uint8, refusing non-finite values and unknown ranges."""
-    if x.dtype == np.uint8:
-        return x
+def _to_uint8(x: np.ndarray, where: str, value_range: tuple[float, float] | None) -> np.ndarray:
+    """Pixel values → uint8 by one explicit rule (README "Pixel values"):
+
+    - ``value_range: [lo, hi]`` given: every value must lie in it, and [lo, hi] maps linearly onto 0–255;
+    - otherwise uint8 is taken as it is, other integers as 0–255 if they fit, and floats as 0–1 if they fit.
+
+    Anything the rule cannot place (floats beyond [0, 1], 16-bit values beyond 255) is refused with the range found
+    and the key that states it: a guess would store the dataset near-black or clipped white without a word.
+    """
     if x.dtype.kind == "b" or x.dtype.kind not in "iuf":
         raise DataValidationError(f"{where}: pixel dtype {x.dtype} is not numeric")
     if x.dtype.kind == "f":
@@ -25,13 +30,34 @@ def _to_uint8(x: np.ndarray, where: str) -> np.ndarray:
             bad = int(np.size(finite) - np.count_nonzero(finite))
             raise DataValidationError(f"{where}: {bad} non-finite pixel value(s) (NaN or inf)")
     lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    if value_range is not None:
+        low, high = value_range
+        outside = int(np.count_nonzero((x < low) | (x > high)))
+        if outside:
+            raise DataValidationError(
+                f"{where}: {outside} pixel value(s) lie outside ingest.value_range [{low:g}, {high:g}] "
+                f"(found [{lo:g}, {hi:g}]); state the range the values really have"
+            )
+        return np.round((x.astype(np.float64) - low) * (255.0 / (high - low))).astype(np.uint8)
+    if x.dtype == np.uint8:
+        return x
     if lo < 0:
-        raise DataValidationError(f"{where}: pixel values must be >= 0, found minimum {lo}")
-    if x.dtype.kind == "f" and hi <= 1.0:
-        return np.round(x * 255.0).astype(np.uint8)
+        raise DataValidationError(
+            f"{where}: pixel values must be >= 0, found minimum {lo:g}; state their range with ingest.value_range"
+        )
+    if x.dtype.kind == "f":
+        if hi <= 1.0:
+            return np.round(x * 255.0).astype(np.uint8)
+        raise DataValidationError(
+            f"{where}: float pixel values reach {hi:g}, beyond [0, 1], so their range is ambiguous; state it with "
+            "ingest.value_range, e.g. [0, 255] for 0-255 values stored as floats"
+        )
     if hi > 255:
-        raise DataValidationError(f"{where}: pixel values must be in [0, 1] (float) or [0, 255], found maximum {hi}")
-    return np.round(x).astype(np.uint8)
+        raise DataValidationError(
+            f"{where}: {x.dtype} pixel values reach {hi:g}, beyond 0-255 (16-bit data?); state their range with "
+            "ingest.value_range, e.g. [0, 65535] for 16-bit or [0, 4095] for 12-bit images"
+        )
+    return x.astype(np.uint8)
 
 
 def _images_nhwc(x: np.ndarray, where: str) -> np.ndarray:
@@ -64,7 +90,7 @@ def _labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _validate_split(split: LabelledImages, where: str) -> LabelledImages:
+def _validate_split(split: LabelledImages, where: str, value_range: tuple[float, float] | None) -> LabelledImages:
     x = np.asarray(split.x)
     y = np.asarray(split.y)
     if x.ndim == 0 or len(x) == 0:
@@ -72,13 +98,15 @@ def _validate_split(split: LabelledImages, where: str) -> LabelledImages:
     if len(y) != len(x):
         raise DataValidationError(f"{where}: {len(x)} images but {len(y)} labels (x/y length mismatch)")
     x = _images_nhwc(x, where)
-    return LabelledImages(np.ascontiguousarray(_to_uint8(x, where)), _labels(y, len(x), where))
+    return LabelledImages(np.ascontiguousarray(_to_uint8(x, where, value_range)), _labels(y, len(x), where))
 
 
-def validate_source(source: ImageSource, where: str = "raw_images") -> ImageSource:
+def validate_source(
+    source: ImageSource, where: str = "raw_images", value_range: tuple[float, float] | None = None
+) -> ImageSource:
     """Validate every split of ``source`` and return it normalised; errors name ``where`` and the split."""
-    train = _validate_split(source.train, f"{where} (train split, {source.origin})")
-    test = _validate_split(source.test, f"{where} (test split, {source.origin})") if source.test else None
+    train = _validate_split(source.train, f"{where} (train split, {source.origin})", value_range)
+    test = _validate_split(source.test, f"{where} (test split, {source.origin})", value_range) if source.test else None
     if test is not None and test.x.shape[1:] != train.x.shape[1:]:
         raise DataValidationError(
             f"{where}: train images are {train.x.shape[1:]} but test images are {test.x.shape[1:]}"

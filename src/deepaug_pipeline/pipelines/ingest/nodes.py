@@ -6,9 +6,9 @@ from deepaug_pipeline.config import IngestConfig, parse_config
 from deepaug_pipeline.ingest import ImageSource, LabelledImages, split_dataset, validate_source
 
 
-def validate_images(raw_images: ImageSource) -> ImageSource:
+def validate_images(raw_images: ImageSource, ingest: dict) -> ImageSource:
     """Check the raw images and labels and bring them to uint8 NHWC."""
-    return validate_source(raw_images, where="raw_images")
+    return validate_source(raw_images, "raw_images", parse_config(IngestConfig, ingest, "ingest").value_range)
 
 
 def split_images(

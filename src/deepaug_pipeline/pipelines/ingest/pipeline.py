@@ -8,7 +8,7 @@ from deepaug_pipeline.pipelines.ingest.nodes import split_images, validate_image
 def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
-            node(validate_images, "raw_images", "validated_images", name="validate_images"),
+            node(validate_images, ["raw_images", "params:ingest"], "validated_images", name="validate_images"),
             node(
                 split_images,
                 ["validated_images", "params:ingest", "params:seed"],
