@@ -366,6 +366,17 @@ def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
         TrialLog(tmp_path / "l.jsonl", log_config(cfg, IngestConfig(), 0, summary, data_fingerprint(b, a)))
 
 
+def test_a_model_name_typo_is_refused_before_ingest_and_blocks_nothing(project):
+    result = kedro_run(project, "--pipeline=search", "--env=test", "--params=search.model=fastcn")
+    assert result.returncode != 0
+    assert "badvaluefor'parameters.search.model':unknownmodel'fastcn'" in squashed_output(result)
+    assert not (project / "data" / "05_model_input").exists()  # nothing ingested, no trial log written
+    assert not (project / "data" / "07_model_output").exists()
+    bad_builder = kedro_run(project, "--pipeline=evaluate", "--env=test", "--params=evaluate.model=my_models.nope")
+    assert "cannotimportmodule'my_models'" in squashed_output(bad_builder)
+    assert kedro_run(project, "--pipeline=search", "--env=test").returncode == 0  # the corrected run is not refused
+
+
 def test_a_log_without_records_never_blocks_the_next_run(tmp_path):
     path = tmp_path / "log.jsonl"
     TrialLog(path, CONFIG)  # a run that failed before its first fit leaves a header only

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deepaug_pipeline.model_names import ModelConfigError, check_model_name
 
 
 class ConfigError(ValueError):
@@ -35,7 +37,8 @@ def parse_config(model: type[BaseModel], data: Any, where: str) -> Any:
             if err["type"] == "extra_forbidden":
                 problems.append(f"unknown parameter key '{key}'")
             else:
-                problems.append(f"bad value for '{key}': {err['msg']} (got {err.get('input')!r})")
+                message = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own checks
+                problems.append(f"bad value for '{key}': {message} (got {err.get('input')!r})")
         raise ConfigError("; ".join(problems)) from None
 
 
@@ -93,6 +96,13 @@ class IngestConfig(_Strict):
         return self
 
 
+def _model_name(name: str) -> str:
+    try:
+        return check_model_name(name)
+    except ModelConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
 # --------------------------------------------------------------------------- search
 DEFAULT_ITERATIONS = {"retrain": 20, "density": 200}
 
@@ -145,6 +155,11 @@ class SearchConfig(_Strict):
     n_workers: int = Field(2, ge=1, description="dask: LocalCluster worker processes (ignored with an address)")
     threads_per_worker: int = Field(1, ge=1, description="dask: threads per worker, and TF threads in each")
     address: str | None = Field(None, description="dask: an existing scheduler, e.g. tcp://host:8786")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        return _model_name(name)
 
     @model_validator(mode="after")
     def _check(self) -> SearchConfig:
@@ -205,6 +220,11 @@ class EvaluateConfig(_Strict):
     randaugment_n: int = Field(2, ge=1)
     randaugment_m: float = Field(9.0, ge=0, le=10)
     fresh_start: bool = False
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        return _model_name(name)
 
     @model_validator(mode="after")
     def _check(self) -> EvaluateConfig:

@@ -6,16 +6,12 @@ Every builder takes ``(input_shape, n_classes, **options)`` and returns an unbui
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Callable
 
 import keras
 from keras import layers
 
-
-class ModelConfigError(ValueError):
-    """A model name or builder path cannot be used; the message names it."""
+from deepaug_pipeline.model_names import ModelConfigError, custom_builder, wrn_shape
 
 
 def basiccnn(input_shape, n_classes: int, dropout: float = 0.25) -> keras.Model:
@@ -102,32 +98,16 @@ def wide_resnet(
 
 
 BUILTIN: dict[str, Callable[..., keras.Model]] = {"basiccnn": basiccnn, "fastcnn": fastcnn}
-_WRN = re.compile(r"^wrn_(\d+)_(\d+)$")
 
 
 def resolve_builder(name: str) -> Callable[..., keras.Model]:
     """``basiccnn`` | ``fastcnn`` | ``wrn_<depth>_<width>`` | ``package.module.function`` (or ``package.module:function``)."""
     if name in BUILTIN:
         return BUILTIN[name]
-    match = _WRN.match(name)
-    if match:
-        depth, width = int(match[1]), int(match[2])
-        if (depth - 4) % 6 != 0 or depth < 10 or width < 1:
-            raise ModelConfigError(f"model '{name}': wrn depth must be 6N + 4 (e.g. 16, 28) and width >= 1")
-        return lambda input_shape, n_classes, **kw: wide_resnet(input_shape, n_classes, depth, width, **kw)
-    module_name, sep, attr = name.replace(":", ".").rpartition(".")
-    if not sep:
-        raise ModelConfigError(
-            f"unknown model '{name}': use basiccnn, fastcnn, wrn_<depth>_<width> or a dotted path to a builder function"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelConfigError(f"model '{name}': cannot import module '{module_name}' ({exc})") from None
-    builder = getattr(module, attr, None)
-    if not callable(builder):
-        raise ModelConfigError(f"model '{name}': module '{module_name}' has no callable '{attr}'")
-    return builder
+    shape = wrn_shape(name)
+    if shape is not None:
+        return lambda input_shape, n_classes, **kw: wide_resnet(input_shape, n_classes, *shape, **kw)
+    return custom_builder(name)
 
 
 def build_model(name: str, input_shape, n_classes: int, **options) -> keras.Model:
