@@ -368,13 +368,20 @@ def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
 
 def test_a_model_name_typo_is_refused_before_ingest_and_blocks_nothing(project):
     result = kedro_run(project, "--pipeline=search", "--env=test", "--params=search.model=fastcn")
-    assert result.returncode != 0
-    assert "badvaluefor'parameters.search.model':unknownmodel'fastcn'" in squashed_output(result)
+    assert result.returncode == 1
+    assert "Error(ConfigError):badvaluefor'parameters.search.model':unknownmodel'fastcn'" in squashed_output(result)
+    assert "Traceback" not in result.stdout + result.stderr  # a message the user can act on, not 300 lines
     assert not (project / "data" / "05_model_input").exists()  # nothing ingested, no trial log written
     assert not (project / "data" / "07_model_output").exists()
     bad_builder = kedro_run(project, "--pipeline=evaluate", "--env=test", "--params=evaluate.model=my_models.nope")
     assert "cannotimportmodule'my_models'" in squashed_output(bad_builder)
     assert kedro_run(project, "--pipeline=search", "--env=test").returncode == 0  # the corrected run is not refused
+
+
+def test_an_unknown_pipeline_name_lists_the_valid_ones(project):
+    result = kedro_run(project, "--pipeline=serach", "--env=test")
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    assert "nopipelinenamed'serach';thisprojecthas:__default__,evaluate,ingest,search" in squashed_output(result)
 
 
 def test_a_log_without_records_never_blocks_the_next_run(tmp_path):

@@ -1,0 +1,69 @@
+"""Project CLI: Kedro's own ``kedro run``, but an error the user can fix (bad config or data, a trial log that does
+not match, missing or stale inputs, an unknown pipeline name) is printed as its message and exits with status 1,
+not inside a few hundred lines of traceback. Other errors keep their traceback. Kedro takes a project's ``cli.py``
+over its built-in commands."""
+
+from __future__ import annotations
+
+import click
+from kedro.framework.cli.project import run as kedro_run
+
+
+def user_error(exc: BaseException) -> BaseException | None:
+    """The project's own user-fixable error in ``exc``'s chain (Kedro wraps a dataset's error in DatasetError)."""
+    from deepaug_pipeline.augment.policy import PolicyError
+    from deepaug_pipeline.config import ConfigError
+    from deepaug_pipeline.ingest.sources import DataSourceError
+    from deepaug_pipeline.ingest.validate import DataValidationError
+    from deepaug_pipeline.model_names import ModelConfigError
+    from deepaug_pipeline.search.controller import SearchError
+    from deepaug_pipeline.search.executors import ExecutorError
+    from deepaug_pipeline.search.results import StaleSearchOutputs
+    from deepaug_pipeline.search.trial_log import TrialLogBusy, TrialLogCorrupt, TrialLogMismatch
+
+    fixable = (ConfigError, DataSourceError, DataValidationError, ModelConfigError, PolicyError, SearchError,
+               ExecutorError, StaleSearchOutputs, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch)  # fmt: skip
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, fixable):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def unknown_pipelines(names: list[str]) -> str | None:
+    from kedro.framework.project import pipelines
+
+    valid = sorted(pipelines.keys())
+    unknown = [n for n in names if n not in valid]
+    if not unknown:
+        return None
+    return f"no pipeline named {', '.join(repr(n) for n in unknown)}; this project has: {', '.join(valid)}"
+
+
+class FriendlyRun(click.Command):
+    def invoke(self, ctx: click.Context):
+        names = list(ctx.params.get("pipelines") or []) + ([ctx.params["pipeline"]] if ctx.params.get("pipeline") else [])
+        problem = unknown_pipelines(names) if names else None
+        if problem:
+            raise click.UsageError(problem)
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            fixable = user_error(exc)
+            if fixable is None:
+                raise
+            click.secho(f"Error ({type(fixable).__name__}): {fixable}", fg="red", err=True)
+            ctx.exit(1)
+
+
+@click.group(name="deepaug_pipeline")
+def cli() -> None:
+    """deepaug-pipeline's project commands."""
+
+
+cli.add_command(
+    FriendlyRun(name="run", params=kedro_run.params, callback=kedro_run.callback, help=kedro_run.help,
+                short_help=kedro_run.short_help, context_settings=kedro_run.context_settings)  # fmt: skip
+)
