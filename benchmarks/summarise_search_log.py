@@ -1,0 +1,81 @@
+"""Figures of one real search from its trial log: stage times, policies scored per minute, the spread of the search
+rewards against the base, and the re-evaluated paired gains (with Spearman ρ between each trial's search reward and
+its re-evaluated gain). Run a search first, e.g. `kedro run --pipeline=search --params=search.reward=density`, then:
+
+    python benchmarks/summarise_search_log.py data/07_model_output/trial_logs/bayesian-density.jsonl <name>
+
+It writes benchmarks/results/<name>.json. Gzipped logs (.jsonl.gz) are read too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from benchmarks.common import RESULTS, machine
+from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.search.trial_log import read_log
+
+
+def load(path: Path) -> tuple[dict, list[dict]]:
+    if path.suffix != ".gz":
+        return read_log(path)
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as tmp:
+        tmp.write(gzip.decompress(path.read_bytes()))
+        tmp.flush()
+        return read_log(tmp.name)
+
+
+def summarise(header: dict, records: list[dict]) -> dict:
+    by_key = {r["key"]: r for r in records}
+    trials = sorted((r for r in records if r["stage"] == "search" and r["status"] == "ok"), key=lambda r: r["trial_id"])
+    rewards = np.array([t["reward"] for t in trials])
+    span = max(t["finished_at"] for t in trials) - min(t["started_at"] for t in trials)
+    stages = {}
+    for r in records:
+        s = stages.setdefault(r["stage"], {"fits": 0, "fit_seconds": 0.0})
+        s["fits"] += 1
+        s["fit_seconds"] = round(s["fit_seconds"] + r["wall_seconds"], 1)
+    reference = by_key.get("reference/density")
+    base = {r["seed_index"]: r["reward"] for r in records if r["key"].startswith("reevaluate/base/")}
+    reevaluated = []
+    for t in sorted(trials, key=lambda t: -t["reward"]):
+        keys = [f"reevaluate/{t['trial_id']}/s{s}" for s in base]
+        if not all(k in by_key for k in keys):
+            continue
+        gains = [by_key[k]["reward"] - base[s] for k, s in zip(keys, base)]
+        reevaluated.append({
+            "trial_id": t["trial_id"], "search_reward": t["reward"], "search_gain": t["gain"],
+            "paired_gains": gains, "mean": float(np.mean(gains)), "se": float(np.std(gains, ddof=1) / np.sqrt(len(gains))),
+            "policy": Policy.from_dict(t["policy"]).describe(),
+        })  # fmt: skip
+    rho = spearmanr([r["search_reward"] for r in reevaluated], [r["mean"] for r in reevaluated]) if len(reevaluated) > 2 else None
+    return {
+        "config": {k: header["config"]["search"].get(k) for k in ("reward", "method", "model", "child_epochs", "base_augmentation",
+                                                                 "density_images", "density_draws")},  # fmt: skip
+        "whole_log_seconds": round(max(r["finished_at"] for r in records) - min(r["started_at"] for r in records), 1),
+        "stages": stages,
+        "search_trials": len(trials),
+        "search_stage_seconds": round(span, 1),
+        "policies_per_minute": round(len(trials) / (span / 60), 1),
+        "search_reward": {"min": float(rewards.min()), "median": float(np.median(rewards)), "max": float(rewards.max()),
+                          "best_within_first_quarter": float(rewards[: max(1, len(rewards) // 4)].max())},  # fmt: skip
+        "density_reference": reference and {"reward": reference["reward"], "per_child": reference["history"]["density_accuracy"]},
+        "base_rewards": {k: r["reward"] for k, r in by_key.items() if r["stage"] == "baseline"},
+        "reevaluated": reevaluated,
+        "spearman_search_reward_vs_paired_gain": rho and {"rho": float(rho.statistic), "p": float(rho.pvalue), "n": len(reevaluated)},
+    }
+
+
+if __name__ == "__main__":
+    header, records = load(Path(sys.argv[1]))
+    out = {"machine": machine(), "log": sys.argv[1], **summarise(header, records)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{sys.argv[2]}.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps({k: v for k, v in out.items() if k not in ("base_rewards", "reevaluated")}, indent=2))
