@@ -18,12 +18,11 @@ from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.ingest.sources import load_idx
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchError, SearchLoop
-from deepaug_pipeline.search.executors import LocalExecutor
+from deepaug_pipeline.search.executors import LocalExecutor, RunnerSpec
 from deepaug_pipeline.search.records import FitRequest, TrainedChild
 from deepaug_pipeline.search.run import child_settings, data_fingerprint, log_config, policy_space, run_search
 from deepaug_pipeline.search.trial import TrialRunner
 from deepaug_pipeline.search.trial_log import TrialLog, TrialLogMismatch, TrialLogStore, children_dir, read_log
-from deepaug_pipeline.search.executors import RunnerSpec
 from tests.conftest import RAW_FASHION, kedro_run
 
 TINY = dict(
@@ -104,14 +103,28 @@ def test_a_destructive_policy_scores_below_the_base_alone_on_real_images(fashion
     assert runner.trainer.scoring_traces == 1
 
 
+def test_density_images_cover_every_class_when_the_pool_is_sorted_by_class(fashion):
+    subset, pool = fashion
+    order = np.argsort(pool.y, kind="stable")  # an image folder is read class by class
+    by_class = LabelledImages(pool.x[order], pool.y[order])
+    runner = TrialRunner(subset, by_class, 10, child_settings(SearchConfig(**{**TINY, "density_images": 200}), INGEST), seed=3)
+    held_out = runner.density_images(0)
+    assert len(held_out) == 200 and len(np.unique(held_out.y)) == 10
+    assert np.array_equal(runner.density_images(0).y, held_out.y)  # the same images for every policy
+
+
 def test_density_config_is_fingerprinted_and_checked_before_work(tmp_path, fashion):
     subset, pool = fashion
     config = lambda cfg: log_config(cfg, INGEST, 3, SUMMARY, data_fingerprint(subset, pool))  # noqa: E731
-    TrialLog(tmp_path / "d.jsonl", config(SearchConfig(**TINY))).append({"key": "baseline/standard/s0", "stage": "baseline"})
+    with TrialLog(tmp_path / "d.jsonl", config(SearchConfig(**TINY))) as written:
+        written.append({"key": "baseline/standard/s0", "stage": "baseline"})
     with pytest.raises(TrialLogMismatch, match="search.density_draws: 2 → 4"):
         TrialLog(tmp_path / "d.jsonl", config(SearchConfig(**{**TINY, "density_draws": 4})))
     with pytest.raises(ConfigError, match="search.density_images=5000 exceeds ingest.validation_sample_size=400"):
         validate_params({"ingest": {"validation_sample_size": 400}, "search": {"reward": "density", "density_images": 5000}})
+    retrain = SearchConfig().result_defining()
+    assert "density_draws" not in retrain and "reward" not in retrain  # logs from before the density reward resume
+    assert SearchConfig(reward="density").result_defining()["density_draws"] == 2
     assert SearchConfig(reward="density").n_iterations == 200 and SearchConfig().n_iterations == 20
     assert SearchConfig(reward="density").trial_log_name == "bayesian-density"
     with pytest.raises(ConfigError, match="search.reward"):
@@ -123,7 +136,10 @@ def test_missing_children_are_named_and_fresh_start_archives_them_with_the_log(t
     log_path = Path(first.log_path)
     weights = children_dir(log_path) / "baseline-standard-s1.npz"
     weights.unlink()
-    with pytest.raises(SearchError, match=r"weights of \['baseline/standard/s1'\] are not in .*bayesian-density.children"):
+    with pytest.raises(SearchError, match=r"cannot be read from .*bayesian-density.children \(FileNotFoundError.*move the trial log"):
+        _search(tmp_path, fashion, iterations=7)
+    weights.write_bytes(b"PK\x03\x04 cut short")  # a file a machine crash left half-written
+    with pytest.raises(SearchError, match=r"cannot be read from .*bayesian-density.children \(BadZipFile"):
         _search(tmp_path, fashion, iterations=7)
     assert len(read_log(log_path)[1]) == len(first.records)  # nothing re-run or lost
 

@@ -179,17 +179,22 @@ def test_a_stated_range_maps_onto_0_255_and_values_outside_it_are_refused():
         parse_config(IngestConfig, {"value_range": [1, 1]}, "ingest")
 
 
-def test_sixteen_bit_pngs_are_scaled_not_clipped(tmp_path):
-    values = np.linspace(0, 65535, 12 * 12).reshape(12, 12).astype(np.uint16)
+def test_sixteen_bit_pngs_are_refused_by_name_or_scaled_by_the_stated_range_never_clipped(tmp_path):
+    values = np.linspace(0, 4095, 12 * 12).reshape(12, 12).astype(np.uint16)  # 12-bit data in 16-bit files
     for cls in ("a", "b"):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(2):
             Image.fromarray(values).save(tmp_path / "imgs" / cls / f"{i}.png")
     assert Image.open(tmp_path / "imgs" / "a" / "0.png").mode.startswith("I")  # really stored as 16-bit
-    src = validate_source(load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs"))))
-    x = src.train.x[0, ..., 0]
+    source = load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs")))
+    with pytest.raises(DataValidationError, match=r"uint16 pixel values reach 4095, beyond 0-255.*ingest.value_range"):
+        validate_source(source)
+    x = validate_source(source, value_range=(0, 4095)).train.x[0, ..., 0]
     assert x.min() == 0 and x.max() == 255 and np.mean(x == 255) < 0.01  # clipping made 99.6% of pixels 255
-    assert np.abs(x.astype(int) - np.round(values / 257)).max() == 0
+    assert np.abs(x.astype(int) - np.round(values / 4095 * 255)).max() == 0
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(tmp_path / "imgs" / "b" / "8bit.png")
+    with pytest.raises(DataSourceError, match=r"mixes 8-bit and 16-bit files"):
+        load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs")))
 
 
 # --------------------------------------------------------------------------- splits

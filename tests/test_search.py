@@ -374,6 +374,7 @@ def test_a_model_name_typo_is_refused_before_ingest_and_blocks_nothing(project):
     assert not (project / "data" / "05_model_input").exists()  # nothing ingested, no trial log written
     assert not (project / "data" / "07_model_output").exists()
     bad_builder = kedro_run(project, "--pipeline=evaluate", "--env=test", "--params=evaluate.model=my_models.nope")
+    assert bad_builder.returncode == 1 and "Traceback" not in bad_builder.stdout + bad_builder.stderr
     assert "cannotimportmodule'my_models'" in squashed_output(bad_builder)
     assert kedro_run(project, "--pipeline=search", "--env=test").returncode == 0  # the corrected run is not refused
 
@@ -382,6 +383,10 @@ def test_an_unknown_pipeline_name_lists_the_valid_ones(project):
     result = kedro_run(project, "--pipeline=serach", "--env=test")
     assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
     assert "nopipelinenamed'serach';thisprojecthas:__default__,evaluate,ingest,search" in squashed_output(result)
+    # `python -m deepaug_pipeline` (and the deepaug-pipeline script) use the same run command
+    module = subprocess.run([sys.executable, "-m", "deepaug_pipeline", "--pipeline=serach", "--env=test"], cwd=project,
+                            capture_output=True, text=True, env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})  # fmt: skip
+    assert module.returncode == 2 and "nopipelinenamed'serach'" in squashed_output(module)
 
 
 def test_a_log_without_records_never_blocks_the_next_run(tmp_path):

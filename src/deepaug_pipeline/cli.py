@@ -10,7 +10,8 @@ from kedro.framework.cli.project import run as kedro_run
 
 
 def user_error(exc: BaseException) -> BaseException | None:
-    """The project's own user-fixable error in ``exc``'s chain (Kedro wraps a dataset's error in DatasetError)."""
+    """The project's own user-fixable error in ``exc``'s explicit cause chain (Kedro raises DatasetError ``from`` a
+    dataset's error); an error raised while handling another keeps its traceback."""
     from deepaug_pipeline.augment.policy import PolicyError
     from deepaug_pipeline.config import ConfigError
     from deepaug_pipeline.ingest.sources import DataSourceError
@@ -28,7 +29,7 @@ def user_error(exc: BaseException) -> BaseException | None:
         if isinstance(exc, fixable):
             return exc
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__
     return None
 
 
@@ -63,7 +64,7 @@ def cli() -> None:
     """deepaug-pipeline's project commands."""
 
 
-cli.add_command(
-    FriendlyRun(name="run", params=kedro_run.params, callback=kedro_run.callback, help=kedro_run.help,
-                short_help=kedro_run.short_help, context_settings=kedro_run.context_settings)  # fmt: skip
-)
+# Module level too: `python -m deepaug_pipeline` finds the project's run command as `cli.run`.
+run = FriendlyRun(name="run", params=kedro_run.params, callback=kedro_run.callback, help=kedro_run.help,
+                  short_help=kedro_run.short_help, context_settings=kedro_run.context_settings)  # fmt: skip
+cli.add_command(run)

@@ -7,9 +7,9 @@ inward. Unknown keys are rejected with the offending key named.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from deepaug_pipeline.model_names import ModelConfigError, check_model_name
 
@@ -103,6 +103,9 @@ def _model_name(name: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+ModelName = Annotated[str, AfterValidator(_model_name)]  # checked with the config: a typo is refused before ingest
+
+
 # --------------------------------------------------------------------------- search
 DEFAULT_ITERATIONS = {"retrain": 20, "density": 200}
 
@@ -134,7 +137,7 @@ class SearchConfig(_Strict):
     noise_seeds: int = Field(3, ge=2, description="seeds the base alone is trained under: its spread is the noise floor")
     reevaluate_top: int = Field(5, ge=0, description="top policies re-trained on fresh seeds, paired with the base")
     reevaluate_seeds: int = Field(3, ge=2, description="fresh seeds per re-evaluated policy")
-    model: str = "wrn_10_1"
+    model: ModelName = "wrn_10_1"
     model_options: dict[str, Any] = Field(default_factory=dict)
     child_epochs: int = Field(60, ge=1)
     child_first_train_epochs: int = Field(0, ge=0)
@@ -155,11 +158,6 @@ class SearchConfig(_Strict):
     n_workers: int = Field(2, ge=1, description="dask: LocalCluster worker processes (ignored with an address)")
     threads_per_worker: int = Field(1, ge=1, description="dask: threads per worker, and TF threads in each")
     address: str | None = Field(None, description="dask: an existing scheduler, e.g. tcp://host:8786")
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, name: str) -> str:
-        return _model_name(name)
 
     @model_validator(mode="after")
     def _check(self) -> SearchConfig:
@@ -190,10 +188,12 @@ class SearchConfig(_Strict):
 
         ``iterations``, ``reevaluate_top`` and ``reevaluate_seeds`` are budget: raising them resumes the same log.
         """
-        return self.model_dump(
-            exclude={"iterations", "top_k", "combine_top", "fresh_start", "track_sample_grids", "reevaluate_top",
-                     "reevaluate_seeds", "executor", "n_workers", "threads_per_worker", "address"}
-        )  # fmt: skip
+        budget = {"iterations", "top_k", "combine_top", "fresh_start", "track_sample_grids", "reevaluate_top",
+                  "reevaluate_seeds", "executor", "n_workers", "threads_per_worker", "address"}  # fmt: skip
+        # The density keys change nothing under retrain: left out there, a retrain log written before they existed
+        # still resumes, and tuning them never invalidates one.
+        density = set() if self.reward == "density" else {"reward", "density_images", "density_draws"}
+        return self.model_dump(exclude=budget | density)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -207,7 +207,7 @@ class EvaluateConfig(_Strict):
         default_factory=lambda: ["none", "standard", "standard+found", "standard+randaugment", "standard+trivialaugment"]
     )
     seeds: int = Field(2, ge=1)
-    model: str = "wrn_10_1"
+    model: ModelName = "wrn_10_1"
     model_options: dict[str, Any] = Field(default_factory=lambda: {"dropout": 0.0, "weight_decay": 0.0005})
     train_size: int | None = Field(4000, ge=10, description="stratified subset of TRAIN; null = all of it")
     validation_size: int = Field(1000, ge=10, description="held-out TRAIN images for the learning curves (never test)")
@@ -220,11 +220,6 @@ class EvaluateConfig(_Strict):
     randaugment_n: int = Field(2, ge=1)
     randaugment_m: float = Field(9.0, ge=0, le=10)
     fresh_start: bool = False
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, name: str) -> str:
-        return _model_name(name)
 
     @model_validator(mode="after")
     def _check(self) -> EvaluateConfig:

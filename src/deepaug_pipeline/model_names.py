@@ -35,8 +35,8 @@ def custom_builder(name: str) -> Callable:
         )
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelConfigError(f"model '{name}': cannot import module '{module_name}' ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - ImportError, or the module's own SyntaxError etc.: named, not a traceback
+        raise ModelConfigError(f"model '{name}': cannot import module '{module_name}' ({type(exc).__name__}: {exc})") from None
     builder = getattr(module, attr, None)
     if not callable(builder):
         raise ModelConfigError(f"model '{name}': module '{module_name}' has no callable '{attr}'")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
 
 log = logging.getLogger(__name__)
 
@@ -27,37 +28,44 @@ PROBE_SECONDS = 20.0
 
 
 def tracking_uri(mlflow_conf: dict, project_path: Path) -> str:
-    """The URI kedro-mlflow will use, with a relative sqlite path made absolute the way it does (project root)."""
-    uri = str(((mlflow_conf or {}).get("server") or {}).get("mlflow_tracking_uri") or "mlruns")
+    """The URI kedro-mlflow will use, for messages: mlflow.yml's, else MLFLOW_TRACKING_URI, else ``mlruns``; a
+    relative local path is shown from the project root."""
+    uri = str(((mlflow_conf or {}).get("server") or {}).get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "mlruns")
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{(project_path / uri[len('sqlite:///'):]).resolve()}"
-    elif "://" not in uri:
+    elif "://" not in uri and uri != "databricks":
         uri = (project_path / uri).resolve().as_uri()
     return uri
 
 
-def tracking_problem(uri: str, timeout: float = PROBE_SECONDS) -> str | None:
-    """Why ``uri`` cannot be used for tracking (None if it can): one real MLflow call, given ``timeout`` seconds."""
-    from mlflow.tracking import MlflowClient
-
+def bounded(call, timeout: float) -> str | None:
+    """Run ``call()`` for at most ``timeout`` seconds: None if it returned, else why not (its error, or no answer).
+    A call still waiting is left to finish in the background; nothing waits for it."""
     outcome: dict[str, BaseException] = {}
 
-    def call() -> None:
+    def run() -> None:
         try:
-            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            call()
         except BaseException as exc:  # noqa: BLE001 - any failure means "unusable"; the reason is reported
             outcome["error"] = exc
 
-    probe = threading.Thread(target=call, daemon=True, name="mlflow-probe")
-    probe.start()
-    probe.join(timeout)
-    if probe.is_alive():
+    thread = threading.Thread(target=run, daemon=True, name="mlflow-probe")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
         return f"no answer within {timeout:.0f} s"
     if "error" in outcome:
         exc = outcome["error"]
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
         return f"{type(exc).__name__}: {first_line}"
     return None
+
+
+def tracking_problem(uri: str, timeout: float = PROBE_SECONDS) -> str | None:
+    """Why ``uri`` cannot be used for tracking (None if it can): one real MLflow request, given ``timeout`` seconds."""
+    from mlflow.tracking import MlflowClient
+
+    return bounded(lambda: MlflowClient(tracking_uri=uri).search_experiments(max_results=1), timeout)
 
 
 class GuardedMlflowHook:
@@ -80,8 +88,6 @@ class GuardedMlflowHook:
             "locally. Check the server, or mlflow.yml's server.mlflow_tracking_uri.", self.uri, reason,
         )  # fmt: skip
         if self._catalog is not None:
-            from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
-
             switch_catalog_logging(self._catalog, False)
         try:
             import mlflow
@@ -100,12 +106,15 @@ class GuardedMlflowHook:
             self._disable(f"kedro-mlflow's {name} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
 
     def _probe(self) -> None:
-        problem = tracking_problem(self.uri)
+        import mlflow
+
+        problem = tracking_problem(mlflow.get_tracking_uri())  # the URI kedro-mlflow set up, exactly
         if problem:
             self._disable(problem)
 
     @hook_impl
     def after_context_created(self, context) -> None:
+        self.enabled, self._catalog = True, None  # a new session (a notebook makes several) tries tracking again
         for key, value in BOUNDED_HTTP.items():
             os.environ.setdefault(key, value)
         loader = context.config_loader
@@ -115,8 +124,11 @@ class GuardedMlflowHook:
         except Exception:  # noqa: BLE001 - no mlflow.yml: kedro-mlflow's defaults
             conf = {}
         self.uri = tracking_uri(conf, Path(context.project_path))
-        self._probe()
-        self._call("after_context_created", context=context)
+        # kedro-mlflow's own set-up is the first contact with the server (it finds or creates the experiment, with
+        # its credentials and headers): run it, but give it PROBE_SECONDS at most.
+        problem = bounded(lambda: self._inner.after_context_created(context=context), PROBE_SECONDS)
+        if problem:
+            self._disable(f"kedro-mlflow's set-up failed: {problem}")
 
     @hook_impl
     def after_catalog_created(self, catalog, conf_catalog, conf_creds, parameters, save_version, load_versions) -> None:
@@ -129,8 +141,6 @@ class GuardedMlflowHook:
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         self._catalog = catalog
         if not self.enabled:
-            from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
-
             switch_catalog_logging(catalog, False)
             return
         self._call("before_pipeline_run", run_params=run_params, pipeline=pipeline, catalog=catalog)

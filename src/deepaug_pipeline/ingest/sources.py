@@ -131,15 +131,19 @@ def load_npz(path: Path) -> tuple[LabelledImages, LabelledImages | None]:
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # how Pillow opens 16-bit grayscale PNG and TIFF files
 
 
-def _sixteen_bit_to_8(img, file: Path):
-    """A 16-bit grayscale image, scaled from 0-65535 to 0-255 (Pillow's own convert("L") clips everything above 255
-    to white instead)."""
+def _sixteen_bit_array(img, image_size: tuple[int, int] | None, color_mode: str | None) -> np.ndarray:
+    """A 16-bit grayscale image as its raw uint16 values (Pillow's convert("L") would clip everything above 255 to
+    white); ingest.value_range then says what they mean (0-65535, or 0-4095 for 12-bit data in 16-bit files)."""
     from PIL import Image
 
+    img = img.convert("I")
+    if image_size is not None:
+        img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
     values = np.asarray(img, dtype=np.int64)
     if values.min() < 0 or values.max() > 65535:
-        raise DataSourceError(f"image {file}: pixel values [{values.min()}, {values.max()}] do not fit 16 bits")
-    return Image.fromarray(np.round(values / 257.0).astype(np.uint8), mode="L")
+        raise DataSourceError(f"pixel values [{values.min()}, {values.max()}] do not fit 16 bits")
+    values = values.astype(np.uint16)[..., None]
+    return np.repeat(values, 3, axis=-1) if color_mode == "rgb" else values
 
 
 def _class_folders(root: Path) -> list[Path]:
@@ -152,6 +156,7 @@ def _read_image_folder(
     from PIL import Image, UnidentifiedImageError
 
     images, labels = [], []
+    depths: dict[int, Path] = {}  # bits per value → the first file of that depth
     for label, name in enumerate(class_names):
         folder = root / name
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
@@ -159,14 +164,21 @@ def _read_image_folder(
             try:
                 with Image.open(file) as img:
                     if img.mode in SIXTEEN_BIT_MODES:
-                        img = _sixteen_bit_to_8(img, file)
-                    mode = {"grayscale": "L", "rgb": "RGB"}.get(color_mode or "", "L" if img.mode in ("L", "1") else "RGB")
-                    img = img.convert(mode)
-                    if image_size is not None:
-                        img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-                    arr = np.asarray(img, dtype=np.uint8)
-            except (OSError, UnidentifiedImageError) as exc:
+                        arr = _sixteen_bit_array(img, image_size, color_mode)
+                    else:
+                        mode = {"grayscale": "L", "rgb": "RGB"}.get(color_mode or "", "L" if img.mode in ("L", "1") else "RGB")
+                        img = img.convert(mode)
+                        if image_size is not None:
+                            img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+                        arr = np.asarray(img, dtype=np.uint8)
+            except (OSError, UnidentifiedImageError, DataSourceError) as exc:
                 raise DataSourceError(f"corrupt image file {file}: {exc}") from exc
+            depth = arr.dtype.itemsize * 8
+            depths.setdefault(depth, file)
+            if len(depths) > 1:  # one value_range must fit every file
+                raise DataSourceError(
+                    f"image folder {root} mixes 8-bit and 16-bit files ({depths[8]}, {depths[16]}): convert them to one depth"
+                )
             images.append(arr if arr.ndim == 3 else arr[..., None])
             labels.append(label)
     if not images:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,7 @@ class SearchLoop:
         self._identity = space.no_augmentation().to_dict()
         self.density = cfg.reward == "density"
         self.children: tuple[TrainedChild, ...] = ()  # density: the chosen base's trained children
+        self.reference: TrialRecord | None = None  # density: the base alone scored on them
         self.weights = ChildWeights(trial_log)
 
     # ----------------------------------------------------------------- driving the executor
@@ -185,18 +187,22 @@ class SearchLoop:
     def _density_reference(self) -> None:
         """Density: load the chosen base's trained children and score the base alone on them (the trials' reference)."""
         keys = [FitRequest.baseline(self.floor.base, s, self._identity).key for s in range(self.cfg.noise_seeds)]
-        missing = [k for k in keys if not self.weights.exists(k)]
-        if missing:
+        start_afresh = (f"To start afresh, move the trial log {self.trial_log.path} and {self.weights.directory} "
+                        "aside (or set search.fresh_start: true together with a config change).")  # fmt: skip
+        try:
+            self.children = tuple(TrainedChild(s, self.weights.load(k)) for s, k in enumerate(keys))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # missing, or cut short by a machine crash
             raise SearchError(
-                f"the density reward scores policies on the base's trained children, but the weights of {missing} are "
-                f"not in {self.weights.directory}. Restore them, or start afresh with search.fresh_start: true."
-            )
-        self.children = tuple(TrainedChild(s, self.weights.load(k)) for s, k in enumerate(keys))
+                f"the density reward scores policies on the base's trained children, but their weights cannot be read "
+                f"from {self.weights.directory} ({type(exc).__name__}: {exc}). Restore them. {start_afresh}"
+            ) from None
         request = FitRequest.density_reference(self.floor.base, self._identity, self.children)
-        self._run_all([request], lambda r: f"density reference  {BASE_LABELS[r.base]} alone  {_reward_text(r)}  {r.wall_seconds:.1f} s")
+        if request.key not in self.records:
+            outcome = self.executor.outcome(self.executor.submit(request))
+            if outcome.status != "ok":  # not logged: the next run tries again instead of being blocked by it
+                raise SearchError(f"the base alone could not be scored on its trained children: {outcome.reason}")
+            self._finish(request, outcome, lambda r: f"density reference  {BASE_LABELS[r.base]} alone  {_reward_text(r)}  {r.wall_seconds:.1f} s")
         self.reference = self.records[request.key]
-        if not self.reference.ok:
-            raise SearchError(f"the base alone could not be scored on its trained children: {self.reference.reason}")
 
     def _search(self) -> None:
         cfg = self.cfg

@@ -63,7 +63,7 @@ def log_config(cfg: SearchConfig, ingest: IngestConfig, seed: int, data_summary:
     return {
         "seed": seed,
         "search": cfg.result_defining(),
-        "ingest": ingest.model_dump(),
+        "ingest": ingest.model_dump(exclude_none=True),  # value_range only when stated: older logs still resume
         "data": {**{k: data_summary[k] for k in ("image_shape", "n_classes", "sizes")}, "content": data_hash},
     }
 

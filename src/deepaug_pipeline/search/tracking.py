@@ -62,23 +62,26 @@ class TrialTracker:
         return self._client
 
     def untracked(self, records: list[TrialRecord]) -> list[TrialRecord]:
-        """After a crash, make MLflow agree with the trial log, the source of truth: a parent run of this log that is
-        still RUNNING (its process was killed) is marked KILLED; returns the logged records that have no child run."""
-        if not self.enabled or not records:
+        """After a crash, make MLflow agree with the trial log, the source of truth: an earlier parent run of this log
+        still RUNNING (its process was killed) is marked KILLED, and so is any child run it left open; returns the
+        logged records that have no finished child run."""
+        if not self.enabled:
             return []
         try:
             client = self.client()
+            current = self.target.parent_run_id
+            client.set_tag(current, "trial_log", self.trial_log)  # found by the next run even if it dies before a fit
             runs = client.search_runs([self.target.experiment_id], f"tags.trial_log = '{self.trial_log}'", max_results=50000)
-            for parent_id in {r.data.tags.get("mlflow.parentRunId") for r in runs} - {self.target.parent_run_id, None}:
-                if client.get_run(parent_id).info.status == "RUNNING":
-                    client.set_tag(parent_id, "ended_by", "a later run of the same trial log found it still running")
-                    client.set_terminated(parent_id, "KILLED")
-                    log.info("MLflow run %s of an earlier search on this trial log was still RUNNING: marked KILLED", parent_id)
             tracked = set()
-            for run in runs:  # a child run the killed process created but never finished is killed and logged anew
-                if run.info.status == "RUNNING" and run.data.tags.get("mlflow.parentRunId") != self.target.parent_run_id:
+            for run in runs:
+                parent = run.data.tags.get("mlflow.parentRunId")
+                if run.info.run_id == current or parent == current:
+                    continue
+                if run.info.status == "RUNNING":
+                    client.set_tag(run.info.run_id, "ended_by", "a later run of the same trial log found it still running")
                     client.set_terminated(run.info.run_id, "KILLED")
-                else:
+                    log.info("MLflow run %s of an earlier, killed search on this trial log: marked KILLED", run.info.run_id)
+                elif parent is not None:
                     tracked.add(run.data.tags.get("key"))
             return [r for r in records if r.key not in tracked]
         except Exception as exc:  # noqa: BLE001

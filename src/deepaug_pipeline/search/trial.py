@@ -119,6 +119,13 @@ class TrialRunner:
             self._validation[seed_index] = sample_validation_set(self.pool, self.settings.validation_size, rng)
         return self._validation[seed_index]
 
+    def density_images(self, seed_index: int) -> LabelledImages:
+        """The held-out images the density reward scores seed ``seed_index``'s child on: a seeded random part of that
+        seed's validation sample (which keeps the source's order, often class by class), the same for every policy."""
+        sample = self.validation(seed_index)
+        idx = stream_rng(self.seed, "density_images", seed_index).permutation(len(sample))[: self.settings.density_images]
+        return LabelledImages(sample.x[idx], sample.y[idx])
+
     @property
     def model(self):
         return self.trainer.model
@@ -143,8 +150,7 @@ class TrialRunner:
         accuracy, loss = [], []
         for child in request.children:
             self.trainer.reset(list(child.weights))
-            held_out = self.validation(child.seed_index)
-            held_out = LabelledImages(held_out.x[: s.density_images], held_out.y[: s.density_images])
+            held_out = self.density_images(child.seed_index)
             draws = [self.trainer.evaluate_augmented(args, stream_seed(self.seed, "density", child.seed_index, d), held_out)
                      for d in range(s.density_draws)]  # fmt: skip
             loss.append(float(np.mean([d[0] for d in draws])))

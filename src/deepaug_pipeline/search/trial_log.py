@@ -225,13 +225,19 @@ class ChildWeights:
         return self.directory / (key.replace("/", "-") + ".npz")
 
     def save(self, key: str, weights) -> None:
+        """Durable before the record that needs it is logged: written whole, fsynced, then renamed into place."""
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self._file(key).with_suffix(".tmp.npz")
-        np.savez(tmp, *weights)
-        os.replace(tmp, self._file(key))  # whole or absent, even after a crash
-
-    def exists(self, key: str) -> bool:
-        return self._file(key).exists()
+        with open(tmp, "wb") as fh:
+            np.savez(fh, *weights)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._file(key))
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash of the machine
+        finally:
+            os.close(directory)
 
     def load(self, key: str) -> tuple:
         with np.load(self._file(key)) as data:
