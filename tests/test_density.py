@@ -78,6 +78,12 @@ def test_children_are_trained_once_and_every_trial_only_scores_them(tmp_path, fa
     best = max(trials, key=lambda t: t.reward)
     assert result.reevaluated[0].trial_id == best.trial_id
     assert results.best_combined_policy(result, 5)["metadata"]["reward"] == "density"
+    # The plot's reference is the base alone on its children, not the base's retrained rewards (another scale).
+    ax = results.convergence_figure({"bayesian": results.trials_table(result)}).axes[0]
+    assert ax.get_ylabel().startswith("density reward")
+    reference = [line for line in ax.get_lines() if "alone on its trained children" in line.get_label()]
+    assert len(reference) == 1 and reference[0].get_ydata()[0] == pytest.approx(next(r for r in result.records if r.stage == "reference").reward)
+    assert not ax.patches  # no noise band of retrained rewards
 
 
 def test_a_destructive_policy_scores_below_the_base_alone_on_real_images(fashion):

@@ -205,7 +205,7 @@ def convergence_figure(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             reference_drawn = True
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("trial")
-    ax.set_ylabel("density reward (accuracy on augmented held-out images)" if density else "reward (validation accuracy)")
+    ax.set_ylabel("density reward (augmented held-out accuracy)" if density else "reward (validation accuracy)")
     ax.set_title("Search convergence")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
