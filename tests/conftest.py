@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -17,6 +18,13 @@ REPO = Path(__file__).resolve().parents[1]
 RAW_FASHION = REPO / "data" / "01_raw" / "fashion-mnist"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ import pytest
 
 from deepaug_pipeline.search.trial_log import read_log
 from deepaug_pipeline.tracking_guard import tracking_problem, tracking_uri
-from tests.conftest import kedro_run, squashed_output
+from tests.conftest import free_port, kedro_run, squashed_output
 
 SEARCH_OUTPUTS = ("data/07_model_output/trials.csv", "data/07_model_output/top_policies.json",
                   "data/07_model_output/top_policies.csv", "data/07_model_output/best_policy.json",
                   "data/08_reporting/convergence.png", "data/08_reporting/best_policy_grid.png")  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _use_tracking_uri(project: Path, uri: str) -> None:
@@ -47,7 +40,7 @@ def test_the_uri_is_resolved_as_kedro_mlflow_resolves_it(tmp_path):
 @pytest.mark.parametrize("fault", ["refused port", "malformed sqlite file"])
 def test_unusable_tracking_warns_once_and_the_search_writes_every_output(project, fault, monkeypatch):
     if fault == "refused port":
-        _use_tracking_uri(project, f"http://127.0.0.1:{_free_port()}")
+        _use_tracking_uri(project, f"http://127.0.0.1:{free_port()}")
         reason = "ConnectionRefused"
     else:
         (project / "mlflow.db").write_bytes(b"this is not a database\n" * 200)
@@ -64,7 +57,7 @@ def test_unusable_tracking_warns_once_and_the_search_writes_every_output(project
 
 
 def test_a_server_killed_mid_search_costs_seconds_and_every_output_is_written(project, tmp_path):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
          "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],

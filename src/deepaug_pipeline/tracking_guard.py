@@ -3,8 +3,8 @@
 kedro-mlflow contacts the tracking server in its own hooks (it sets up the experiment as soon as the context
 exists), outside any try/except of ours, and MLflow retries a refused connection for minutes. So the project turns
 kedro-mlflow's own hook registration off (``DISABLE_HOOKS_FOR_PLUGINS`` in settings.py) and registers it through
-``GuardedMlflowHook``, which probes the tracking URI first, within seconds. If tracking is unusable, at start-up or
-later, it warns once, naming the URI and the reason, and the run goes on with tracking off: the MLflow datasets in
+``GuardedMlflowHook``, which gives kedro-mlflow's set-up (its first contact with the server) a bounded time and asks
+the server again before each MLflow dataset saves. If tracking is unusable, at start-up or later, it warns once, naming the URI and the reason, and the run goes on with tracking off: the MLflow datasets in
 the catalog still save their files locally, and every output is written.
 """
 
@@ -54,11 +54,12 @@ def bounded(call, timeout: float) -> str | None:
     thread.join(timeout)
     if thread.is_alive():
         return f"no answer within {timeout:.0f} s"
-    if "error" in outcome:
-        exc = outcome["error"]
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        return f"{type(exc).__name__}: {first_line}"
-    return None
+    return describe(outcome["error"]) if "error" in outcome else None
+
+
+def describe(exc: BaseException) -> str:
+    """An error in one line: its type and the first line of its message (MLflow's run to dozens of lines)."""
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
 
 
 def tracking_problem(uri: str, timeout: float = PROBE_SECONDS) -> str | None:
@@ -103,7 +104,7 @@ class GuardedMlflowHook:
         try:
             getattr(self._inner, name)(**kwargs)
         except Exception as exc:  # noqa: BLE001 - kedro-mlflow's call failed: tracking off, the run goes on
-            self._disable(f"kedro-mlflow's {name} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+            self._disable(f"kedro-mlflow's {name} failed: {describe(exc)}")
 
     def _probe(self) -> None:
         import mlflow
