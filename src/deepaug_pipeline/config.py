@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from deepaug_pipeline.model_names import ModelConfigError, check_model_name
+from deepaug_pipeline.model_names import check_model_name
 
 
 class ConfigError(ValueError):
@@ -96,14 +96,8 @@ class IngestConfig(_Strict):
         return self
 
 
-def _model_name(name: str) -> str:
-    try:
-        return check_model_name(name)
-    except ModelConfigError as exc:
-        raise ValueError(str(exc)) from None
-
-
-ModelName = Annotated[str, AfterValidator(_model_name)]  # checked with the config: a typo is refused before ingest
+# Checked with the config, so a typo is refused before ingest (ModelConfigError is a ValueError: pydantic reports it).
+ModelName = Annotated[str, AfterValidator(check_model_name)]
 
 
 # --------------------------------------------------------------------------- search

@@ -41,7 +41,7 @@ class ChildSettings:
     last_n_epochs: int = 3
     overfit_gap: float = 0.10
     validation_size: int = 5000
-    density_images: int = 1000  # density reward: the first images of each seed's validation sample
+    density_images: int = 1000  # density reward: held-out images per child, from its seed's validation sample
     density_draws: int = 2
 
     def fit_settings(self, epochs: int | None = None, validate_last: int | None = None) -> FitSettings:
@@ -89,6 +89,7 @@ class TrialRunner:
         self._pretrainer: Trainer | None = None
         self._starts: dict[int, list] = {}
         self._validation: dict[int, LabelledImages] = {}
+        self._density_images: dict[int, LabelledImages] = {}
 
     def _model_for_seed(self, seed_index: int):
         import keras
@@ -122,19 +123,25 @@ class TrialRunner:
     def density_images(self, seed_index: int) -> LabelledImages:
         """The held-out images the density reward scores seed ``seed_index``'s child on: a seeded random part of that
         seed's validation sample (which keeps the source's order, often class by class), the same for every policy."""
-        sample = self.validation(seed_index)
-        idx = stream_rng(self.seed, "density_images", seed_index).permutation(len(sample))[: self.settings.density_images]
-        return LabelledImages(sample.x[idx], sample.y[idx])
+        if seed_index not in self._density_images:
+            sample = self.validation(seed_index)
+            idx = stream_rng(self.seed, "density_images", seed_index).permutation(len(sample))[: self.settings.density_images]
+            self._density_images[seed_index] = LabelledImages(sample.x[idx], sample.y[idx])
+        return self._density_images[seed_index]
 
     @property
     def model(self):
         return self.trainer.model
 
+    @staticmethod
+    def _augmentation(request: FitRequest) -> tuple:
+        """The augment function's data for ``request``: its base and its policy as tensors."""
+        return base_params(request.base), Policy.from_dict(request.policy).tensors()
+
     def _fit(self, request: FitRequest) -> dict:
         s = self.settings
         self.trainer.reset(self.start_state(request.seed_index))
-        args = (base_params(request.base), Policy.from_dict(request.policy).tensors())
-        history = self.trainer.fit(args, stream_seed(self.seed, "fit", request.seed_index), self.validation(request.seed_index))
+        history = self.trainer.fit(self._augmentation(request), stream_seed(self.seed, "fit", request.seed_index), self.validation(request.seed_index))
         if not history.finite:
             raise FloatingPointError(f"non-finite loss (train {history.train_loss.tolist()})")
         scored = reward(history, s.reward_epochs, s.last_n_epochs, s.overfit_gap)
@@ -146,7 +153,7 @@ class TrialRunner:
         """The density reward: the mean accuracy of the base's trained children on their own held-out validation
         images, transformed by base + policy (``density_draws`` draws each); per child in the history."""
         s = self.settings
-        args = (base_params(request.base), Policy.from_dict(request.policy).tensors())
+        args = self._augmentation(request)
         accuracy, loss = [], []
         for child in request.children:
             self.trainer.reset(list(child.weights))
