@@ -239,6 +239,14 @@ def test_baselines_keep_shape_and_change_images():
 
 
 def test_sample_grid_has_a_row_per_sub_policy():
-    fig = sample_grid(_policy(), _batch(1), max_images=4)
-    assert len(fig.axes) == (1 + 5) * 4
-    assert fig.axes[4].get_title(loc="left").startswith("1: rotate 0.50")
+    images = _batch(1, np.uint8, n=4)
+    fig = sample_grid(_policy(), images, max_images=4)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert len(labels) == 1 + 5 and labels[0] == "original" and labels[1].startswith("1: rotate 0.50")
+    mosaic = fig.axes[0].get_images()[0].get_array()
+    h, w = images.shape[1:3]
+    band, gap = max(10, h // 3), max(1, w // 14)
+    assert mosaic.shape[:2] == (6 * (band + h), 4 * w + 3 * gap)
+    np.testing.assert_array_equal(mosaic[band : band + h, :w, 0], images[0, ..., 0])  # the originals, unchanged
+    sub_rows = [mosaic[r * (band + h) + band : (r + 1) * (band + h), :w, 0] for r in range(1, 6)]
+    assert any(not np.array_equal(row, images[0, ..., 0]) for row in sub_rows)  # the sub-policies change them

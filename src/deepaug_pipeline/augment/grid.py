@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from deepaug_pipeline.augment import ops as ops_lib  # noqa: E402
-from deepaug_pipeline.augment.policy import Policy, apply_sub_policies  # noqa: E402
+from deepaug_pipeline.augment import ops as ops_lib
+from deepaug_pipeline.augment.policy import Policy, apply_sub_policies
 
 
-def sample_grid(policy: Policy, images: np.ndarray, seed: int = 0, max_images: int = 8) -> plt.Figure:
-    """One row of originals, then one row per sub-policy applied to the same images (uint8 input)."""
+def grid_mosaic(rows: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    """Rows of uint8 images (n, h, w, c) laid out as one RGB image, with a white band above each row for its label;
+    returns the image and the y coordinate of each band's bottom."""
+    n, h, w = rows[0].shape[:3]
+    gap, band = max(1, w // 14), max(10, h // 3)
+    canvas = np.full((len(rows) * (band + h), n * w + (n - 1) * gap, 3), 255, np.uint8)
+    label_y = []
+    for r, row in enumerate(rows):
+        top = r * (band + h) + band
+        label_y.append(top - 1)
+        for i, image in enumerate(row):
+            canvas[top : top + h, i * (w + gap) : i * (w + gap) + w] = image  # one channel broadcasts to grey
+    return canvas, label_y
+
+
+def sample_grid(policy: Policy, images: np.ndarray, seed: int = 0, max_images: int = 8) -> Figure:
+    """One row of originals, then one row per sub-policy applied to the same images (uint8 input), drawn as a single
+    mosaic so thumbnails are large and cheap to render (MLflow gets one per trial). A plain ``Figure``, not
+    pyplot's: MLflow tracking draws these on a background thread, and nothing needs closing."""
     images = np.asarray(images)[:max_images]
     n = len(images)
     unit = ops_lib.to_unit(tf.constant(images))
     tensors = policy.tensors()
-    rows = [("original", images)]
+    rows, titles = [images], ["original"]
     for k, sub in enumerate(policy.sub_policies):
         chosen = tf.fill([n], k)
         out = apply_sub_policies(unit, tensors, chosen, tf.constant([seed, k], tf.int64), policy.op_indices())
-        rows.append((f"{k + 1}: {sub.describe()}", ops_lib.from_unit(out, tf.uint8).numpy()))
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n + 0.2, 1.35 * len(rows)), squeeze=False)
-    gray = images.shape[-1] == 1
-    for r, (title, row) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r, c]
-            ax.imshow(row[c, ..., 0] if gray else row[c], cmap="gray" if gray else None, vmin=0, vmax=255)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[r, 0].set_title(title, fontsize=8, loc="left")
-    fig.tight_layout()
+        rows.append(ops_lib.from_unit(out, tf.uint8).numpy())
+        titles.append(f"{k + 1}: {sub.describe()}")
+    canvas, label_y = grid_mosaic(rows)
+    inches_per_pixel = 1.1 / max(images.shape[1:3])  # a thumbnail is about 1.1 inches wide
+    fig = Figure(figsize=(canvas.shape[1] * inches_per_pixel, canvas.shape[0] * inches_per_pixel))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_axis_off()
+    for y, title in zip(label_y, titles):
+        ax.text(0, y, title, fontsize=9, va="bottom", ha="left")
     return fig
