@@ -29,6 +29,7 @@ from deepaug_pipeline.search.run import data_fingerprint, log_config, policy_spa
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
 from deepaug_pipeline.search.trial_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, read_log
+from deepaug_pipeline.seeding import stream_seed
 from tests.conftest import kedro_run, make_images, mlflow_runs, squashed_output
 
 
@@ -216,6 +217,25 @@ def test_loop_resumes_every_stage_without_rerunning_logged_fits(tmp_path):
     assert [c.trial_id for c in again.calls if c.stage == "search"] == [4, 5, 6]
 
 
+@pytest.mark.parametrize("surrogate", ["RF", "ET"])
+def test_the_float32_forest_asks_exactly_the_points_skopts_own_forest_asks(surrogate):
+    from skopt import Optimizer
+
+    cfg = SearchConfig(surrogate=surrogate, opt_initial_points=3)
+    space = policy_space(cfg, 1)
+    ours = policy_optimizer(space, cfg, seed=0)
+    theirs = Optimizer(space.dimensions(), base_estimator=surrogate, n_initial_points=3, initial_point_generator="random",
+                       acq_func=cfg.acquisition, random_state=stream_seed(0, "optimizer", cfg.method))  # fmt: skip
+    assert type(ours.base_estimator_) is not type(theirs.base_estimator_)  # the faster forest is in use
+    rewards = np.random.default_rng(1).uniform(size=8)
+    for r in rewards:
+        a, b = ours.ask(), theirs.ask()
+        assert [to_python(v) for v in a] == [to_python(v) for v in b]
+        ours.tell(a, -float(r))
+        theirs.tell(b, -float(r))
+    assert len(ours.models) == 8 - 3 + 1
+
+
 def test_random_method_and_gp_surrogate_ask_different_points_and_only_random_never_fits():
     points = {}
     for name, cfg in (("random", SearchConfig(method="random", opt_initial_points=2)),
@@ -276,12 +296,16 @@ def test_kedro_search_end_to_end_with_mlflow(project):
     parent = parents[0]
     assert parent.data.params["search.child_epochs"] == "2"
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"best_policy.json", "top_policies.json", "convergence.png", "trials.csv"}
-    rewards = table.set_index("key")["reward"]
+    rewards, wall = table.set_index("key")["reward"], table.set_index("key")["wall_seconds"]
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         key = child.data.tags["key"]
         assert child.data.metrics["reward"] == pytest.approx(rewards[key])
-        assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 1  # only the epoch the reward reads
+        # The run spans the fit itself (logged afterwards, on the tracking thread), and its metrics carry its end time.
+        duration = (child.info.end_time - child.info.start_time) / 1000
+        assert wall[key] - 0.01 <= duration <= wall[key] + 1.0
+        history = client.get_metric_history(child.info.run_id, "val_accuracy")
+        assert len(history) == 1 and history[0].timestamp == child.info.end_time  # only the epoch the reward reads
         assert len(child.data.params) == 20  # the same policy dimensions on every run
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert "trial.json" in artifacts

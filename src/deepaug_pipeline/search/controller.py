@@ -149,10 +149,11 @@ class SearchLoop:
             self.weights.save(record.key, outcome.weights)  # before the record: a logged child always has its weights
         self.trial_log.append(record.to_json())  # durable before anything else happens
         self.records[record.key] = record
+        log.info("%s", describe(record))
+        # Tracked on the tracker's thread while the optimiser refits its surrogate here.
+        track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed)
         if request.stage == "search":
             self.optimizer.tell(request.point, -record.reward)
-        log.info("%s", describe(record))
-        track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed)
         return record
 
     # ----------------------------------------------------------------- stages
@@ -260,12 +261,15 @@ class SearchLoop:
             track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed, backfilled=True)
 
     def run(self) -> SearchResult:
-        self._backfill_tracking()
-        choice, self.floor = self._baseline()
-        if self.density:
-            self._density_reference()
-        self._search()
-        reevaluated = self._reevaluate() if self.cfg.reevaluate_top > 0 else []
+        try:
+            self._backfill_tracking()
+            choice, self.floor = self._baseline()
+            if self.density:
+                self._density_reference()
+            self._search()
+            reevaluated = self._reevaluate() if self.cfg.reevaluate_top > 0 else []
+        finally:
+            self.tracker.flush()  # every child run written before the parent run ends
         order = {key: i for i, key in enumerate(self.records)}
         records = sorted(self.records.values(), key=lambda r: order[r.key])
         return SearchResult(self.cfg.method, records, choice, self.floor, reevaluated, str(self.trial_log.path),

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import sklearn
 from skopt import Optimizer
+from skopt.learning import ExtraTreesRegressor, RandomForestRegressor
 from skopt.space import Categorical, Real
 
 from deepaug_pipeline.augment import ops as ops_lib
@@ -79,11 +82,38 @@ class PolicySpace:
         return Policy(tuple(sub for _ in range(self.sub_policies)), p_none=1.0)
 
 
+class _Float32Input:
+    """Each tell refits the forest and predicts the acquisition on 10,000 candidate points; scikit-learn's trees work
+    in float32 and converted the float64 matrix once per tree (100 times). Converting once per call gives the same
+    predictions, and the same points, in half the time (benchmarks/bench_trial.py, density_trial)."""
+
+    def fit(self, X, y):
+        return super().fit(np.asarray(X, np.float32), y)
+
+    def predict(self, X, return_std=False):
+        return super().predict(np.asarray(X, np.float32), return_std)
+
+
+class _Float32Forest(_Float32Input, RandomForestRegressor):
+    pass
+
+
+class _Float32ExtraTrees(_Float32Input, ExtraTreesRegressor):
+    pass
+
+
+class _PolicyOptimizer(Optimizer):
+    def _tell(self, x, y, fit=True):
+        # Points and rewards are finite by construction (a failed fit scores 0): skip the per-tree finiteness scans.
+        with sklearn.config_context(assume_finite=True):
+            return super()._tell(x, y, fit)
+
+
 def policy_optimizer(space: PolicySpace, cfg: SearchConfig, seed: int) -> Optimizer:
     """RF + EI by default (as DeepAugment). ``method: random`` never leaves the initial random phase
     (skopt's own "dummy" estimator fails on scikit-learn 1.9), so both methods share one sampler."""
     random_only = cfg.method == "random"
-    return Optimizer(
+    optimizer = _PolicyOptimizer(
         space.dimensions(),
         base_estimator=cfg.surrogate,
         n_initial_points=2**31 - 1 if random_only else cfg.opt_initial_points,
@@ -91,3 +121,8 @@ def policy_optimizer(space: PolicySpace, cfg: SearchConfig, seed: int) -> Optimi
         acq_func=cfg.acquisition,
         random_state=stream_seed(seed, "optimizer", cfg.method),
     )
+    # skopt built the forest from its name (drawing its seed from the optimiser's stream); the same forest, fed float32.
+    for forest, faster in ((RandomForestRegressor, _Float32Forest), (ExtraTreesRegressor, _Float32ExtraTrees)):
+        if type(optimizer.base_estimator_) is forest:
+            optimizer.base_estimator_ = faster(**optimizer.base_estimator_.get_params())
+    return optimizer

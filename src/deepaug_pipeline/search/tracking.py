@@ -1,5 +1,7 @@
 """MLflow child runs, one per trial, under the search's parent run. Failure tolerant: a tracking error
-is warned about once and the search goes on (the trial log holds everything)."""
+is warned about once and the search goes on (the trial log holds everything). The runs are written on one
+background thread, in order, so a trial's logging (and its sample grid) overlaps the next trial instead of
+delaying it; the search waits for it at its end, and a run killed before that is back-filled on resume."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import json
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +57,19 @@ class TrialTracker:
         self.trial_log = trial_log  # TrialLog.identity: every child run is tagged with the log it belongs to
         self.enabled = target is not None
         self._client = None
+        self._writer: ThreadPoolExecutor | None = None
+
+    def submit(self, log_call: Callable[[], object]) -> None:
+        """Run a logging call on the tracker's background thread, after those submitted before it."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-tracking")
+        self._writer.submit(log_call)
+
+    def flush(self) -> None:
+        """Wait until every submitted logging call is done."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
     def client(self):
         if self._client is None:
@@ -96,8 +113,10 @@ class TrialTracker:
         )
         self.enabled = False
 
-    def log_trial(self, record: TrialRecord, params: dict, grid_png: bytes | None = None, backfilled: bool = False) -> str | None:
-        """One child run for one finished fit; returns its run id (None if tracking is off or failed)."""
+    def log_trial(self, record: TrialRecord, params: dict, grid_png: Callable[[], bytes] | None = None,
+                  backfilled: bool = False) -> str | None:  # fmt: skip
+        """One child run for one finished fit, at the fit's own start and end times; returns its run id (None if
+        tracking is off or failed). ``grid_png`` renders the policy's sample grid."""
         if not self.enabled:
             return None
         try:
@@ -111,15 +130,16 @@ class TrialTracker:
                 tags["backfilled"] = "true"
             if record.trial_id is not None:
                 tags["trial_id"] = str(record.trial_id)
-            run = client.create_run(self.target.experiment_id, tags=tags, run_name=record.key.replace("/", "-"))
+            started, finished = int(record.started_at * 1000), int(record.finished_at * 1000)
+            run = client.create_run(self.target.experiment_id, start_time=started, tags=tags, run_name=record.key.replace("/", "-"))
             rid = run.info.run_id
-            metrics = [Metric("reward", float(record.reward), 0, 0)]
+            metrics = [Metric("reward", float(record.reward), finished, 0)]
             if record.gain is not None:
-                metrics.append(Metric("gain_over_baseline", float(record.gain), 0, 0))
+                metrics.append(Metric("gain_over_baseline", float(record.gain), finished, 0))
                 if record.gain_se:
-                    metrics.append(Metric("gain_in_se", float(record.gain / record.gain_se), 0, 0))
+                    metrics.append(Metric("gain_in_se", float(record.gain / record.gain_se), finished, 0))
             for key, values in record.history.items():
-                metrics += [Metric(key, float(v), 0, step) for step, v in enumerate(values) if v == v]
+                metrics += [Metric(key, float(v), finished, step) for step, v in enumerate(values) if v == v]
             run_tags = [RunTag("fallback", str(record.fallback))]
             if record.reason:
                 run_tags.append(RunTag("failure_reason", str(record.reason)[:5000]))
@@ -130,9 +150,9 @@ class TrialTracker:
             if grid_png is not None:
                 with tempfile.TemporaryDirectory() as tmp:
                     png = Path(tmp) / "policy_grid.png"
-                    png.write_bytes(grid_png)
+                    png.write_bytes(grid_png())
                     client.log_artifact(rid, str(png))
-            client.set_terminated(rid, "FINISHED" if record.ok else "FAILED")
+            client.set_terminated(rid, "FINISHED" if record.ok else "FAILED", end_time=finished)
             return rid
         except Exception as exc:  # noqa: BLE001
             self._warn(f"logging {record.key}", exc)
@@ -147,24 +167,22 @@ def policy_params(space: PolicySpace, policy: Policy) -> dict:
 
 
 def _grid_png(policy: Policy, images: np.ndarray, seed: int) -> bytes:
-    import matplotlib.pyplot as plt
-
     from deepaug_pipeline.augment.grid import sample_grid
 
-    fig = sample_grid(policy, images, seed=seed, max_images=6)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=60)
-    plt.close(fig)
+    sample_grid(policy, images, seed=seed, max_images=6).savefig(buf, format="png", dpi=60)
     return buf.getvalue()
 
 
 def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, grid_images, with_grid: bool, seed: int,
                 backfilled: bool = False) -> None:  # fmt: skip
-    """Log one finished fit as an MLflow child run, with a sample grid for policy trials."""
+    """Log one finished fit as an MLflow child run, with a sample grid for policy trials, on the tracker's
+    background thread (``tracker.flush()`` waits for it)."""
     if not tracker.enabled:
         return
     from deepaug_pipeline.augment.policy import Policy
 
     policy = Policy.from_dict(record.policy)
-    grid = _grid_png(policy, grid_images, seed) if (with_grid and grid_images is not None and record.stage == "search") else None
-    tracker.log_trial(record, policy_params(space, policy), grid, backfilled)
+    with_grid = with_grid and grid_images is not None and record.stage == "search"
+    grid = (lambda: _grid_png(policy, grid_images, seed)) if with_grid else None
+    tracker.submit(lambda: tracker.log_trial(record, policy_params(space, policy), grid, backfilled))
