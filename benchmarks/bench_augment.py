@@ -20,16 +20,17 @@ from deepaug_pipeline.augment import ops as ops_lib  # noqa: E402
 from deepaug_pipeline.augment.baselines import base_augment, base_params  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy, apply_policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig  # noqa: E402
-from deepaug_pipeline.evaluate import strategy_augment  # noqa: E402
+from deepaug_pipeline.evaluate import FinalTrainer, strategy_augment  # noqa: E402
 from deepaug_pipeline.ingest import LabelledImages  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
-from deepaug_pipeline.models.training import FitSettings, Trainer, no_augmentation  # noqa: E402
+from deepaug_pipeline.models.training import FitSettings, Trainer  # noqa: E402
+from deepaug_pipeline.search.records import FitRequest  # noqa: E402
 from deepaug_pipeline.search.run import child_settings, policy_space  # noqa: E402
 from deepaug_pipeline.search.trial import ChildSettings, TrialRunner  # noqa: E402
 
 BATCH = 128
 REPEATS = 5
-FIT_REPEATS = 3
+FIT_REPEATS = 6
 CHILD_EPOCHS = 8  # whole fits, shorter than the default child's 60 epochs: the ratio is per epoch
 EVAL_EPOCHS = 3
 # The prototype's policy (rotate, blur, noise, contrast, cutout), so the NumPy loop can do the same ops.
@@ -116,43 +117,47 @@ def augment_rate(images: np.ndarray, augment, aug_args) -> float:
     return 20 * len(images) / median(timed(lambda: [fn(x, s) for s in seeds][-1].numpy(), REPEATS))
 
 
-def interleaved_fits(plain: Trainer, augmented: Trainer, aug_args, validation: LabelledImages) -> dict:
-    """Whole fits (input pipeline, training, the validated epochs) without and with augmentation, interleaved so
-    machine noise hits both alike; the first of each traces and is dropped."""
-    plain_s, aug_s = [], []
-    for _ in range(FIT_REPEATS + 1):
-        for trainer, args, times in ((plain, (), plain_s), (augmented, aug_args, aug_s)):
-            trainer.reset()
+def interleaved_fits(fit_without, fit_with) -> dict:
+    """Whole fits (input pipeline, training, the validated epochs) without and with augmentation, on one traced
+    graph (both arms are data of one instance, as in the search and in evaluate). On this VM identical fits in one
+    process differ by up to 30% from one position to the next, so the arms alternate in ABBA order over
+    ``FIT_REPEATS`` pairs after a traced warm-up pair, and ``child_fit_control`` runs the same fit in both arms."""
+    times: dict[str, list[float]] = {"without": [], "with": []}
+    arms = (("without", fit_without), ("with", fit_with))
+    for repeat in range(FIT_REPEATS + 1):
+        for name, fit in arms if repeat % 2 == 0 else arms[::-1]:
             start = time.perf_counter()
-            trainer.fit(args, 1, validation)
-            times.append(time.perf_counter() - start)
-    without, with_aug = median(plain_s[1:]), median(aug_s[1:])
-    return {"fit_without_s": without, "fit_with_s": with_aug, "with_over_without": without / with_aug}
+            fit()
+            if repeat:
+                times[name].append(time.perf_counter() - start)
+    without, with_aug = median(times["without"]), median(times["with"])
+    return {"fit_without_s": without, "fit_with_s": with_aug, "with_over_without": without / with_aug,
+            "seconds": {k: [round(t, 3) for t in v] for k, v in times.items()}}  # fmt: skip
 
 
 def child_fits(splits, cfg: SearchConfig, ingest: IngestConfig) -> dict:
-    """The default child (search config), base crop + flip then a search-space policy, against no augmentation."""
+    """The default child (search config): base crop + flip then a search-space policy, against base none and the
+    identity policy (the search's own no-augmentation fit), through TrialRunner as a search runs them."""
     settings = ChildSettings(**{**child_settings(cfg, ingest).__dict__, "epochs": CHILD_EPOCHS})
     runner = TrialRunner(splits.search_subset, splits.seed_validation_pool, 10, settings, 42, policy_space(cfg, 1).op_indices())
-    fit = settings.fit_settings(validate_last=cfg.opt_last_n_epochs)
-    plain = Trainer(build_model(cfg.model, (28, 28, 1), 10, **cfg.model_options), splits.search_subset, fit, no_augmentation)
-    args = (base_params("standard"), SEARCH_LIKE.tensors())
-    out = interleaved_fits(plain, runner.trainer, args, runner.validation(0))
-    return {"model": cfg.model, "epochs": CHILD_EPOCHS, "images": len(splits.search_subset), "batch": cfg.child_batch_size, **out}
+    identity = policy_space(cfg, 1).no_augmentation().to_dict()
+    plain = FitRequest("plain", "search", "none", 0, identity)
+    augmented = FitRequest("augmented", "search", "standard", 0, SEARCH_LIKE.to_dict())
+    out = interleaved_fits(lambda: runner.run(plain), lambda: runner.run(augmented))
+    control = interleaved_fits(lambda: runner.run(plain), lambda: runner.run(plain))["with_over_without"]
+    return {"model": cfg.model, "epochs": CHILD_EPOCHS, "images": len(splits.search_subset), "batch": cfg.child_batch_size,
+            **out, "control_same_fit_both_arms": control}  # fmt: skip
 
 
 def evaluate_fits(splits, cfg: EvaluateConfig) -> dict:
-    """The evaluate default model, standard + TrivialAugment-Wide against none, on a training set of its size."""
-    train = LabelledImages(splits.seed_validation_pool.x[: cfg.train_size], splits.seed_validation_pool.y[: cfg.train_size])
-    val = LabelledImages(splits.search_subset.x, splits.search_subset.y)
-    fit = FitSettings(epochs=EVAL_EPOCHS, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
-                      learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule)  # fmt: skip
-
-    def trainer(strategy: str) -> Trainer:
-        model = build_model(cfg.model, (28, 28, 1), 10, **cfg.model_options)
-        return Trainer(model, train, fit, strategy_augment(strategy, None, cfg))
-
-    out = interleaved_fits(trainer("none"), trainer("standard+trivialaugment"), (), val)
+    """The evaluate default model, standard + TrivialAugment-Wide against none, through FinalTrainer as evaluate
+    runs them, on a training set of its size."""
+    pool = splits.seed_validation_pool
+    train = LabelledImages(pool.x[: cfg.train_size], pool.y[: cfg.train_size])
+    val = LabelledImages(pool.x[-cfg.validation_size :], pool.y[-cfg.validation_size :])
+    test = LabelledImages(splits.search_subset.x, splits.search_subset.y)
+    final = FinalTrainer(train, val, test, 10, None, cfg.model_copy(update={"epochs": EVAL_EPOCHS}), 42)
+    out = interleaved_fits(lambda: final.run("none", 0), lambda: final.run("standard+trivialaugment", 0))
     return {"model": cfg.model, "epochs": EVAL_EPOCHS, "images": len(train), "batch": cfg.batch_size, **out}
 
 
@@ -207,6 +212,7 @@ def main() -> None:
         "search_augmentation_over_child_training_32x32x3": graph["crop_flip_then_search_policy_32x32x3"] / train["child_32x32x3"],
         "trivialaugment_over_evaluate_training_28": graph["crop_flip_then_trivialaugment_28x28x1"] / train["evaluate_28x28x1"],
         "child_fit_with_policy_over_without": results["child_fit"]["with_over_without"],
+        "child_fit_control_same_fit_both_arms": results["child_fit"]["control_same_fit_both_arms"],
         "evaluate_fit_trivialaugment_over_none": results["evaluate_fit"]["with_over_without"],
     }
     r = results["ratios"]

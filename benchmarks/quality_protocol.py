@@ -15,7 +15,7 @@ from common import RESULTS, load_fashion_subset
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
-from deepaug_pipeline.evaluate import found_base, policy_identity, run_grid, strategy_aliases, train_and_score
+from deepaug_pipeline.evaluate import FinalTrainer, found_base, policy_identity, run_grid, strategy_aliases
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.ingest.split import DatasetSplits, stratified_indices
 from deepaug_pipeline.search.controller import SearchResult
@@ -57,9 +57,7 @@ def evaluate(protocol: Protocol, found: Policy, cfg: EvaluateConfig, log_name: s
     base = found_base(found)
     s = protocol.splits
 
-    def train_one(strategy: str, seed_index: int) -> dict:
-        return train_and_score(strategy, seed_index, s.search_subset, protocol.validation, s.test, protocol.n_classes, found, cfg, SEED, base)
-
     config = {"seed": SEED, "evaluate": cfg.result_defining(), "policy": policy_identity(found)}
     with STORE.open(log_name, config, section="evaluate") as run_log:
-        return run_grid(cfg, run_log, train_one, strategy_aliases(base, found))
+        trainer = FinalTrainer(s.search_subset, protocol.validation, s.test, protocol.n_classes, found, cfg, SEED, base)
+        return run_grid(cfg, run_log, trainer.run, strategy_aliases(base, found))

@@ -51,6 +51,44 @@ def test_found_strategy_needs_a_policy_and_strategies_are_validated():
         parse_config(EvaluateConfig, {"strategies": ["none", "none"]}, "evaluate")
 
 
+def _final_data():
+    from deepaug_pipeline.ingest import LabelledImages
+    from tests.conftest import make_images
+
+    train, val, test = (LabelledImages(*make_images(n, size=(16, 16), seed=n)) for n in (64, 32, 40))
+    cfg = EvaluateConfig(model="fastcnn", model_options={"width": 4, "dense": 8}, epochs=2, batch_size=32, validation_size=32)
+    return train, val, test, cfg
+
+
+def test_one_final_graph_for_every_strategy_and_seed_with_the_results_of_a_graph_per_run():
+    import keras
+
+    from deepaug_pipeline.evaluate import FinalTrainer
+    from deepaug_pipeline.models import build_model
+    from deepaug_pipeline.models.training import FitSettings, Trainer
+    from deepaug_pipeline.seeding import stream_seed
+
+    train, val, test, cfg = _final_data()
+    final = FinalTrainer(train, val, test, 4, FOUND, cfg, seed=3)
+    first = final.run("standard+found", 1)
+    between = [final.run(s, i) for s, i in (("none", 0), ("standard+trivialaugment", 1), ("standard", 0))]
+    again = final.run("standard+found", 1)
+    assert final.trainer.traces == 1  # strategies and seeds are data: one graph for the whole evaluation
+    assert again["history"] == first["history"] and again["test_accuracy"] == first["test_accuracy"]
+    assert all(b["history"] != first["history"] for b in between)
+    # The same numbers as a model and a graph of its own for that run (how evaluate trained before).
+    keras.utils.set_random_seed(stream_seed(3, "evaluate", 1))
+    model = build_model(cfg.model, train.x.shape[1:], 4, **cfg.model_options)
+    settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
+                           learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule)  # fmt: skip
+    own = Trainer(model, train, settings, strategy_augment("standard+found", FOUND, cfg))
+    history = own.fit((), stream_seed(3, "evaluate", 1), val)
+    np.testing.assert_allclose(history.train_loss, first["history"]["train_loss"], rtol=1e-5)
+    assert own.evaluate(test)[1] == pytest.approx(first["test_accuracy"])
+    with pytest.raises(ValueError, match="needs the search's best policy"):
+        FinalTrainer(train, val, test, 4, None, cfg, seed=3).run("standard+found", 0)
+
+
 def test_results_table_means_stds_and_error_reductions():
     accs = {"none": [0.80, 0.82], "standard": [0.85, 0.87], "standard+found": [0.90, 0.88]}
     runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, v in accs.items() for i, a in enumerate(v)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ import tensorflow as tf
 from deepaug_pipeline.augment import baselines
 from deepaug_pipeline.augment.baselines import BASE_LABELS
 from deepaug_pipeline.augment.policy import Policy, apply_policy
-from deepaug_pipeline.config import EvaluateConfig
+from deepaug_pipeline.config import EvaluateConfig, Strategy
 from deepaug_pipeline.ingest.sources import LabelledImages
 from deepaug_pipeline.ingest.split import stratified_indices
 from deepaug_pipeline.models import build_model
@@ -99,46 +101,56 @@ def final_splits(
     return LabelledImages(rest.x[idx_train], rest.y[idx_train]), val
 
 
-def train_and_score(
-    strategy: str,
-    seed_index: int,
-    train: LabelledImages,
-    val: LabelledImages,
-    test: LabelledImages,
-    n_classes: int,
-    found: Policy | None,
-    cfg: EvaluateConfig,
-    seed: int,
-    base: str = "standard",
-) -> dict:
-    """One final model for one strategy and seed: its curves and its test accuracy."""
-    import keras
+class FinalTrainer:
+    """The final model for every strategy and seed of one evaluation, on one traced training graph.
 
-    from deepaug_pipeline.devices import configure_tensorflow
+    A strategy is data (which augmentation branch of one ``switch_case`` runs) and a seed is the initial weights and
+    the data order, so nothing retraces from one run to the next: a Trainer per run traced its own graph each time
+    (seconds per run, and TensorFlow's retracing warnings between strategies)."""
 
-    configure_tensorflow()
-    run_seed = stream_seed(seed, "evaluate", seed_index)
-    keras.utils.set_random_seed(run_seed)
-    model = build_model(cfg.model, train.x.shape[1:], n_classes, **cfg.model_options)
-    settings = FitSettings(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
-        learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule,
-    )  # fmt: skip
-    trainer = Trainer(model, train, settings, strategy_augment(strategy, found, cfg, base))
-    start = time.perf_counter()
-    history = trainer.fit((), run_seed, val)
-    test_loss, test_acc = trainer.evaluate(test)
-    status = "ok" if history.finite and np.isfinite(test_loss) else "failed"
-    return {
-        "strategy": strategy,
-        "seed_index": seed_index,
-        "status": status,
-        "test_accuracy": test_acc,
-        "test_error": 1.0 - test_acc,
-        "test_loss": test_loss,
-        "history": history.to_dict(),
-        "wall_seconds": time.perf_counter() - start,
-    }
+    def __init__(self, train: LabelledImages, val: LabelledImages, test: LabelledImages, n_classes: int,
+                 found: Policy | None, cfg: EvaluateConfig, seed: int, base: str = "standard") -> None:  # fmt: skip
+        from deepaug_pipeline.devices import configure_tensorflow
+
+        configure_tensorflow()
+        self.cfg, self.seed, self.val, self.test = cfg, seed, val, test
+        self._shape, self._n_classes = train.x.shape[1:], n_classes
+        self.strategies = [s for s in get_args(Strategy) if s != "standard+found" or found is not None]
+        branches = [strategy_augment(s, found, cfg, base) for s in self.strategies]
+
+        def augment(x, strategy_index, seed):
+            return tf.switch_case(strategy_index, [functools.partial(branch, x, (), seed) for branch in branches])
+
+        settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
+                               learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule)  # fmt: skip
+        self.trainer = Trainer(self._model(0), train, settings, augment)
+
+    def _model(self, seed_index: int):
+        import keras
+
+        keras.utils.set_random_seed(stream_seed(self.seed, "evaluate", seed_index))
+        return build_model(self.cfg.model, self._shape, self._n_classes, **self.cfg.model_options)
+
+    def run(self, strategy: str, seed_index: int) -> dict:
+        """One final model for one strategy and seed: its curves and its test accuracy."""
+        if strategy not in self.strategies:
+            raise ValueError(f"strategy '{strategy}' needs the search's best policy" if strategy == "standard+found" else f"unknown strategy '{strategy}'")
+        self.trainer.reset([v.numpy() for v in self._model(seed_index).variables])  # this seed's initial weights
+        start = time.perf_counter()
+        strategy_index = tf.constant(self.strategies.index(strategy), tf.int32)
+        history = self.trainer.fit(strategy_index, stream_seed(self.seed, "evaluate", seed_index), self.val)
+        test_loss, test_acc = self.trainer.evaluate(self.test)
+        status = "ok" if history.finite and np.isfinite(test_loss) else "failed"
+        return {
+            "strategy": strategy,
+            "seed_index": seed_index,
+            "status": status,
+            "test_accuracy": test_acc,
+            "test_error": 1.0 - test_acc,
+            "test_loss": test_loss,
+            "history": history.to_dict(),
+            "wall_seconds": time.perf_counter() - start,
+        }
 
 
 def run_grid(

@@ -10,6 +10,7 @@ from deepaug_pipeline.augment.grid import sample_grid
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, parse_config
 from deepaug_pipeline.evaluate import (
+    FinalTrainer,
     final_splits,
     found_base,
     policy_identity,
@@ -17,7 +18,6 @@ from deepaug_pipeline.evaluate import (
     run_grid,
     strategy_aliases,
     strategy_labels,
-    train_and_score,
 )
 from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, results_bar_chart
 from deepaug_pipeline.ingest import LabelledImages
@@ -50,10 +50,8 @@ def evaluate_strategies(
     n_classes = dataset_summary["n_classes"]
     base = found_base(found)
     with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate") as run_log:
-        return run_grid(
-            cfg, run_log, lambda strategy, i: train_and_score(strategy, i, train, val, test_set, n_classes, found, cfg, seed, base),
-            strategy_aliases(base, found),
-        )
+        trainer = FinalTrainer(train, val, test_set, n_classes, found, cfg, seed, base)
+        return run_grid(cfg, run_log, trainer.run, strategy_aliases(base, found))
 
 
 
