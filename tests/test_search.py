@@ -269,6 +269,12 @@ TEST_KEYS = (["baseline/standard/s0", "baseline/standard/s1"] + [f"trial/{i}" fo
 def test_kedro_search_end_to_end_with_mlflow(project):
     result = kedro_run(project, "--pipeline=search", "--env=test")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Output to a pipe, not a terminal: one line per trial, then the closing summary with the paths and next steps.
+    console = squashed_output(result)
+    assert [console.count(f"trial{i}/4reward") for i in range(1, 5)] == [1, 1, 1, 1]
+    for said in ("Searchfinished.", "4policytrials(0failed)", "Verdict:", "data/07_model_output/best_policy.json",
+                 "data/07_model_output/top_policies.csv", "`kedrorun--pipeline=evaluate`", "?workflowType=machine_learning"):  # fmt: skip
+        assert said in console, said
     out = project / "data" / "07_model_output"
     table = pd.read_csv(out / "trials.csv")
     assert table["key"].tolist()[:8] == TEST_KEYS and len(table) == 12 and set(table["status"]) == {"ok"}
@@ -296,7 +302,13 @@ def test_kedro_search_end_to_end_with_mlflow(project):
     parent = parents[0]
     assert parent.data.params["search.child_epochs"] == "2"
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"best_policy.json", "top_policies.json", "convergence.png", "trials.csv"}
-    rewards, wall = table.set_index("key")["reward"], table.set_index("key")["wall_seconds"]
+    rewards, wall, policies = (table.set_index("key")[c] for c in ("reward", "wall_seconds", "policy"))
+    # The search in numbers on its own run, so searches sort against each other.
+    metrics = parent.data.metrics
+    assert metrics["baseline_reward"] == pytest.approx(base.mean()) and metrics["best_reward"] == pytest.approx(search["reward"].max())
+    assert (metrics["trials_done"], metrics["trials_failed"]) == (4, 0)
+    assert metrics["best_paired_gain"] == pytest.approx(reevaluated[0]["reevaluation"]["paired_gain"])
+    assert metrics["accepted_policies"] == len(accepted) and metrics["fit_seconds"] == pytest.approx(table["wall_seconds"].sum(), abs=0.01)
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         key = child.data.tags["key"]
@@ -307,6 +319,8 @@ def test_kedro_search_end_to_end_with_mlflow(project):
         history = client.get_metric_history(child.info.run_id, "val_accuracy")
         assert len(history) == 1 and history[0].timestamp == child.info.end_time  # only the epoch the reward reads
         assert len(child.data.params) == 20  # the same policy dimensions on every run
+        magnitudes = [float(v) for k, v in child.data.params.items() if "_magnitude" in k]
+        assert magnitudes == [round(m, 3) for m in magnitudes] and child.data.tags["policy"] == policies[key]
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert "trial.json" in artifacts
         assert ("policy_grid.png" in artifacts) == (child.data.tags["stage"] == "search")

@@ -1,6 +1,8 @@
-"""Project hooks: refuse bad parameters and missing inputs before any node runs."""
+"""Project hooks: refuse bad parameters and missing inputs before any node runs; end every run with a summary."""
 
 from __future__ import annotations
+
+import logging
 
 from kedro.framework.hooks import hook_impl
 
@@ -8,6 +10,16 @@ from deepaug_pipeline.config import ConfigError, validate_params
 
 # Inputs that only the search pipeline writes: missing ones mean "run the search first".
 SEARCH_OUTPUTS = {"search_subset", "seed_validation_pool", "test_set", "dataset_summary", "best_policy", "trials_table"}
+# Where the summary points a reader: the outputs they open first.
+SEARCH_FILES = ("best_policy", "top_policies_table", "trials_table", "convergence_plot")
+EVALUATE_FILES = ("report_html", "report_md")
+MLFLOW_UI = "http://127.0.0.1:5000"  # `kedro mlflow ui`'s default address (conf/base/mlflow.yml, ui:)
+
+log = logging.getLogger(__name__)
+
+
+def _filepath(catalog, name: str) -> str:
+    return catalog.get(name)._describe().get("filepath", "") or f"{name} (see the catalog)"
 
 
 class ConfigValidationHook:
@@ -31,3 +43,48 @@ class ConfigValidationHook:
                 "(with the same --env)."
             )
         raise ConfigError(f"missing pipeline inputs: {', '.join(where)}")
+
+
+class RunSummaryHook:
+    """Every search and evaluate ends with what it found, where the files are and what to run next."""
+
+    def __init__(self) -> None:
+        self._search = None
+        self._evaluation = None
+        self._experiment: str | None = None
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        self._search, self._evaluation, self._experiment = None, None, None
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async) -> None:
+        if node.name == "search_policies":
+            self._search = outputs["trials"]
+            import mlflow
+
+            run = mlflow.active_run()
+            self._experiment = run.info.experiment_id if run is not None else None
+        elif node.name == "summarise_evaluation":
+            self._evaluation = outputs["evaluation_table"]
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        outputs = pipeline.all_outputs()
+        lines = []
+        if self._search is not None:
+            from deepaug_pipeline.search.results import summary_lines
+
+            lines += ["Search finished.", *summary_lines(self._search)]
+            lines += [f"  {name}: {_filepath(catalog, name)}" for name in SEARCH_FILES if name in outputs]
+            lines.append("Next: `kedro run --pipeline=evaluate` trains the final models with and without it.")
+            if self._experiment is not None:
+                lines.append(f"Review every trial: `kedro mlflow ui`, then {MLFLOW_UI}/#/experiments/{self._experiment}"
+                             "?workflowType=machine_learning")  # fmt: skip
+        if self._evaluation is not None:
+            from deepaug_pipeline.evaluate.report import verdict
+
+            lines += ["Evaluation finished.", *verdict(self._evaluation)]
+            lines += [f"  report: {_filepath(catalog, name)}" for name in EVALUATE_FILES if name in outputs]
+        if lines:
+            log.info("\n".join(lines))

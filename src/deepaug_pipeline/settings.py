@@ -1,14 +1,22 @@
 """Kedro project settings."""
 
+import os
+import sys
+
 from kedro.config import OmegaConfigLoader
 
-from deepaug_pipeline.hooks import ConfigValidationHook
+from deepaug_pipeline.hooks import ConfigValidationHook, RunSummaryHook
 from deepaug_pipeline.tracking_guard import GuardedMlflowHook
 
 # kedro-mlflow's hooks run behind a bounded check of the tracking server (tracking_guard.py), not from its entry
 # point. Hooks registered later run first: parameters are validated before the server is asked anything.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # the distribution name is spelt both ways
-HOOKS = (GuardedMlflowHook(), ConfigValidationHook())
+HOOKS = (GuardedMlflowHook(), ConfigValidationHook(), RunSummaryHook())
+
+# Kedro logs through rich, which wraps output that is not a terminal (a log file, CI) at 80 columns and splits
+# every trial line and the closing summary; rich reads COLUMNS at each write.
+if not sys.stderr.isatty():
+    os.environ.setdefault("COLUMNS", "200")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -18,6 +18,7 @@ from deepaug_pipeline.augment.policy import SCHEMA_VERSION, Policy  # noqa: E402
 from deepaug_pipeline.search.controller import SearchResult, ranked_search_trials  # noqa: E402
 from deepaug_pipeline.search.noise import ACCEPT_SE, PairedGain  # noqa: E402
 from deepaug_pipeline.search.records import TrialRecord  # noqa: E402
+from deepaug_pipeline.search.tracking import policy_summary  # noqa: E402
 from deepaug_pipeline.search.trial_log import read_log  # noqa: E402
 
 
@@ -81,7 +82,7 @@ def records_table(records: list[TrialRecord]) -> pd.DataFrame:
             "seed_index": r.seed_index, "status": r.status, "reward": r.reward, "gain_over_baseline": r.gain,
             "gain_se": r.gain_se, "gain_in_se": _se_units(r.gain, r.gain_se), "fallback_epochs": r.fallback,
             "wall_seconds": round(r.wall_seconds, 3),
-            "policy": "base alone" if policy.p_none == 1.0 else " | ".join(policy.describe()), "reason": r.reason,
+            "policy": policy_summary(policy), "reason": r.reason,
         })  # fmt: skip
     return pd.DataFrame(rows).astype({"trial_id": "Int64"})
 
@@ -103,6 +104,45 @@ def verdict(result: SearchResult) -> str:
                 f"{best.mean:+.4f}{z} over {len(best.gains)} paired seeds")  # fmt: skip
     parts = [f"trial {p.trial_id} {p.mean:+.4f} ± {p.se:.4f} ({p.z:+.1f} SE)" for p in accepted]
     return f"{len(accepted)} polic{'y' if len(accepted) == 1 else 'ies'} beat {base} beyond {ACCEPT_SE:g} SE on fresh seeds: {'; '.join(parts)}"
+
+
+def search_metrics(result: SearchResult) -> dict[str, float]:
+    """One search in numbers, for the parent MLflow run, so searches can be sorted against each other: the base's
+    mean reward over the noise seeds, the best policy trial's reward and gain, the best re-evaluated paired gain
+    (± SE) where the re-evaluation ran, trial counts and the seconds spent in fits."""
+    trials = result.search_trials
+    ok = [t for t in trials if t.ok]
+    metrics = {
+        "baseline_reward": result.noise_floor.mean,
+        "noise_floor_std": result.noise_floor.std,
+        "trials_done": float(len(trials)),
+        "trials_failed": float(len(trials) - len(ok)),
+        "fit_seconds": float(sum(r.wall_seconds for r in result.records)),
+        "accepted_policies": float(len(result.accepted)),
+    }
+    if ok:
+        best = max(ok, key=lambda t: t.reward)
+        metrics |= {"best_reward": best.reward, "best_trial_gain": best.gain, "best_trial_gain_in_se": _se_units(best.gain, best.gain_se)}
+    if result.reevaluated:
+        top = result.reevaluated[0]
+        metrics |= {"best_paired_gain": top.mean, "best_paired_gain_se": top.se, "best_paired_gain_in_se": top.z}
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
+
+
+def summary_lines(result: SearchResult) -> list[str]:
+    """What the search found, in words: the console's closing summary."""
+    trials = result.search_trials
+    failed = sum(not t.ok for t in trials)
+    lines = [f"{len(trials)} policy trials ({failed} failed), {result.reward} reward; "
+             f"{result.base_choice.describe(BASE_LABELS)}",  # fmt: skip
+             f"Verdict: {verdict(result)}"]
+    for p in result.accepted:
+        lines.append(f"  trial {p.trial_id} ({p.mean:+.4f} ± {p.se:.4f}): {policy_summary(Policy.from_dict(result.trial(p.trial_id).policy))}")
+    if result.accepted:
+        lines.append("best_policy.json combines the sub-policies of the policies above")
+    else:
+        lines.append(f"best_policy.json holds no operations: evaluate's standard+found is {base_label(result)} alone")
+    return lines
 
 
 def _reevaluation_entry(p: PairedGain | None) -> dict | None:

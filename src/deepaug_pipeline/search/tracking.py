@@ -113,10 +113,10 @@ class TrialTracker:
         )
         self.enabled = False
 
-    def log_trial(self, record: TrialRecord, params: dict, grid_png: Callable[[], bytes] | None = None,
+    def log_trial(self, record: TrialRecord, params: dict, summary: str = "", grid_png: Callable[[], bytes] | None = None,
                   backfilled: bool = False) -> str | None:  # fmt: skip
         """One child run for one finished fit, at the fit's own start and end times; returns its run id (None if
-        tracking is off or failed). ``grid_png`` renders the policy's sample grid."""
+        tracking is off or failed). ``summary`` is the policy in one line; ``grid_png`` renders its sample grid."""
         if not self.enabled:
             return None
         try:
@@ -125,7 +125,7 @@ class TrialTracker:
             client = self.client()
             tags = {"mlflow.parentRunId": self.target.parent_run_id, "key": record.key, "stage": record.stage,
                     "base": record.base, "seed_index": str(record.seed_index), "status": record.status,
-                    "trial_log": self.trial_log}  # fmt: skip
+                    "trial_log": self.trial_log, "policy": summary}  # fmt: skip
             if backfilled:  # logged by a run that was killed before it tracked the fit
                 tags["backfilled"] = "true"
             if record.trial_id is not None:
@@ -160,10 +160,17 @@ class TrialTracker:
 
 
 def policy_params(space: PolicySpace, policy: Policy) -> dict:
-    """The policy's dimensions as flat, plain-Python values (MLflow params), the same keys for every fit."""
+    """The policy's dimensions as flat, plain-Python values (MLflow params), the same keys for every fit;
+    magnitudes to 3 digits, as a reader compares them."""
     from deepaug_pipeline.search.space import to_python
 
-    return {name: to_python(v) for name, v in zip(space.dimension_names(), space.encode(policy))}
+    values = (to_python(v) for v in space.encode(policy))
+    return {name: round(v, 3) if isinstance(v, float) else v for name, v in zip(space.dimension_names(), values)}
+
+
+def policy_summary(policy: Policy) -> str:
+    """The policy in one line (an MLflow tag): ``rotate 0.31 → invert 0.20 | …``, or "base alone"."""
+    return "base alone" if policy.p_none == 1.0 else " | ".join(policy.describe())
 
 
 def _grid_png(policy: Policy, images: np.ndarray, seed: int) -> bytes:
@@ -185,4 +192,4 @@ def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, 
     policy = Policy.from_dict(record.policy)
     with_grid = with_grid and grid_images is not None and record.stage == "search"
     grid = (lambda: _grid_png(policy, grid_images, seed)) if with_grid else None
-    tracker.submit(lambda: tracker.log_trial(record, policy_params(space, policy), grid, backfilled))
+    tracker.submit(lambda: tracker.log_trial(record, policy_params(space, policy), policy_summary(policy), grid, backfilled))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -17,8 +15,6 @@ from deepaug_pipeline.search.records import TrialRecord
 from deepaug_pipeline.search.run import data_fingerprint, log_config, run_search
 from deepaug_pipeline.search.tracking import TrackingTarget
 from deepaug_pipeline.search.trial_log import TrialLogStore
-
-log = logging.getLogger(__name__)
 
 
 def search_policies(
@@ -41,15 +37,16 @@ def search_policies(
         seed,
         TrackingTarget.from_active_run(),
     )
-    log.info("Search verdict: %s", results.verdict(result))
     return result
 
 
-def summarise_trials(trials: SearchResult, search: dict) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict]:
-    """Trial table, top-k policies (JSON and CSV) and the combined best policy."""
+def summarise_trials(trials: SearchResult, search: dict) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict, dict]:
+    """Trial table, top-k policies (JSON and CSV), the combined best policy, and the search's metrics (MLflow)."""
     cfg = parse_config(SearchConfig, search, "search")
     top = results.top_policies(trials, cfg.top_k)
-    return results.trials_table(trials), top, results.top_policies_table(top), results.best_combined_policy(trials, cfg.combine_top)
+    metrics = {name: {"value": value, "step": 0} for name, value in results.search_metrics(trials).items()}
+    return (results.trials_table(trials), top, results.top_policies_table(top),
+            results.best_combined_policy(trials, cfg.combine_top), metrics)  # fmt: skip
 
 
 def plot_convergence(

@@ -19,7 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 summarise_trials,
                 ["trials", "params:search"],
-                ["trials_table", "top_policies", "top_policies_table", "best_policy"],
+                ["trials_table", "top_policies", "top_policies_table", "best_policy", "search_metrics"],
                 name="summarise_trials",
             ),
             node(
