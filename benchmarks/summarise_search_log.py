@@ -1,6 +1,6 @@
 """Figures of one real search from its trial log: stage times, policies scored per minute, the spread of the search
 rewards against the base, and the re-evaluated paired gains (with Spearman ρ between each trial's search reward and
-its re-evaluated gain). Run a search first, e.g. `kedro run --pipeline=search --params=search.reward=density`, then:
+its re-evaluated gain). Run a search first, e.g. `kedro run --pipelines=search --params=search.reward=density`, then:
 
     python benchmarks/summarise_search_log.py data/07_model_output/trial_logs/bayesian-density.jsonl <name>
 

@@ -22,7 +22,7 @@ DASK = "--params=search.executor=dask,search.n_workers=2,search.threads_per_work
 
 
 def test_dask_search_logs_every_trial_once_nested_under_one_parent(project):
-    result = kedro_run(project, "--pipeline=search", "--env=test", DASK + ",search.iterations=6")
+    result = kedro_run(project, "--pipelines=search", "--env=test", DASK + ",search.iterations=6")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     trials = read_log(project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl")[1]
     keys = [t["key"] for t in trials]
@@ -44,7 +44,7 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl"
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--pipeline=search", "--env=test",
+        [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test",
          DASK + ",search.iterations=10,search.child_epochs=4"],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip

@@ -159,7 +159,7 @@ def test_kill_9_under_density_loses_at_most_the_trial_in_flight(project):
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian-density.jsonl"
     args = "--params=search.reward=density,search.iterations=40,search.density_images=100,search.track_sample_grids=false"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--pipeline=search", "--env=test", args], cwd=project,
+        [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test", args], cwd=project,
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
@@ -174,7 +174,7 @@ def test_kill_9_under_density_loses_at_most_the_trial_in_flight(project):
     expected = 2 + 1 + 40 + 2 * (1 + 2)  # base children, density reference, trials, re-evaluation
     assert 5 <= sum(t["stage"] == "search" for t in before) < 40, "killed during the density trials"
 
-    result = kedro_run(project, "--pipeline=search", "--env=test", args)
+    result = kedro_run(project, "--pipelines=search", "--env=test", args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     after = read_log(log_path)[1]
     keys = [t["key"] for t in after]

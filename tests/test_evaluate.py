@@ -122,16 +122,16 @@ def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
 
 
 def test_evaluate_without_search_outputs_says_to_run_the_search(project):
-    result = kedro_run(project, "--pipeline=evaluate", "--env=test")
+    result = kedro_run(project, "--pipelines=evaluate", "--env=test")
     assert result.returncode != 0
     text = squashed_output(result)
-    assert "missingsearchoutputs:" in text and "Runthesearchfirst:`kedrorun--pipeline=search`" in text
+    assert "missingsearchoutputs:" in text and "Runthesearchfirst:`kedrorun--pipelines=search`" in text
     assert f"best_policy({project}/data/07_model_output/best_policy.json)" in text
 
 
 def test_search_then_evaluate_writes_the_report(project):
-    assert kedro_run(project, "--pipeline=search", "--env=test").returncode == 0
-    result = kedro_run(project, "--pipeline=evaluate", "--env=test")
+    assert kedro_run(project, "--pipelines=search", "--env=test").returncode == 0
+    result = kedro_run(project, "--pipelines=evaluate", "--env=test")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     reporting = project / "data" / "08_reporting"
     table = pd.read_csv(reporting / "evaluation.csv")

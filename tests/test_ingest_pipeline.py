@@ -55,7 +55,7 @@ def test_ingest_pipeline_with_sequential_runner():
 
 
 def test_kedro_run_env_test_writes_the_splits(project):
-    result = kedro_run(project, "--pipeline=search", "--env=test", "--to-nodes=split_images")
+    result = kedro_run(project, "--pipelines=search", "--env=test", "--to-nodes=split_images")
     assert result.returncode == 0, result.stdout + result.stderr
     out = project / "data" / "05_model_input"
     subset = LabelledImagesDataset(str(out / "search_subset.npz")).load()
@@ -75,7 +75,7 @@ def test_bad_parameter_fails_before_any_node_and_keeps_data(project):
     out.mkdir(parents=True)
     (out / "search_subset.npz").write_bytes(b"previous result")
     (project / "conf" / "local" / "parameters_ingest.yml").write_text("ingest:\n  train_set_sise: 100\n")
-    result = kedro_run(project, "--pipeline=search")
+    result = kedro_run(project, "--pipelines=search")
     assert result.returncode != 0
     assert "unknownparameterkey'parameters.ingest.train_set_sise'" in squashed_output(result)
     assert (out / "search_subset.npz").read_bytes() == b"previous result"
@@ -87,7 +87,7 @@ def test_corrupt_raw_data_fails_with_the_file_named(project):
     (project / "conf" / "local" / "catalog.yml").write_text(
         "raw_images:\n  type: deepaug_pipeline.datasets.ImageSourceDataset\n  source: idx\n  path: data/01_raw/broken\n"
     )
-    result = kedro_run(project, "--pipeline=search")
+    result = kedro_run(project, "--pipelines=search")
     assert result.returncode != 0
     assert "corruptarchive" + str(project) + "/data/01_raw/broken/train-labels-idx1-ubyte.gz" in squashed_output(result)
     assert not (project / "data" / "05_model_input" / "search_subset.npz").exists()

@@ -24,7 +24,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 @pytest.fixture
 def mlflow_server(project):
-    assert kedro_run(project, "--pipeline=search", "--env=test").returncode == 0
+    assert kedro_run(project, "--pipelines=search", "--env=test").returncode == 0
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}",

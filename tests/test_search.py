@@ -1,4 +1,4 @@
-"""The search: space, trial log, controller, tracking, and `kedro run --pipeline=search` end to end."""
+"""The search: space, trial log, controller, tracking, and `kedro run --pipelines=search` end to end."""
 
 from __future__ import annotations
 
@@ -267,13 +267,13 @@ TEST_KEYS = (["baseline/standard/s0", "baseline/standard/s1"] + [f"trial/{i}" fo
 
 
 def test_kedro_search_end_to_end_with_mlflow(project):
-    result = kedro_run(project, "--pipeline=search", "--env=test")
+    result = kedro_run(project, "--pipelines=search", "--env=test")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # Output to a pipe, not a terminal: one line per trial, then the closing summary with the paths and next steps.
     console = squashed_output(result)
     assert [console.count(f"trial{i}/4reward") for i in range(1, 5)] == [1, 1, 1, 1]
     for said in ("Searchfinished.", "4policytrials(0failed)", "Verdict:", "data/07_model_output/best_policy.json",
-                 "data/07_model_output/top_policies.csv", "`kedrorun--pipeline=evaluate`", "?workflowType=machine_learning"):  # fmt: skip
+                 "data/07_model_output/top_policies.csv", "`kedrorun--pipelines=evaluate`", "?workflowType=machine_learning"):  # fmt: skip
         assert said in console, said
     out = project / "data" / "07_model_output"
     table = pd.read_csv(out / "trials.csv")
@@ -331,7 +331,7 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
     args = "--params=search.reevaluate_seeds=4"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--pipeline=search", "--env=test", args],
+        [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test", args],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     deadline = time.time() + 300
@@ -345,7 +345,7 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     expected = 2 + 4 + 4 * (1 + 2)
     assert any(t["stage"] == "reevaluate" for t in before) and len(before) < expected, "killed mid re-evaluation"
 
-    result = kedro_run(project, "--pipeline=search", "--env=test", args)
+    result = kedro_run(project, "--pipelines=search", "--env=test", args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     after = read_log(log_path)[1]
     keys = [t["key"] for t in after]
@@ -360,11 +360,11 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     assert all(c.info.status == "KILLED" for c in children if c.data.tags["key"] not in finished or c.info.status == "RUNNING")
 
     # A changed config is refused, and the log is kept; fresh_start archives it and starts over.
-    changed = kedro_run(project, "--pipeline=search", "--env=test", args + ",search.child_epochs=3")
+    changed = kedro_run(project, "--pipelines=search", "--env=test", args + ",search.child_epochs=3")
     assert changed.returncode != 0
     assert "writtenunderadifferentsearchconfig(search.child_epochs:2→3)" in squashed_output(changed)
     assert read_log(log_path)[1] == after
-    fresh = kedro_run(project, "--pipeline=search", "--env=test", args + ",search.child_epochs=3,search.fresh_start=true")
+    fresh = kedro_run(project, "--pipelines=search", "--env=test", args + ",search.child_epochs=3,search.fresh_start=true")
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     archived = [p for p in log_path.parent.glob("bayesian.*.jsonl")]
     assert len(archived) == 1 and read_log(archived[0])[1] == after
@@ -372,8 +372,8 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
 
 
 def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
-    assert kedro_run(project, "--pipeline=search", "--env=test").returncode == 0
-    result = kedro_run(project, "--pipeline=search", "--env=test", "--params=search.method=random")
+    assert kedro_run(project, "--pipelines=search", "--env=test").returncode == 0
+    result = kedro_run(project, "--pipelines=search", "--env=test", "--params=search.method=random")
     assert result.returncode == 0, result.stderr[-2000:]
     logs = sorted(p.name for p in (project / "data" / "07_model_output" / "trial_logs").glob("*.jsonl"))
     assert logs == ["bayesian.jsonl", "random.jsonl"]
@@ -406,24 +406,24 @@ def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
 
 
 def test_a_model_name_typo_is_refused_before_ingest_and_blocks_nothing(project):
-    result = kedro_run(project, "--pipeline=search", "--env=test", "--params=search.model=fastcn")
+    result = kedro_run(project, "--pipelines=search", "--env=test", "--params=search.model=fastcn")
     assert result.returncode == 1
     assert "Error(ConfigError):badvaluefor'parameters.search.model':unknownmodel'fastcn'" in squashed_output(result)
     assert "Traceback" not in result.stdout + result.stderr  # a message the user can act on, not 300 lines
     assert not (project / "data" / "05_model_input").exists()  # nothing ingested, no trial log written
     assert not (project / "data" / "07_model_output").exists()
-    bad_builder = kedro_run(project, "--pipeline=evaluate", "--env=test", "--params=evaluate.model=my_models.nope")
+    bad_builder = kedro_run(project, "--pipelines=evaluate", "--env=test", "--params=evaluate.model=my_models.nope")
     assert bad_builder.returncode == 1 and "Traceback" not in bad_builder.stdout + bad_builder.stderr
     assert "cannotimportmodule'my_models'" in squashed_output(bad_builder)
-    assert kedro_run(project, "--pipeline=search", "--env=test").returncode == 0  # the corrected run is not refused
+    assert kedro_run(project, "--pipelines=search", "--env=test").returncode == 0  # the corrected run is not refused
 
 
 def test_an_unknown_pipeline_name_lists_the_valid_ones(project):
-    result = kedro_run(project, "--pipeline=serach", "--env=test")
+    result = kedro_run(project, "--pipelines=serach", "--env=test")
     assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
     assert "nopipelinenamed'serach';thisprojecthas:__default__,evaluate,ingest,search" in squashed_output(result)
     # `python -m deepaug_pipeline` (and the deepaug-pipeline script) use the same run command
-    module = subprocess.run([sys.executable, "-m", "deepaug_pipeline", "--pipeline=serach", "--env=test"], cwd=project,
+    module = subprocess.run([sys.executable, "-m", "deepaug_pipeline", "--pipelines=serach", "--env=test"], cwd=project,
                             capture_output=True, text=True, env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})  # fmt: skip
     assert module.returncode == 2 and "nopipelinenamed'serach'" in squashed_output(module)
 
@@ -479,7 +479,7 @@ def test_evaluate_refuses_search_outputs_their_trial_log_no_longer_matches(tmp_p
     results.check_current(Policy.from_pairs([[("rotate", 0.3)]]).to_dict(), "mine.json")  # not from a search: passes
     log.append(_entry("b"))  # a later search went on and did not write its outputs
     with pytest.raises(StaleSearchOutputs, match=r"best_policy.json does not match the trial log .*bayesian.jsonl: it was "
-                                                 r"computed from 1 record\(s\) .* now holds 2 .*kedro run --pipeline=search"):  # fmt: skip
+                                                 r"computed from 1 record\(s\) .* now holds 2 .*kedro run --pipelines=search"):  # fmt: skip
         results.check_current(best, "best_policy.json")
     log.path.unlink()
     with pytest.raises(StaleSearchOutputs, match=r"which no longer exists"):

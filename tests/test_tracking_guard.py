@@ -46,7 +46,7 @@ def test_unusable_tracking_warns_once_and_the_search_writes_every_output(project
         (project / "mlflow.db").write_bytes(b"this is not a database\n" * 200)
         reason = "fileisnotadatabase"
     started = time.monotonic()
-    result = kedro_run(project, "--pipeline=search", "--env=test")
+    result = kedro_run(project, "--pipelines=search", "--env=test")
     elapsed = time.monotonic() - started
     out = squashed_output(result)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -71,7 +71,7 @@ def test_a_server_killed_mid_search_costs_seconds_and_every_output_is_written(pr
         _use_tracking_uri(project, f"http://127.0.0.1:{port}")
         log_path = project / "data/07_model_output/trial_logs/bayesian.jsonl"
         run = subprocess.Popen(
-            [sys.executable, "-m", "kedro", "run", "--pipeline=search", "--env=test"], cwd=project,
+            [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test"], cwd=project,
             env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 300

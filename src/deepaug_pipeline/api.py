@@ -1,4 +1,4 @@
-"""DeepAugment's notebook interface, on the same nodes and library code as ``kedro run --pipeline=search``.
+"""DeepAugment's notebook interface, on the same nodes and library code as ``kedro run --pipelines=search``.
 
     from deepaug_pipeline import DeepAugment
     deepaug = DeepAugment(images, labels, config={"child_epochs": 10})

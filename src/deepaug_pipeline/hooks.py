@@ -39,7 +39,7 @@ class ConfigValidationHook:
         where = [f"{name} ({catalog.get(name)._describe().get('filepath', '') or 'see catalog'})" for name in missing]
         if set(missing) & SEARCH_OUTPUTS:
             raise ConfigError(
-                f"missing search outputs: {', '.join(where)}. Run the search first: `kedro run --pipeline=search` "
+                f"missing search outputs: {', '.join(where)}. Run the search first: `kedro run --pipelines=search` "
                 "(with the same --env)."
             )
         raise ConfigError(f"missing pipeline inputs: {', '.join(where)}")
@@ -77,7 +77,7 @@ class RunSummaryHook:
 
             lines += ["Search finished.", *summary_lines(self._search)]
             lines += [f"  {name}: {_filepath(catalog, name)}" for name in SEARCH_FILES if name in outputs]
-            lines.append("Next: `kedro run --pipeline=evaluate` trains the final models with and without it.")
+            lines.append("Next: `kedro run --pipelines=evaluate` trains the final models with and without it.")
             if self._experiment is not None:
                 lines.append(f"Review every trial: `kedro mlflow ui`, then {MLFLOW_UI}/#/experiments/{self._experiment}"
                              "?workflowType=machine_learning")  # fmt: skip

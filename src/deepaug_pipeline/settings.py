@@ -2,6 +2,7 @@
 
 import os
 import sys
+import warnings
 
 from kedro.config import OmegaConfigLoader
 
@@ -17,6 +18,9 @@ HOOKS = (GuardedMlflowHook(), ConfigValidationHook(), RunSummaryHook())
 # every trial line and the closing summary; rich reads COLUMNS at each write.
 if not sys.stderr.isatty():
     os.environ.setdefault("COLUMNS", "200")
+
+# Kedro's and kedro-mlflow's own calls into OmegaConf, which nothing in this project can act on.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -38,7 +38,7 @@ def check_current(best_policy: dict, where: str) -> None:
     if not stamp:
         return
     path = Path(stamp["path"])
-    rerun = "Run `kedro run --pipeline=search` (same --env) to bring the search outputs up to date."
+    rerun = "Run `kedro run --pipelines=search` (same --env) to bring the search outputs up to date."
     if not path.is_file():
         raise StaleSearchOutputs(f"{where} was computed from the trial log {path}, which no longer exists. {rerun}")
     header, records = read_log(path)

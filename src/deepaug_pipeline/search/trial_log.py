@@ -90,7 +90,7 @@ class TrialLog:
                     raise TrialLogMismatch(
                         f"the log {self.path} was written under a different {section} config ({changes}). "
                         f"Nothing was run. To keep it and start afresh, set {section}.fresh_start: true "
-                        f"(e.g. `kedro run --pipeline={section} --params={section}.fresh_start=true`); the old log is "
+                        f"(e.g. `kedro run --pipelines={section} --params={section}.fresh_start=true`); the old log is "
                         "then renamed, not deleted. Or restore the old config to resume it."
                     )
                 self.archived = self.path.with_name(f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{self.path.suffix}")
@@ -152,7 +152,7 @@ def _lock(path: Path, section: str):
         holder = handle.read().strip() or "another process"
         handle.close()
         raise TrialLogBusy(
-            f"{path} is in use by {holder}: another `kedro run --pipeline={section}` (or API call) is writing it. "
+            f"{path} is in use by {holder}: another `kedro run --pipelines={section}` (or API call) is writing it. "
             "Wait for it to finish, or stop it; a stopped or crashed run releases the log at once."
         ) from None
     handle.seek(0)
