@@ -66,7 +66,8 @@ def test_experiment_page_lists_the_search_with_its_trials_nested(mlflow_server, 
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
-        driver.get(f"{url}/#/experiments/{exp.experiment_id}/runs")
+        # The link the search prints: the model-training view of the experiment, not MLflow 3.17's GenAI default.
+        driver.get(f"{url}/#/experiments/{exp.experiment_id}?workflowType=machine_learning")
         wait = WebDriverWait(driver, 60)
         search = wait.until(ec.presence_of_element_located((By.XPATH, "//a[normalize-space()='search']")))
         names = lambda: [a.text for a in driver.find_elements(By.XPATH, "//a[starts-with(normalize-space(), 'trial-')]")]  # noqa: E731
@@ -77,5 +78,15 @@ def test_experiment_page_lists_the_search_with_its_trials_nested(mlflow_server, 
         assert sorted(names()) == [f"trial-{i}" for i in range(1, 5)]  # conf/test: 4 policy trials
         assert driver.find_elements(By.XPATH, "//a[normalize-space()='baseline-standard-s0']")
         driver.save_screenshot(str(tmp_path / "experiment_page.png"))
+        # The search's own numbers on its run, and a trial's reward on its run.
+        client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+        runs = client.search_runs([exp.experiment_id])
+        parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+        trial = next(r for r in runs if r.data.tags.get("key") == "trial/1")
+        for run, metric in ((parent, "best_reward"), (trial, "gain_over_baseline")):
+            driver.get(f"{url}/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}?workflowType=machine_learning")
+            cell = wait.until(ec.presence_of_element_located((By.XPATH, f"//*[normalize-space()='{metric}']")))
+            row = cell.find_element(By.XPATH, "./ancestor::*[self::tr or @role='row'][1]")
+            assert str(run.data.metrics[metric])[:6] in row.text, row.text  # the UI shows the full float
     finally:
         driver.quit()
