@@ -89,6 +89,24 @@ def test_one_final_graph_for_every_strategy_and_seed_with_the_results_of_a_graph
         FinalTrainer(train, val, test, 4, None, cfg, seed=3).run("standard+found", 0)
 
 
+def test_comparison_chart_is_a_dot_plot_fitted_to_the_errors_and_curves_are_told_apart():
+    from deepaug_pipeline.evaluate.report import learning_curves, results_bar_chart
+
+    accs = {"none": [0.75, 0.77], "standard": [0.79, 0.80], "standard+found": [0.79, 0.81]}
+    runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a, "test_error": 1 - a,
+             "history": {"val_accuracy": [0.5, 0.6, a]}} for s, v in accs.items() for i, a in enumerate(v)]  # fmt: skip
+    table = results_table(runs, list(accs))
+    ax = results_bar_chart(table, runs).axes[0]
+    means = [line.get_xdata()[0] for line in ax.lines if line.get_marker() == "o"]
+    np.testing.assert_allclose(means, table["test_error_mean"] * 100)
+    assert ax.get_xlim()[0] > 15  # fitted to 19-25 %, not from 0
+    assert len({line.get_color() for line in ax.lines if line.get_marker() == "o"}) == 3
+    curves = learning_curves(runs, LABELS).axes[0].lines
+    assert len(curves) == 3 and len({(c.get_linestyle(), c.get_marker()) for c in curves}) == 3
+    dots = [line.get_color() for line in ax.lines if line.get_marker() == "o"]
+    assert [c.get_color() for c in curves] == dots  # a strategy has one colour in both charts
+
+
 def test_results_table_means_stds_and_error_reductions():
     accs = {"none": [0.80, 0.82], "standard": [0.85, 0.87], "standard+found": [0.90, 0.88]}
     runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, v in accs.items() for i, a in enumerate(v)]
@@ -144,9 +162,19 @@ def test_search_then_evaluate_writes_the_report(project):
         if strategy in same_as:
             label += f" (= {LABELS[same_as[strategy]]}, not trained twice)"
         assert re.search(rf"^\| {re.escape(label)} \| 2 \| \d+\.\d\d ± \d+\.\d\d \|", md, re.M), label
+    # The header, then the verdict in words, then the table.
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("deepaug_pipeline")
+    run_of = {r.info.run_name: r for r in client.search_runs([exp.experiment_id]) if r.info.run_name in ("search", "evaluate")}
+    search_id, evaluate_id = run_of["search"].info.run_id, run_of["evaluate"].info.run_id
     lines = md.splitlines()
-    assert lines[2] == f"- Search: {best.metadata['verdict']}." and lines[4].startswith("- Final model: wrn_10_1, 300 training images, 2 epochs")
-    assert "- Lowest mean test error: " in md and "- standard (crop + flip) vs none: " in md
+    assert lines[2].startswith("Dataset: 10 classes (T-shirt/top, Trouser, Pullover, Dress, …), 28×28×1 images;")
+    assert f"MLflow runs: search {search_id}, evaluate {evaluate_id}." in lines[3]
+    assert lines[4].startswith("Final model: wrn_10_1, 300 training images, 2 epochs")
+    assert lines[5].startswith("Warning: this is a smoke-test configuration (2 epochs, 300 training images).")
+    assert run_of["evaluate"].data.tags["search_run_id"] == search_id
+    assert md.index("## Verdict") < md.index("- Lowest mean test error: ") < md.index("## Comparison")
+    assert f"- Search: {best.metadata['verdict']}." in md and "- standard (crop + flip) vs none: " in md
     if best.is_empty:  # the tiny search found nothing beyond noise: standard + found reuses the standard runs
         assert "- crop + flip + found policy: the same runs as standard (crop + flip), nothing to compare." in md
         row = table.set_index("strategy")
@@ -157,8 +185,6 @@ def test_search_then_evaluate_writes_the_report(project):
     assert page.count("data:image/png;base64,") == 4 and "src='http" not in page and "tensorflow" in page
     assert "crop + flip + TrivialAugment-Wide" in page
 
-    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("deepaug_pipeline")
     runs = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name == "evaluate"]
     assert len(runs) == 1
     metrics = runs[0].data.metrics

@@ -7,6 +7,7 @@ import html
 import io
 import json
 from importlib import metadata
+from typing import get_args
 
 import matplotlib
 
@@ -16,30 +17,50 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
+from deepaug_pipeline.config import Strategy  # noqa: E402
 
 PACKAGES = ("deepaug-pipeline", "tensorflow", "keras", "kedro", "kedro-datasets", "kedro-mlflow", "mlflow", "scikit-optimize", "numpy")
 
 
-def results_bar_chart(table: pd.DataFrame) -> plt.Figure:
-    """Test error per strategy, mean ± std over seeds."""
+LINE_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"))
+STRATEGY_ORDER = get_args(Strategy)  # a strategy keeps its colour and line style in every chart
+
+
+def _look(strategy: str) -> tuple[str, object, str]:
+    i = STRATEGY_ORDER.index(strategy)
+    return (f"C{i}", *LINE_STYLES[i % len(LINE_STYLES)])
+
+
+def results_bar_chart(table: pd.DataFrame, runs: list[dict] | None = None) -> plt.Figure:
+    """Test error per strategy: mean ± std over seeds as a dot with error bars (one colour per strategy) and each
+    seed's run as a small point, on an axis fitted to the values, so 21% against 25% does not look alike."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    x = np.arange(len(table))
-    ax.bar(x, table["test_error_mean"] * 100, yerr=table["test_error_std"] * 100, capsize=4, color="#4C72B0")
-    ax.set_xticks(x, table["label"], rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("test error (%)")
-    ax.set_title("Final model, test error (mean ± std over seeds)")
-    ax.grid(axis="y", alpha=0.3)
+    y = np.arange(len(table))[::-1]  # the first strategy on top
+    for pos, row in zip(y, table.itertuples()):
+        colour = _look(row.strategy)[0]
+        ax.errorbar(row.test_error_mean * 100, pos, xerr=row.test_error_std * 100, fmt="o", color=colour, capsize=4, markersize=7)
+        seeds = [r["test_error"] * 100 for r in runs or [] if r["strategy"] == row.strategy and r["status"] == "ok"]
+        ax.plot(seeds, [pos] * len(seeds), "|", color=colour, markersize=12, alpha=0.6)
+    ax.set_yticks(y, table["label"], fontsize=8)
+    ax.set_xlabel("test error (%), mean ± std over seeds; ticks: single seeds")
+    ax.set_title("Final model, test error (lower is better)")
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 
 
 def learning_curves(runs: list[dict], labels: dict[str, str]) -> plt.Figure:
-    """Validation accuracy per epoch, averaged over seeds, one line per strategy trained (not aliases)."""
+    """Validation accuracy per epoch, averaged over seeds, one line per strategy trained (not aliases), each with
+    its own line style and marker so overlapping strategies stay visible."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for strategy in dict.fromkeys(r["strategy"] for r in runs if not r.get("same_as")):
         curves = np.array([r["history"]["val_accuracy"] for r in runs if r["strategy"] == strategy and r["status"] == "ok"])
         if len(curves):
-            ax.plot(np.arange(1, curves.shape[1] + 1), curves.mean(axis=0), marker=".", label=labels[strategy])
+            colour, style, marker = _look(strategy)
+            epochs = np.arange(1, curves.shape[1] + 1)
+            ax.plot(epochs, curves.mean(axis=0), linestyle=style, marker=marker, markersize=4, color=colour,
+                    markevery=max(1, len(epochs) // 12), label=labels[strategy])  # fmt: skip
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Learning curves (held-out training images)")
@@ -167,15 +188,43 @@ def _html_table(header, rows) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+SMOKE_TEST_EPOCHS = 10  # a final model trained shorter than this (or on fewer images) only shows the pipeline runs
+SMOKE_TEST_IMAGES = 1000
+
+
+def report_header(dataset_summary: dict, config: dict, search_run: str | None, evaluate_run: str | None, date: str) -> list[str]:
+    """What the report is about, before anything it says: the data, when, which MLflow runs, the final model, and a
+    warning when the configuration is too small for its numbers to mean anything."""
+    shape = "×".join(str(d) for d in dataset_summary.get("image_shape", []))
+    names = dataset_summary.get("class_names", [])
+    sizes = dataset_summary.get("sizes", {})
+    classes = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+    ev = config.get("evaluate", {})
+    lines = [
+        f"Dataset: {len(names)} classes ({classes}), {shape} images; search subset {sizes.get('search_subset')}, "
+        f"validation pool {sizes.get('seed_validation_pool')}, test {sizes.get('test')}.",
+        f"Date: {date}. MLflow runs: search {search_run or 'not tracked'}, evaluate {evaluate_run or 'not tracked'}.",
+        f"Final model: {ev.get('model')}, {ev.get('train_size') or 'all'} training images, {ev.get('epochs')} epochs, "
+        f"{ev.get('seeds')} seed(s) per strategy, scored on the untouched test split.",
+    ]  # fmt: skip
+    epochs, images = ev.get("epochs") or 0, ev.get("train_size") or sizes.get("search_subset", 0) + sizes.get("seed_validation_pool", 0)
+    if epochs < SMOKE_TEST_EPOCHS or images < SMOKE_TEST_IMAGES:
+        lines.append(f"Warning: this is a smoke-test configuration ({epochs} epochs, {images} training images). Its numbers "
+                     "show that the pipeline runs, not what any augmentation is worth.")  # fmt: skip
+    return lines
+
+
 def build_report(
     table: pd.DataFrame,
     policy: Policy,
     figures: dict[str, plt.Figure],
     config: dict,
+    header: list[str] | None = None,
 ) -> tuple[str, str]:
     """Markdown (figures referenced as the PNG files the pipelines write beside it in data/08_reporting)
-    and self-contained HTML (figures inlined as base64). The search's verdict and the evaluation regime come
-    first, then the comparison."""
+    and self-contained HTML (figures inlined as base64). The header (``report_header``) comes first, then the
+    verdict in words, then the comparison."""
+    header = header or []
     versions = package_versions()
     comparison = _comparison_rows(table)
     policy_table = _policy_rows(policy)
@@ -192,13 +241,11 @@ def build_report(
     summary = verdict(table)
     search_verdict = policy.metadata.get("verdict")
     base_choice = (policy.metadata.get("base_choice") or {}).get("in_words")
-    ev = config.get("evaluate", {})
-    regime = (f"Final model: {ev.get('model')}, {ev.get('train_size') or 'all'} training images, {ev.get('epochs')} epochs, "
-              f"{ev.get('seeds')} seed(s) per strategy, scored on the untouched test split.")  # fmt: skip
-    intro = [f"Search: {search_verdict}." if search_verdict else "Search: no verdict recorded with the policy.",
-             f"Search: {base_choice}." if base_choice else "", regime]  # fmt: skip
-    intro = [line for line in intro if line]
-    md = ["# deepaug-pipeline evaluation report", ""] + [f"- {line}" for line in intro + summary] + [""]
+    search_lines = [f"Search: {search_verdict}." if search_verdict else "Search: no verdict recorded with the policy.",
+                    f"Search: {base_choice}." if base_choice else ""]  # fmt: skip
+    verdict_lines = summary + [line for line in search_lines if line]
+    md = ["# deepaug-pipeline evaluation report", ""] + [f"{line}  " for line in header] + [""]
+    md += ["## Verdict", ""] + [f"- {line}" for line in verdict_lines] + [""]
     md += ["## Comparison on the untouched test split", "", _md_table(*comparison), ""]
     md += ["![Test error per strategy](evaluation_results.png)", "", "![Learning curves](learning_curves.png)", ""]
     found_text = ("No operations: no policy beat the base beyond noise, so none is added." if policy.is_empty else
@@ -210,9 +257,12 @@ def build_report(
 
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>deepaug-pipeline evaluation report</title>",
              "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}</style></head><body>",
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}p.meta{margin:.2em 0;color:#444}"
+             "p.warning{background:#fff3cd;border:1px solid #e0c36b;padding:6px 10px}</style></head><body>",
              "<h1>deepaug-pipeline evaluation report</h1>",
-             "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in intro + summary) + "</ul>",
+             "".join(f"<p class='{'warning' if line.startswith('Warning') else 'meta'}'>{html.escape(line)}</p>" for line in header),
+             "<h2>Verdict</h2>",
+             "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in verdict_lines) + "</ul>",
              "<h2>Comparison on the untouched test split</h2>", _html_table(*comparison)]  # fmt: skip
     for name in ("results", "curves"):
         parts.append(f"<figure><img alt='{captions[name]}' src='data:image/png;base64,{pngs[name]}'><figcaption>{captions[name]}</figcaption></figure>")

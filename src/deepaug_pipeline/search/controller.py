@@ -50,6 +50,7 @@ class SearchResult:
     log_path: str = ""  # the trial log these records are from, and its fingerprint: outputs carry both
     log_fingerprint: str = ""
     reward: str = "retrain"  # retrain | density: what a search trial's reward is
+    mlflow_run_id: str = ""  # the MLflow run that tracked this search, when tracking was on
 
     @property
     def search_trials(self) -> list[TrialRecord]:
@@ -273,7 +274,8 @@ class SearchLoop:
         order = {key: i for i, key in enumerate(self.records)}
         records = sorted(self.records.values(), key=lambda r: order[r.key])
         return SearchResult(self.cfg.method, records, choice, self.floor, reevaluated, str(self.trial_log.path),
-                            self.trial_log.fingerprint, self.cfg.reward)  # fmt: skip
+                            self.trial_log.fingerprint, self.cfg.reward,
+                            self.tracker.target.parent_run_id if self.tracker.target else "")  # fmt: skip
 
 
 def _reward_text(record: TrialRecord) -> str:

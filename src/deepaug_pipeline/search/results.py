@@ -203,6 +203,7 @@ def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
         "paired_gains": [p.mean for p in accepted],
         "paired_gain_ses": [p.se for p in accepted],
         "search_log": search_log_stamp(result),
+        "mlflow_run_id": result.mlflow_run_id or None,
     }
     return Policy(combined.sub_policies, combined.p_none, _json_safe(meta)).to_dict()
 

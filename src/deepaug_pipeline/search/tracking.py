@@ -49,6 +49,23 @@ class TrackingTarget:
             return None
 
 
+def tag_active_run(tags: dict[str, str]) -> str | None:
+    """Tag the MLflow run of this ``kedro run`` (e.g. evaluate's, with the search run it used); returns its id, or
+    None when tracking is off. A tracking failure is warned about, never raised."""
+    target = TrackingTarget.from_active_run()
+    if target is None:
+        return None
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=target.tracking_uri)
+        for key, value in tags.items():
+            client.set_tag(target.parent_run_id, key, value)
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"MLflow tracking failed while tagging run {target.parent_run_id} ({type(exc).__name__}: {exc})", stacklevel=2)
+    return target.parent_run_id
+
+
 class TrialTracker:
     """Logs each trial as a nested MLflow run: policy params, reward, curves, status, grid PNG, JSON."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -19,10 +21,11 @@ from deepaug_pipeline.evaluate import (
     strategy_aliases,
     strategy_labels,
 )
-from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, results_bar_chart
+from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, report_header, results_bar_chart
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.search.results import check_current
 from deepaug_pipeline.search.run import data_fingerprint
+from deepaug_pipeline.search.tracking import tag_active_run
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
 
@@ -74,6 +77,7 @@ def write_report(
     best_policy: dict,
     trials_table: pd.DataFrame,
     search_subset: LabelledImages,
+    dataset_summary: dict,
     evaluate: dict,
     search: dict,
     seed: int,
@@ -81,12 +85,17 @@ def write_report(
     """report.md, a self-contained report.html, the bar chart and the learning curves."""
     policy = Policy.from_dict(best_policy)
     figures = {
-        "results": results_bar_chart(evaluation_table),
+        "results": results_bar_chart(evaluation_table, evaluation_runs),
         "curves": learning_curves(evaluation_runs, strategy_labels(found_base(policy))),
         "policy_grid": sample_grid(policy, search_subset.x, max_images=8),
         "convergence": convergence_from_trials(trials_table),
     }
-    md, page = build_report(evaluation_table, policy, figures, {"seed": seed, "evaluate": evaluate, "search": search})
+    config = {"seed": seed, "evaluate": evaluate, "search": search}
+    search_run = policy.metadata.get("mlflow_run_id")
+    evaluate_run = tag_active_run({"search_run_id": search_run} if search_run else {})
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = report_header(dataset_summary, config, search_run, evaluate_run, date)
+    md, page = build_report(evaluation_table, policy, figures, config, header)
     plt.close(figures["policy_grid"])
     plt.close(figures["convergence"])
     return md, page, figures["results"], figures["curves"]

@@ -19,7 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["evaluation_table", "evaluation_metrics"], name="summarise_evaluation"),
             node(
                 write_report,
-                ["evaluation_table", "evaluation_runs", "best_policy", "trials_table", "search_subset",
+                ["evaluation_table", "evaluation_runs", "best_policy", "trials_table", "search_subset", "dataset_summary",
                  "params:evaluate", "params:search", "params:seed"],
                 ["report_md", "report_html", "evaluation_results_plot", "learning_curves_plot"],
                 name="write_report",
