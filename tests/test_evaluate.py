@@ -187,6 +187,13 @@ def test_search_then_evaluate_writes_the_report(project):
 
     runs = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name == "evaluate"]
     assert len(runs) == 1
+    # Each (strategy, seed) is a nested run under the same metric names, so MLflow's charts compare strategies.
+    nested = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("mlflow.parentRunId") == evaluate_id]
+    assert sorted(r.info.run_name for r in nested) == sorted(f"{s}-s{i}" for s in LABELS for i in range(2))
+    for strategy, row in table.set_index("strategy").iterrows():
+        accs = [r.data.metrics["test_accuracy"] for r in nested if r.data.tags["strategy"] == strategy]
+        assert np.mean(accs) == pytest.approx(row["test_accuracy_mean"])
+    assert all(len(client.get_metric_history(r.info.run_id, "val_accuracy")) == 2 for r in nested)  # per epoch
     metrics = runs[0].data.metrics
     assert metrics["evaluation_metrics.standard_plus_found.test_accuracy_mean"] == pytest.approx(table.set_index("strategy").loc["standard+found", "test_accuracy_mean"])
     assert {"report.html", "report.md", "evaluation.csv"} <= {a.path for a in client.list_artifacts(runs[0].info.run_id)}

@@ -150,6 +150,7 @@ class FinalTrainer:
             "test_loss": test_loss,
             "history": history.to_dict(),
             "wall_seconds": time.perf_counter() - start,
+            "finished_at": time.time(),
         }
 
 

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,42 @@ class TrackingTarget:
         except Exception as exc:  # noqa: BLE001
             warnings.warn(f"MLflow tracking is unavailable ({exc}); trials are still written to the trial log", stacklevel=2)
             return None
+
+
+def curve_metrics(history: dict[str, list[float]], timestamp: int) -> list:
+    """Per-epoch curves as MLflow metrics with the epoch as step (epochs without a validation pass are NaN: left out)."""
+    from mlflow.entities import Metric
+
+    return [Metric(key, float(v), timestamp, step) for key, values in history.items() for step, v in enumerate(values) if v == v]
+
+
+def log_evaluation_runs(runs: list[dict]) -> None:
+    """Each (strategy, seed) of an evaluation as a child run of this ``kedro run``'s MLflow run, under the same metric
+    names in every run (``test_accuracy``, ``test_error``, ``test_loss``, the per-epoch curves), so MLflow's charts
+    compare strategies. A strategy that reused another's runs is tagged ``same_as``. Never raises."""
+    target = TrackingTarget.from_active_run()
+    if target is None:
+        return
+    try:
+        from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=target.tracking_uri)
+        for r in runs:
+            finished_at = r.get("finished_at") or time.time()  # logs written before runs carried their end time
+            finished = int(finished_at * 1000)
+            tags = {"mlflow.parentRunId": target.parent_run_id, "strategy": r["strategy"], "seed_index": str(r["seed_index"]),
+                    "status": r["status"], **({"same_as": r["same_as"]} if r.get("same_as") else {})}  # fmt: skip
+            run = client.create_run(target.experiment_id, start_time=int((finished_at - r["wall_seconds"]) * 1000),
+                                    tags=tags, run_name=f"{r['strategy']}-s{r['seed_index']}")  # fmt: skip
+            scores = [Metric(k, float(r[k]), finished, 0) for k in ("test_accuracy", "test_error", "test_loss") if r[k] == r[k]]
+            metrics = scores + curve_metrics(r["history"], finished)
+            for i in range(0, len(metrics), 900):
+                client.log_batch(run.info.run_id, metrics=metrics[i : i + 900])
+            client.set_terminated(run.info.run_id, "FINISHED" if r["status"] == "ok" else "FAILED", end_time=finished)
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"MLflow tracking failed while logging the evaluation runs ({type(exc).__name__}: {exc}); "
+                      "they are in the evaluation log and the report", stacklevel=2)  # fmt: skip
 
 
 def tag_active_run(tags: dict[str, str]) -> str | None:
@@ -155,8 +192,7 @@ class TrialTracker:
                 metrics.append(Metric("gain_over_baseline", float(record.gain), finished, 0))
                 if record.gain_se:
                     metrics.append(Metric("gain_in_se", float(record.gain / record.gain_se), finished, 0))
-            for key, values in record.history.items():
-                metrics += [Metric(key, float(v), finished, step) for step, v in enumerate(values) if v == v]
+            metrics += curve_metrics(record.history, finished)
             run_tags = [RunTag("fallback", str(record.fallback))]
             if record.reason:
                 run_tags.append(RunTag("failure_reason", str(record.reason)[:5000]))

@@ -25,7 +25,7 @@ from deepaug_pipeline.evaluate.report import build_report, convergence_from_tria
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.search.results import check_current
 from deepaug_pipeline.search.run import data_fingerprint
-from deepaug_pipeline.search.tracking import tag_active_run
+from deepaug_pipeline.search.tracking import log_evaluation_runs, tag_active_run
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
 
@@ -54,7 +54,9 @@ def evaluate_strategies(
     base = found_base(found)
     with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate") as run_log:
         trainer = FinalTrainer(train, val, test_set, n_classes, found, cfg, seed, base)
-        return run_grid(cfg, run_log, trainer.run, strategy_aliases(base, found))
+        runs = run_grid(cfg, run_log, trainer.run, strategy_aliases(base, found))
+    log_evaluation_runs(runs)
+    return runs
 
 
 
