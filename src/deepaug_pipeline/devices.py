@@ -1,10 +1,51 @@
-"""TensorFlow device setup, done once per process before any graph is built."""
+"""TensorFlow device setup, done once per process before any graph is built; TensorFlow's start-up notices kept
+off the console."""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
+
+# What TensorFlow's native libraries print while loading, straight to file descriptor 2 and before TensorFlow's own
+# logging starts (so TF_CPP_MIN_LOG_LEVEL cannot hide it). The GPU lines are only noise where no NVIDIA driver is
+# installed; with one, a failing cuInit is a real problem and stays visible.
+_NOTICES = [r"oneDNN custom operations are on", r"All log messages before absl::InitializeLog\(\) is called",
+            r"This TensorFlow binary is optimized to use available CPU instructions", r"To enable the following instructions:"]  # fmt: skip
+_NO_DRIVER_NOTICES = [r"Could not find cuda drivers on your machine", r"failed call to cuInit"]
+
+
+def _start_up_notice() -> re.Pattern:
+    no_driver = not os.path.exists("/proc/driver/nvidia/version")
+    return re.compile("|".join(_NOTICES + (_NO_DRIVER_NOTICES if no_driver else [])))
+
+
+@contextmanager
+def start_up_notices_filtered() -> Iterator[None]:
+    """Run the block with file descriptor 2 captured, then write back every line but TensorFlow's start-up notices
+    (errors, warnings and everything else come back, only later)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            notice = _start_up_notice()
+            kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True) if not notice.search(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def configure_tensorflow(threads: int | None = None) -> list[str]:
@@ -12,9 +53,10 @@ def configure_tensorflow(threads: int | None = None) -> list[str]:
 
     Returns the GPU names; an empty list means the CPU runs everything. Safe to call twice.
     """
-    import tensorflow as tf
+    with start_up_notices_filtered():
+        import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+        gpus = tf.config.list_physical_devices("GPU")  # initialises the GPU platform (cuInit)
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
