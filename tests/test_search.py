@@ -422,7 +422,7 @@ def test_an_unknown_pipeline_name_lists_the_valid_ones(project):
     result = kedro_run(project, "--pipelines=serach", "--env=test")
     assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
     assert "nopipelinenamed'serach';thisprojecthas:__default__,evaluate,ingest,search" in squashed_output(result)
-    # `python -m deepaug_pipeline` (and the deepaug-pipeline script) use the same run command
+    # `python -m deepaug_pipeline` (Kedro's packaged entry point) uses the same run command
     module = subprocess.run([sys.executable, "-m", "deepaug_pipeline", "--pipelines=serach", "--env=test"], cwd=project,
                             capture_output=True, text=True, env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})  # fmt: skip
     assert module.returncode == 2 and "nopipelinenamed'serach'" in squashed_output(module)
