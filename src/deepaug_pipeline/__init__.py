@@ -13,7 +13,15 @@ def __getattr__(name: str):
         from deepaug_pipeline.augment.policy import Policy
 
         return Policy
+    if name == "load_dataset":
+        from deepaug_pipeline.api import load_dataset
+
+        return load_dataset
+    if name == "sample_grid":
+        from deepaug_pipeline.augment.grid import sample_grid
+
+        return sample_grid
     raise AttributeError(f"module 'deepaug_pipeline' has no attribute {name!r}")
 
 
-__all__ = ["DeepAugment", "Policy"]
+__all__ = ["DeepAugment", "Policy", "load_dataset", "sample_grid"]

@@ -23,6 +23,16 @@ from deepaug_pipeline.search.controller import SearchResult
 from deepaug_pipeline.search.run import run_search
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
+def load_dataset(source: str, **options: Any) -> ImageSource:
+    """Load and validate an image dataset as the ingest pipeline does: ``source`` is ``idx``, ``image_folder``,
+    ``keras`` or ``numpy`` and ``options`` the keys of ``raw_images`` in the catalog (``path``, ``name``, ...).
+    Returns the train and test splits (``.train.x``, ``.train.y``, ``.test``) and ``.class_names``."""
+    from deepaug_pipeline.config import SourceConfig
+    from deepaug_pipeline.ingest import load_source
+
+    return validate_source(load_source(parse_config(SourceConfig, {"source": source, **options}, "source")))
+
+
 # DeepAugment's method names, kept for old notebooks.
 _METHODS = {"bayesian_optimization": "bayesian", "random_search": "random", "bayesian": "bayesian", "random": "random"}
 
