@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import MemoryDataset
 from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
+from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,15 @@ def tracking_problem(uri: str, timeout: float = PROBE_SECONDS) -> str | None:
     return bounded(lambda: MlflowClient(tracking_uri=uri).search_experiments(max_results=1), timeout)
 
 
+def tracking_off(catalog) -> None:
+    """MLflow datasets stop logging: artifact datasets still write their local files; metric datasets, which exist
+    only in MLflow and reach the tracking store even with logging off, become in-memory."""
+    switch_catalog_logging(catalog, False)
+    for name, dataset in list(catalog.items()):
+        if isinstance(dataset, MlflowMetricsHistoryDataset):
+            catalog[name] = MemoryDataset()
+
+
 class GuardedMlflowHook:
     """kedro-mlflow's ``MlflowHook``, called only while tracking works; any failure of it turns tracking off."""
 
@@ -89,7 +100,7 @@ class GuardedMlflowHook:
             "locally. Check the server, or mlflow.yml's server.mlflow_tracking_uri.", self.uri, reason,
         )  # fmt: skip
         if self._catalog is not None:
-            switch_catalog_logging(self._catalog, False)
+            tracking_off(self._catalog)
         try:
             import mlflow
 
@@ -142,7 +153,7 @@ class GuardedMlflowHook:
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         self._catalog = catalog
         if not self.enabled:
-            switch_catalog_logging(catalog, False)
+            tracking_off(catalog)
             return
         self._call("before_pipeline_run", run_params=run_params, pipeline=pipeline, catalog=catalog)
 
