@@ -90,13 +90,13 @@ def test_one_final_graph_for_every_strategy_and_seed_with_the_results_of_a_graph
 
 
 def test_comparison_chart_is_a_dot_plot_fitted_to_the_errors_and_curves_are_told_apart():
-    from deepaug_pipeline.evaluate.report import learning_curves, results_bar_chart
+    from deepaug_pipeline.evaluate.report import learning_curves, error_dot_plot
 
     accs = {"none": [0.75, 0.77], "standard": [0.79, 0.80], "standard+found": [0.79, 0.81]}
     runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a, "test_error": 1 - a,
              "history": {"val_accuracy": [0.5, 0.6, a]}} for s, v in accs.items() for i, a in enumerate(v)]  # fmt: skip
     table = results_table(runs, list(accs))
-    ax = results_bar_chart(table, runs).axes[0]
+    ax = error_dot_plot(table, runs).axes[0]
     means = [line.get_xdata()[0] for line in ax.lines if line.get_marker() == "o"]
     np.testing.assert_allclose(means, table["test_error_mean"] * 100)
     assert ax.get_xlim()[0] > 15  # fitted to 19-25 %, not from 0

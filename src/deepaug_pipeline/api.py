@@ -15,21 +15,19 @@ import numpy as np
 import pandas as pd
 
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, parse_config, validate_params
-from deepaug_pipeline.ingest import DataValidationError, split_dataset, validate_source
+from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, SourceConfig, parse_config, validate_params
+from deepaug_pipeline.ingest import DataValidationError, load_source, split_dataset, validate_source
 from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchResult
 from deepaug_pipeline.search.run import run_search
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
+
 def load_dataset(source: str, **options: Any) -> ImageSource:
     """Load and validate an image dataset as the ingest pipeline does: ``source`` is ``idx``, ``image_folder``,
     ``keras`` or ``numpy`` and ``options`` the keys of ``raw_images`` in the catalog (``path``, ``name``, ...).
     Returns the train and test splits (``.train.x``, ``.train.y``, ``.test``) and ``.class_names``."""
-    from deepaug_pipeline.config import SourceConfig
-    from deepaug_pipeline.ingest import load_source
-
     return validate_source(load_source(parse_config(SourceConfig, {"source": source, **options}, "source")))
 
 

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def _filepath(catalog, name: str) -> str:
-    return catalog.get(name)._describe().get("filepath", "") or f"{name} (see the catalog)"
+    return catalog.get(name)._describe().get("filepath", "") or "see catalog"
 
 
 class ConfigValidationHook:
@@ -36,7 +36,7 @@ class ConfigValidationHook:
         )
         if not missing:
             return
-        where = [f"{name} ({catalog.get(name)._describe().get('filepath', '') or 'see catalog'})" for name in missing]
+        where = [f"{name} ({_filepath(catalog, name)})" for name in missing]
         if set(missing) & SEARCH_OUTPUTS:
             raise ConfigError(
                 f"missing search outputs: {', '.join(where)}. Run the search first: `kedro run --pipelines=search` "
@@ -60,11 +60,11 @@ class RunSummaryHook:
     @hook_impl
     def after_node_run(self, node, catalog, inputs, outputs, is_async) -> None:
         if node.name == "search_policies":
-            self._search = outputs["trials"]
-            import mlflow
+            from deepaug_pipeline.search.tracking import TrackingTarget
 
-            run = mlflow.active_run()
-            self._experiment = run.info.experiment_id if run is not None else None
+            self._search = outputs["trials"]
+            target = TrackingTarget.from_active_run()
+            self._experiment = target.experiment_id if target is not None else None
         elif node.name == "summarise_evaluation":
             self._evaluation = outputs["evaluation_table"]
 

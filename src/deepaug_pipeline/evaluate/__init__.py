@@ -123,22 +123,26 @@ class FinalTrainer:
 
         settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                                learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule)  # fmt: skip
-        self.trainer = Trainer(self._model(0), train, settings, augment)
+        self.trainer = Trainer(self._model(self._run_seed(0)), train, settings, augment)
 
-    def _model(self, seed_index: int):
+    def _run_seed(self, seed_index: int) -> int:
+        return stream_seed(self.seed, "evaluate", seed_index)
+
+    def _model(self, run_seed: int):
         import keras
 
-        keras.utils.set_random_seed(stream_seed(self.seed, "evaluate", seed_index))
+        keras.utils.set_random_seed(run_seed)
         return build_model(self.cfg.model, self._shape, self._n_classes, **self.cfg.model_options)
 
     def run(self, strategy: str, seed_index: int) -> dict:
         """One final model for one strategy and seed: its curves and its test accuracy."""
         if strategy not in self.strategies:
             raise ValueError(f"strategy '{strategy}' needs the search's best policy" if strategy == "standard+found" else f"unknown strategy '{strategy}'")
-        self.trainer.reset([v.numpy() for v in self._model(seed_index).variables])  # this seed's initial weights
+        run_seed = self._run_seed(seed_index)
+        self.trainer.reset([v.numpy() for v in self._model(run_seed).variables])  # this seed's initial weights
         start = time.perf_counter()
         strategy_index = tf.constant(self.strategies.index(strategy), tf.int32)
-        history = self.trainer.fit(strategy_index, stream_seed(self.seed, "evaluate", seed_index), self.val)
+        history = self.trainer.fit(strategy_index, run_seed, self.val)
         test_loss, test_acc = self.trainer.evaluate(self.test)
         status = "ok" if history.finite and np.isfinite(test_loss) else "failed"
         return {

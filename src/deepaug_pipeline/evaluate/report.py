@@ -31,7 +31,7 @@ def _look(strategy: str) -> tuple[str, object, str]:
     return (f"C{i}", *LINE_STYLES[i % len(LINE_STYLES)])
 
 
-def results_bar_chart(table: pd.DataFrame, runs: list[dict] | None = None) -> plt.Figure:
+def error_dot_plot(table: pd.DataFrame, runs: list[dict] | None = None) -> plt.Figure:
     """Test error per strategy: mean ± std over seeds as a dot with error bars (one colour per strategy) and each
     seed's run as a small point, on an axis fitted to the values, so 21% against 25% does not look alike."""
     fig, ax = plt.subplots(figsize=(7, 3.8))

@@ -57,6 +57,12 @@ def curve_metrics(history: dict[str, list[float]], timestamp: int) -> list:
     return [Metric(key, float(v), timestamp, step) for key, values in history.items() for step, v in enumerate(values) if v == v]
 
 
+def log_batches(client, run_id: str, metrics: list, params: list = (), tags: list = ()) -> None:
+    """Metrics in batches MLflow accepts (at most 1000 entries a call); params and tags go with the first batch."""
+    for i in range(0, len(metrics), 900):
+        client.log_batch(run_id, metrics=metrics[i : i + 900], params=list(params) if i == 0 else [], tags=list(tags) if i == 0 else [])
+
+
 def log_evaluation_runs(runs: list[dict]) -> None:
     """Each (strategy, seed) of an evaluation as a child run of this ``kedro run``'s MLflow run, under the same metric
     names in every run (``test_accuracy``, ``test_error``, ``test_loss``, the per-epoch curves), so MLflow's charts
@@ -77,9 +83,7 @@ def log_evaluation_runs(runs: list[dict]) -> None:
             run = client.create_run(target.experiment_id, start_time=int((finished_at - r["wall_seconds"]) * 1000),
                                     tags=tags, run_name=f"{r['strategy']}-s{r['seed_index']}")  # fmt: skip
             scores = [Metric(k, float(r[k]), finished, 0) for k in ("test_accuracy", "test_error", "test_loss") if r[k] == r[k]]
-            metrics = scores + curve_metrics(r["history"], finished)
-            for i in range(0, len(metrics), 900):
-                client.log_batch(run.info.run_id, metrics=metrics[i : i + 900])
+            log_batches(client, run.info.run_id, scores + curve_metrics(r["history"], finished))
             client.set_terminated(run.info.run_id, "FINISHED" if r["status"] == "ok" else "FAILED", end_time=finished)
     except Exception as exc:  # noqa: BLE001
         warnings.warn(f"MLflow tracking failed while logging the evaluation runs ({type(exc).__name__}: {exc}); "
@@ -197,8 +201,7 @@ class TrialTracker:
             if record.reason:
                 run_tags.append(RunTag("failure_reason", str(record.reason)[:5000]))
             param_list = [Param(k, str(v)) for k, v in params.items()]
-            for i in range(0, len(metrics), 900):
-                client.log_batch(rid, metrics=metrics[i : i + 900], params=param_list if i == 0 else [], tags=run_tags if i == 0 else [])
+            log_batches(client, rid, metrics, param_list, run_tags)
             client.log_text(rid, json.dumps(record.to_json(), indent=2, default=str), "trial.json")
             if grid_png is not None:
                 with tempfile.TemporaryDirectory() as tmp:

@@ -21,7 +21,7 @@ from deepaug_pipeline.evaluate import (
     strategy_aliases,
     strategy_labels,
 )
-from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, report_header, results_bar_chart
+from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, report_header, error_dot_plot
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.search.results import check_current
 from deepaug_pipeline.search.run import data_fingerprint
@@ -84,10 +84,10 @@ def write_report(
     search: dict,
     seed: int,
 ) -> tuple[str, str, plt.Figure, plt.Figure]:
-    """report.md, a self-contained report.html, the bar chart and the learning curves."""
+    """report.md, a self-contained report.html, the test-error dot plot and the learning curves."""
     policy = Policy.from_dict(best_policy)
     figures = {
-        "results": results_bar_chart(evaluation_table, evaluation_runs),
+        "results": error_dot_plot(evaluation_table, evaluation_runs),
         "curves": learning_curves(evaluation_runs, strategy_labels(found_base(policy))),
         "policy_grid": sample_grid(policy, search_subset.x, max_images=8),
         "convergence": convergence_from_trials(trials_table),
