@@ -1,22 +1,32 @@
-"""Proxy fidelity: does the child's reward rank policies as the final model's test accuracy does?
+"""Proxy fidelity: do the search's two rewards rank augmentations as the final model's test accuracy does?
 
-Run by hand: ``python benchmarks/bench_fidelity.py`` → ``benchmarks/results/fidelity.json``.
-On the reduced Fashion-MNIST protocol (quality_protocol.py), for ≥ 8 augmentations (none; the base; base +
-RandAugment; base + TrivialAugment-Wide; base + each of the search's top 3 re-evaluated policies; base + 2 random
-policies of the search space) it records the child's reward (the search's child, 2 seeds, the mean of the last K
-epochs on the seed's validation sample) and the final model's test accuracy (the evaluate default, 2 seeds), and
-reports Spearman's ρ with a 95% bootstrap interval over policies. Target (issue 12): ρ ≥ 0.7.
-It reuses the search log and the final runs of bench_quality.py where they are the same.
+Run by hand: ``python benchmarks/bench_fidelity.py [search log]`` → ``benchmarks/results/fidelity.json``.
+On the reduced Fashion-MNIST protocol (quality_protocol.py), for 9 augmentations (none; the base; base + RandAugment;
+base + TrivialAugment-Wide; base + each of the top 3 re-evaluated policies of a real default search, read from its
+committed log, default benchmarks/results/retrain_default_search.jsonl.gz; base + 2 random policies of the search
+space) it records three numbers:
+  * the retrain reward: the search's default child trained with the augmentation (2 seeds; mean validation accuracy
+    of the last K epochs on the seed's validation sample), as ``search.reward: retrain`` scores a policy;
+  * the density reward: the base's own children (the base row's child fits) scoring 1000 held-out images per child
+    transformed by the augmentation (2 draws), as ``search.reward: density`` scores a policy;
+  * the final model's test accuracy (the evaluate default: WRN-10-1, 4000 images, 120 epochs; 2 seeds).
+It reports Spearman's ρ of each reward against the final test accuracy with a 95% bootstrap interval over the
+augmentations. Target (issue 12): ρ ≥ 0.7. Every fit is logged under benchmarks/results/quality_logs/, so an
+interrupted run resumes.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 import quality_protocol as qp  # noqa: E402
-from common import write_results  # noqa: E402
+from common import RESULTS, write_results  # noqa: E402
+from summarise_search_log import load as load_search_log  # noqa: E402
+from summarise_search_log import summarise  # noqa: E402
 
 import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
@@ -24,8 +34,9 @@ from scipy.stats import spearmanr  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig  # noqa: E402
 from deepaug_pipeline.evaluate import strategy_augment  # noqa: E402
+from deepaug_pipeline.ingest import LabelledImages  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
-from deepaug_pipeline.search import results  # noqa: E402
+from deepaug_pipeline.models.training import Trainer  # noqa: E402
 from deepaug_pipeline.search.reward import reward, validated_epochs  # noqa: E402
 from deepaug_pipeline.search.run import child_settings, policy_space  # noqa: E402
 from deepaug_pipeline.search.space import policy_optimizer  # noqa: E402
@@ -34,69 +45,148 @@ from deepaug_pipeline.seeding import stream_rng, stream_seed  # noqa: E402
 
 SEEDS = 2
 BOOTSTRAP = 2000
+DEFAULT_LOG = RESULTS / "retrain_default_search.jsonl.gz"
 
 
-def child_reward(protocol: qp.Protocol, strategy: str, policy: Policy, base: str, seed_index: int) -> float:
-    """The search child's reward for an evaluate strategy (RandAugment and TrivialAugment are not policies, so the
-    child is trained here with the strategy's augmentation rather than through the search's runner)."""
-    import keras
-
-    from deepaug_pipeline.models.training import Trainer
-
-    settings = child_settings(SearchConfig(), IngestConfig())
-    keras.utils.set_random_seed(stream_seed(qp.SEED, "fidelity_child", seed_index))
-    model = build_model(settings.model, protocol.child_subset.x.shape[1:], protocol.n_classes, **(settings.model_options or {}))
-    fit = settings.fit_settings(validate_last=validated_epochs(settings.reward_epochs, settings.last_n_epochs))
-    trainer = Trainer(model, protocol.child_subset, fit, strategy_augment(strategy, policy, EvaluateConfig(), base))
-    validation = sample_validation_set(protocol.splits.seed_validation_pool, settings.validation_size,
-                                       stream_rng(qp.SEED, "fidelity_validation", seed_index))  # fmt: skip
-    history = trainer.fit((), stream_seed(qp.SEED, "fidelity_fit", seed_index), validation)
-    return reward(history, settings.reward_epochs, settings.last_n_epochs, settings.overfit_gap).value
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    strategy: str  # the evaluate strategy that trains it
+    policy: Policy  # base + this policy for ``standard+found``; carries the base for every strategy
 
 
-def candidates(result) -> list[tuple[str, str, Policy]]:
-    """(name, evaluate strategy, policy) for every augmentation compared."""
-    top = [Policy.from_dict(result.trial(p.trial_id).policy) for p in result.reevaluated[:3]]
+def candidates(log: Path) -> tuple[str, list[Candidate]]:
+    """The search's base and the augmentations compared."""
+    header, records = load_search_log(log)
+    by_trial = {r["trial_id"]: r for r in records if r["stage"] == "search"}
+    base = by_trial[min(by_trial)]["base"]
+    tagged = {"base_augmentation": base}
+    reevaluated = sorted(summarise(header, records)["reevaluated"], key=lambda r: -r["mean"])
+    top = [Policy.from_dict(by_trial[r["trial_id"]]["policy"]) for r in reevaluated[:3]]
     space = policy_space(SearchConfig(), 1)
     sampler = policy_optimizer(space, SearchConfig(method="random"), stream_seed(qp.SEED, "fidelity_random"))
     randoms = [space.decode(p) for p in sampler.ask(n_points=2)]
-    out = [("none", "none", None), ("base", "standard", None), ("base + RandAugment", "standard+randaugment", None),
-           ("base + TrivialAugment-Wide", "standard+trivialaugment", None)]  # fmt: skip
-    out += [(f"base + top {i + 1}", "standard+found", p) for i, p in enumerate(top)]
-    out += [(f"base + random {i + 1}", "standard+found", p) for i, p in enumerate(randoms)]
-    return out
+    nothing = Policy((), p_none=1.0, metadata=tagged)
+    out = [Candidate("none", "none", nothing), Candidate("base", "standard", nothing),
+           Candidate("base + RandAugment", "standard+randaugment", nothing),
+           Candidate("base + TrivialAugment-Wide", "standard+trivialaugment", nothing)]  # fmt: skip
+    out += [Candidate(f"base + top {i + 1}", "standard+found", replace(p, metadata=tagged)) for i, p in enumerate(top)]
+    out += [Candidate(f"base + random {i + 1}", "standard+found", replace(p, metadata=tagged)) for i, p in enumerate(randoms)]
+    return base, out
 
 
-def main() -> None:
-    protocol = qp.load()
-    result = qp.search(protocol, SearchConfig(track_sample_grids=False))
-    base = result.noise_floor.base
-    rows = []
-    for i, (name, strategy, policy) in enumerate(candidates(result)):
-        found = policy or Policy((), p_none=1.0)
-        found = Policy(found.sub_policies, found.p_none, {"base_augmentation": base})
-        cfg = EvaluateConfig(seeds=SEEDS, train_size=None, strategies=[strategy])
-        runs = qp.evaluate(protocol, found, cfg, log_name=f"fidelity_{i}")
-        child = [child_reward(protocol, strategy, found, base, s) for s in range(SEEDS)]
-        rows.append({"name": name, "strategy": strategy, "policy": None if policy is None else policy.describe(),
-                     "child_reward": float(np.mean(child)), "child_rewards": child,
-                     "test_accuracy": float(np.mean([r["test_accuracy"] for r in runs])),
-                     "test_accuracies": [r["test_accuracy"] for r in runs]})  # fmt: skip
-        print(rows[-1], flush=True)
-    x = np.array([r["child_reward"] for r in rows])
-    y = np.array([r["test_accuracy"] for r in rows])
-    rho = float(spearmanr(x, y).statistic)
+class ChildBench:
+    """The search's child for any augmentation, with per-seed initial weights and validation samples shared by
+    every candidate (common random numbers), and the density reward on the base's trained children."""
+
+    def __init__(self, protocol: qp.Protocol) -> None:
+        self.protocol = protocol
+        self.search = SearchConfig()
+        self.settings = child_settings(self.search, IngestConfig())
+        self.initial = [[v.numpy() for v in self._model(s).variables] for s in range(SEEDS)]
+        self.validation = [sample_validation_set(protocol.splits.seed_validation_pool, self.settings.validation_size,
+                                                 stream_rng(qp.SEED, "fidelity_validation", s)) for s in range(SEEDS)]  # fmt: skip
+        self.held_out = []
+        for s, sample in enumerate(self.validation):
+            idx = stream_rng(qp.SEED, "fidelity_density_images", s).permutation(len(sample))[: self.search.density_images]
+            self.held_out.append(LabelledImages(sample.x[idx], sample.y[idx]))
+
+    def _model(self, seed_index: int):
+        import keras
+
+        keras.utils.set_random_seed(stream_seed(qp.SEED, "fidelity_child", seed_index))
+        s = self.settings
+        return build_model(s.model, self.protocol.child_subset.x.shape[1:], self.protocol.n_classes, **(s.model_options or {}))
+
+    def trainer(self, candidate: Candidate) -> Trainer:
+        fit = self.settings.fit_settings(validate_last=validated_epochs(self.settings.reward_epochs, self.settings.last_n_epochs))
+        augment = strategy_augment(candidate.strategy, candidate.policy, EvaluateConfig(), candidate.policy.metadata["base_augmentation"])
+        return Trainer(self._model(0), self.protocol.child_subset, fit, augment)
+
+    def retrain_reward(self, trainer: Trainer, seed_index: int) -> tuple[float, list]:
+        """The reward of one child fit, and the trained weights."""
+        s = self.settings
+        trainer.reset(self.initial[seed_index])
+        history = trainer.fit((), stream_seed(qp.SEED, "fidelity_fit", seed_index), self.validation[seed_index])
+        return reward(history, s.reward_epochs, s.last_n_epochs, s.overfit_gap).value, [v.numpy() for v in trainer.model.variables]
+
+    def density_reward(self, trainer: Trainer, base_child: list, seed_index: int) -> float:
+        """The base's child of ``seed_index`` scoring its held-out images under the trainer's augmentation."""
+        trainer.reset(base_child)
+        draws = [trainer.evaluate_augmented((), stream_seed(qp.SEED, "fidelity_density", seed_index, d), self.held_out[seed_index])
+                 for d in range(self.search.density_draws)]  # fmt: skip
+        return float(np.mean([accuracy for _, accuracy in draws]))
+
+
+def child_rewards(protocol: qp.Protocol, compared: list[Candidate]) -> dict[str, dict]:
+    """Both rewards per candidate and seed; resumes from its log (the base's children are re-trained if a density
+    score is missing, since their weights are not kept)."""
+    bench = ChildBench(protocol)
+    config = {"seed": qp.SEED, "search": bench.search.model_dump(mode="json"), "seeds": SEEDS,
+              "candidates": {c.name: [c.strategy, c.policy.to_dict()] for c in compared}}  # fmt: skip
+    with qp.STORE.open("fidelity_children", config, section="fidelity") as run_log:
+        done = {t["key"]: t for t in run_log.trials}
+
+        def record(key: str, **fields) -> None:
+            run_log.append({"key": key, **fields})
+            done[key] = run_log.trials[-1]
+            print(key, fields, flush=True)
+
+        trainers = {c.name: bench.trainer(c) for c in compared}
+        base = trainers["base"]
+        for s in range(SEEDS):
+            if all(f"density/{c.name}/s{s}" in done for c in compared) and f"retrain/base/s{s}" in done:
+                continue
+            value, child = bench.retrain_reward(base, s)
+            if f"retrain/base/s{s}" not in done:
+                record(f"retrain/base/s{s}", reward=value)
+            for c in compared:
+                if f"density/{c.name}/s{s}" not in done:
+                    record(f"density/{c.name}/s{s}", reward=bench.density_reward(trainers[c.name], child, s))
+        for c in compared:
+            for s in range(SEEDS):
+                if f"retrain/{c.name}/s{s}" not in done:
+                    record(f"retrain/{c.name}/s{s}", reward=bench.retrain_reward(trainers[c.name], s)[0])
+        return {c.name: {kind: [done[f"{kind}/{c.name}/s{s}"]["reward"] for s in range(SEEDS)] for kind in ("retrain", "density")}
+                for c in compared}  # fmt: skip
+
+
+def rho_with_interval(x: np.ndarray, y: np.ndarray) -> dict:
     rng = np.random.default_rng(0)
     boot = []
     for _ in range(BOOTSTRAP):
-        idx = rng.integers(0, len(rows), len(rows))
+        idx = rng.integers(0, len(x), len(x))
         if len(set(idx)) > 2:
             boot.append(spearmanr(x[idx], y[idx]).statistic)
     lo, hi = np.nanpercentile(boot, [2.5, 97.5])
-    write_results("fidelity", {"protocol": __doc__.split("\n\n")[1], "verdict": results.verdict(result), "rows": rows,
-                               "spearman_rho": rho, "bootstrap_95": [float(lo), float(hi)],
-                               "target_rho_at_least_0_7": rho >= 0.7})  # fmt: skip
+    result = spearmanr(x, y)
+    return {"rho": float(result.statistic), "p": float(result.pvalue), "bootstrap_95": [float(lo), float(hi)],
+            "target_rho_at_least_0_7": bool(result.statistic >= 0.7)}  # fmt: skip
+
+
+def main(log: Path = DEFAULT_LOG) -> None:
+    protocol = qp.load()
+    base, compared = candidates(log)
+    rewards = child_rewards(protocol, compared)
+    rows = []
+    for c in compared:
+        cfg = EvaluateConfig(seeds=SEEDS, train_size=None, strategies=[c.strategy])
+        slug = c.name.replace(" + ", "_").replace(" ", "_").replace("-", "_").lower()
+        runs = qp.evaluate(protocol, c.policy, cfg, log_name=f"fidelity_{slug}")
+        test = [r["test_accuracy"] for r in runs]
+        rows.append({"name": c.name, "strategy": c.strategy, "policy": c.policy.describe() if c.policy.sub_policies else None,
+                     "retrain_reward": float(np.mean(rewards[c.name]["retrain"])), "retrain_rewards": rewards[c.name]["retrain"],
+                     "density_reward": float(np.mean(rewards[c.name]["density"])), "density_rewards": rewards[c.name]["density"],
+                     "test_accuracy": float(np.mean(test)), "test_accuracies": test,
+                     "final_run_seconds": [r["wall_seconds"] for r in runs]})  # fmt: skip
+        print(rows[-1], flush=True)
+    test = np.array([r["test_accuracy"] for r in rows])
+    write_results("fidelity", {
+        "protocol": __doc__.split("\n\n")[1], "search_log": str(log), "base": base, "rows": rows,
+        "retrain_vs_final": rho_with_interval(np.array([r["retrain_reward"] for r in rows]), test),
+        "density_vs_final": rho_with_interval(np.array([r["density_reward"] for r in rows]), test),
+    })  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_LOG)
