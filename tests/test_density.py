@@ -109,6 +109,20 @@ def test_a_destructive_policy_scores_below_the_base_alone_on_real_images(fashion
     assert runner.trainer.scoring_traces == 1
 
 
+def test_the_op_screen_scores_each_op_alone_on_the_real_children_and_pairs_it_with_the_base(tmp_path, fashion):
+    result = _search(tmp_path, fashion, screen_ops=True, ops=["identity", "invert", "brightness"], iterations=3)
+    reference = next(r for r in result.records if r.key == "reference/density")
+    screens = {r.key: r for r in result.records if r.stage == "screen"}
+    assert sorted(screens) == ["screen/brightness/0.25", "screen/brightness/0.75", "screen/invert/0.25", "screen/invert/0.75"]
+    for r in screens.values():  # scored on the same children as every trial, paired child by child
+        diffs = np.subtract(r.history["density_accuracy"], reference.history["density_accuracy"])
+        assert r.ok and r.gain == pytest.approx(diffs.mean()) and r.wall_seconds < 30
+    # a model that never saw inverted images: inverting 3 images in 4 costs far more than inverting 1 in 4
+    assert screens["screen/invert/0.75"].gain < screens["screen/invert/0.25"].gain < 0
+    assert "invert" in result.screened_out and "brightness" not in result.screened_out
+    assert all(o.op != "invert" for t in result.search_trials for s in Policy.from_dict(t.policy).sub_policies for o in s.operations)
+
+
 def test_density_images_cover_every_class_when_the_pool_is_sorted_by_class(fashion):
     subset, pool = fashion
     order = np.argsort(pool.y, kind="stable")  # an image folder is read class by class

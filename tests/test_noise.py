@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, choose_base, paired_gain
+from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, OpScreen, choose_base, paired_gain, screened_out
 
 
 def test_noise_floor_gain_and_its_standard_error():
@@ -51,3 +51,15 @@ def test_failed_fits_leave_their_seed_out_and_one_pair_is_never_enough():
 def test_a_base_that_was_not_compared_has_no_margin():
     choice = choose_base({"none": [0.7, 0.72]})
     assert isinstance(choice, BaseChoice) and choice.runner_up is None and math.isnan(choice.margin)
+
+
+def test_an_op_is_screened_out_only_when_every_magnitude_hurts_beyond_two_se():
+    screens = [
+        OpScreen("a", 0.25, -0.011, 0.005), OpScreen("a", 0.75, -0.03, 0.005),  # both beyond 2 SE: out
+        OpScreen("b", 0.25, -0.009, 0.005), OpScreen("b", 0.75, -0.03, 0.005),  # 1.8 SE at 0.25: kept
+        OpScreen("c", 0.25, None, None), OpScreen("c", 0.75, -0.02, 0.005),  # a failed fit counts against it
+        OpScreen("d", 0.25, 0.02, 0.005), OpScreen("d", 0.75, None, None),
+        OpScreen("e", 0.25, -0.001, None), OpScreen("e", 0.75, -1e-6, None),  # no SE: any loss hurts
+        OpScreen("f", 0.25, 0.0, None), OpScreen("f", 0.75, -0.5, 0.1),
+    ]
+    assert screened_out(screens) == ("a", "c", "e")

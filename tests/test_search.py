@@ -217,6 +217,62 @@ def test_loop_resumes_every_stage_without_rerunning_logged_fits(tmp_path):
     assert [c.trial_id for c in again.calls if c.stage == "search"] == [4, 5, 6]
 
 
+def _ops_in(request: FitRequest) -> set[tuple[str, float]]:
+    return {(o.op, o.magnitude) for s in Policy.from_dict(request.policy).sub_policies for o in s.operations}
+
+
+def hurts_some_ops(request: FitRequest) -> float:
+    """invert and vertical-flip cost 5 points at any magnitude, rotate only above 0.5; the rest nothing."""
+    ops = _ops_in(request)
+    cost = 0.05 * any(op in ("invert", "vertical-flip") or (op == "rotate" and m > 0.5) for op, m in ops)
+    return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] - cost
+
+
+def test_the_op_screen_drops_ops_that_hurt_at_both_magnitudes_and_the_optimiser_never_proposes_them(tmp_path):
+    loop, executor = _loop(tmp_path, hurts_some_ops, screen_ops=True, base_augmentation="standard", iterations=12)
+    searched = [o for o in loop.space.op_names if o != "identity"]
+    result = loop.run()
+    screen = [r for r in result.records if r.stage == "screen"]
+    assert [r.key for r in screen] == [f"screen/{o}/{m:g}" for o in searched for m in (0.25, 0.75)]
+    for r in screen:  # each op alone, against the base on seed 0
+        op, m = r.key.split("/")[1], float(r.key.split("/")[2])
+        assert _ops_in(FitRequest.screen(op, m, "standard", r.policy)) == {(op, m), ("identity", 0.0)}
+        assert r.seed_index == 0 and r.gain == pytest.approx(r.reward - result.noise_floor.rewards[0])
+    assert result.screened_out == ("vertical-flip", "invert")  # rotate hurts at 0.75 only: kept
+    proposed = {op for t in result.search_trials for op, _ in _ops_in(FitRequest.screen("x", 0, "", t.policy))}
+    assert len(result.search_trials) == 12 and proposed and not proposed & {"vertical-flip", "invert"}
+    assert "rotate" in loop.space.op_names and "invert" not in loop.space.op_names
+    assert results.search_metrics(result)["ops_screened_out"] == 2.0
+    assert results.screen_summary(result).startswith("op screen: dropped vertical-flip (-0.05")
+    assert Policy.from_dict(results.best_combined_policy(result, 5)).metadata["screened_out"] == ["vertical-flip", "invert"]
+    loop.trial_log.close()
+
+    # resumed: the screen is read from the log, not run again, and the space is the same
+    cfg = SearchConfig(iterations=12, opt_initial_points=3, reevaluate_top=2, screen_ops=True, base_augmentation="standard")
+    again = FunctionExecutor(hurts_some_ops)
+    resumed = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "b.jsonl", CONFIG), again).run()
+    assert again.calls == [] and resumed.screened_out == result.screened_out
+
+
+def test_when_the_screen_drops_every_op_nothing_is_searched_and_the_verdict_says_why(tmp_path):
+    def every_op_hurts(request: FitRequest) -> float:
+        cost = 0.05 * any(op != "identity" for op, _ in _ops_in(request))
+        return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] - cost
+
+    loop, executor = _loop(tmp_path, every_op_hurts, screen_ops=True, base_augmentation="standard", ops=["identity", "invert", "rotate"])
+    result = loop.run()
+    assert result.screened_out == ("invert", "rotate")
+    assert [r.stage for r in executor.calls] == ["baseline"] * 3 + ["screen"] * 4  # no trials, no re-evaluation
+    assert results.verdict(result) == ("no policy beat crop + flip: the op screen dropped every op (each hurt beyond 2 SE "
+                                       "at every magnitude tried)")  # fmt: skip
+    assert Policy.from_dict(results.best_combined_policy(result, 5)).is_empty
+
+
+def test_screen_ops_joins_the_fingerprint_only_when_on():
+    assert "screen_ops" not in SearchConfig().result_defining()  # logs from before the key existed still resume
+    assert SearchConfig(screen_ops=True).result_defining()["screen_ops"] is True
+
+
 @pytest.mark.parametrize("surrogate", ["RF", "ET"])
 def test_the_float32_forest_asks_exactly_the_points_skopts_own_forest_asks(surrogate):
     from skopt import Optimizer

@@ -129,6 +129,10 @@ class SearchConfig(_Strict):
         "auto", description="applied before every policy; auto measures none, crop and crop + flip and takes the best"
     )
     noise_seeds: int = Field(3, ge=2, description="seeds the base alone is trained under: its spread is the noise floor")
+    screen_ops: bool = Field(
+        False, description="before the optimiser, try each op alone at two magnitudes against the base and drop the "
+        "ops that hurt beyond 2 SE at both"
+    )
     reevaluate_top: int = Field(5, ge=0, description="top policies re-trained on fresh seeds, paired with the base")
     reevaluate_seeds: int = Field(3, ge=2, description="fresh seeds per re-evaluated policy")
     model: ModelName = "wrn_10_1"
@@ -187,7 +191,8 @@ class SearchConfig(_Strict):
         # The density keys change nothing under retrain: left out there, a retrain log written before they existed
         # still resumes, and tuning them never invalidates one.
         density = set() if self.reward == "density" else {"reward", "density_images", "density_draws"}
-        return self.model_dump(exclude=budget | density)
+        screening = set() if self.screen_ops else {"screen_ops"}  # the same: logs from before it existed resume
+        return self.model_dump(exclude=budget | density | screening)
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -1,7 +1,9 @@
-"""The search loop, in three stages over one executor (in-process or Dask):
+"""The search loop, in three stages (four with the op screen) over one executor (in-process or Dask):
 
 1. **baseline**: the base augmentation alone under ``noise_seeds`` seeds (with ``base_augmentation: auto``: none,
    pad + crop and crop + flip, and the best one is taken). Its spread is the noise floor.
+   *screen* (``screen_ops``): each op of the space alone at ``SCREEN_MAGNITUDES``, on seed 0 against the base;
+   ops that hurt beyond 2 SE at every magnitude leave the space before the optimiser starts.
 2. **search**: policies from scikit-optimize, each trained once (seed 0) on top of the chosen base; its gain over the
    base on the same seed is reported in reward points and in standard errors. Under ``reward: density`` a policy is
    not trained: it is scored on the base's own trained children (one per noise seed), on their held-out images
@@ -23,7 +25,7 @@ import numpy as np
 
 from deepaug_pipeline.augment.baselines import BASE_LABELS
 from deepaug_pipeline.config import SearchConfig
-from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, PairedGain, choose_base, paired_gain
+from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, OpScreen, PairedGain, choose_base, paired_gain, screened_out
 from deepaug_pipeline.search.records import FitOutcome, FitRequest, TrainedChild, TrialRecord
 from deepaug_pipeline.search.space import PolicySpace, policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrialTracker, track_trial
@@ -32,6 +34,7 @@ from deepaug_pipeline.search.trial_log import ChildWeights, TrialLog
 log = logging.getLogger(__name__)
 
 AUTO_BASES = ("none", "crop", "standard")
+SCREEN_MAGNITUDES = (0.25, 0.75)  # the middle of each half of an op's range: mild and strong
 
 
 class SearchError(RuntimeError):
@@ -51,6 +54,8 @@ class SearchResult:
     log_fingerprint: str = ""
     reward: str = "retrain"  # retrain | density: what a search trial's reward is
     mlflow_run_id: str = ""  # the MLflow run that tracked this search, when tracking was on
+    screens: tuple[OpScreen, ...] = ()  # screen_ops: every op alone at each magnitude
+    screened_out: tuple[str, ...] = ()  # the ops the screen dropped from the space
 
     @property
     def search_trials(self) -> list[TrialRecord]:
@@ -134,7 +139,7 @@ class SearchLoop:
         self._drive(next_requests, describe)
 
     def _gain(self, request: FitRequest, outcome: FitOutcome) -> tuple[float | None, float | None]:
-        if request.stage != "search" or outcome.status != "ok":
+        if request.stage not in ("screen", "search") or outcome.status != "ok":
             return None, None
         if not self.density:
             return self.floor.gain(outcome.reward, request.seed_index)
@@ -206,6 +211,30 @@ class SearchLoop:
             self._finish(request, outcome, lambda r: f"density reference  {BASE_LABELS[r.base]} alone  {_reward_text(r)}  {r.wall_seconds:.1f} s")
         self.reference = self.records[request.key]
 
+    def _screen(self) -> tuple[OpScreen, ...]:
+        """Each op alone at each screen magnitude against the base on seed 0 (scored as the trials are); the ops
+        that hurt at every magnitude leave the space, and the optimiser starts on what is left."""
+        ops = [o for o in self.space.op_names if o != "identity"]
+        requests = [FitRequest.screen(o, m, self.floor.base, self.space.single_op(o, m).to_dict()).scoring(self.children)
+                    for o in ops for m in SCREEN_MAGNITUDES]  # fmt: skip
+
+        def describe(r: TrialRecord) -> str:
+            op = r.policy["sub_policies"][0][0]
+            return f"screen  {op['op']} {op['magnitude']:g}  {_reward_text(r)}  {r.wall_seconds:.1f} s"
+
+        self._run_all(requests, describe)
+        screens = []
+        for request in requests:
+            record, op = self.records[request.key], request.policy["sub_policies"][0][0]
+            screens.append(OpScreen(op["op"], op["magnitude"], record.gain if record.ok else None, record.gain_se))
+        dropped = screened_out(screens)
+        kept = [o for o in ops if o not in dropped]
+        log.info("Op screen: %s", f"dropped {', '.join(dropped)}; searching {', '.join(kept) or 'nothing'}"
+                 if dropped else f"every op kept ({len(ops)})")  # fmt: skip
+        self.space = self.space.without(dropped)
+        self.optimizer = policy_optimizer(self.space, self.cfg, self.seed)
+        return tuple(screens)
+
     def _search(self) -> None:
         cfg = self.cfg
         told = [r for r in self.records.values() if r.stage == "search"]
@@ -267,15 +296,21 @@ class SearchLoop:
             choice, self.floor = self._baseline()
             if self.density:
                 self._density_reference()
-            self._search()
-            reevaluated = self._reevaluate() if self.cfg.reevaluate_top > 0 else []
+            screens = self._screen() if self.cfg.screen_ops else ()
+            dropped = screened_out(screens)
+            if any(o != "identity" for o in self.space.op_names):
+                self._search()
+            else:
+                log.warning("The op screen dropped every op: no policy is left to search, and none beats the base")
+            searched = any(r.stage == "search" for r in self.records.values())
+            reevaluated = self._reevaluate() if self.cfg.reevaluate_top > 0 and searched else []
         finally:
             self.tracker.flush()  # every child run written before the parent run ends
         order = {key: i for i, key in enumerate(self.records)}
         records = sorted(self.records.values(), key=lambda r: order[r.key])
         return SearchResult(self.cfg.method, records, choice, self.floor, reevaluated, str(self.trial_log.path),
                             self.trial_log.fingerprint, self.cfg.reward,
-                            self.tracker.target.parent_run_id if self.tracker.target else "")  # fmt: skip
+                            self.tracker.target.parent_run_id if self.tracker.target else "", screens, dropped)  # fmt: skip
 
 
 def _reward_text(record: TrialRecord) -> str:

@@ -4,7 +4,8 @@ A seed changes the child's initial weights, its data order, its augmentation dra
 The spread σ of the base's reward over the noise seeds is the search's noise floor. A policy trial runs on seed 0,
 so its gain is taken against the base on seed 0 (the seed's own effect, a point or two, cancels) with the standard
 error ``σ·√2`` of a difference of two fits (conservative: σ still holds the seed effect that the pairing removes).
-Re-evaluation pairs a candidate with the base on the same fresh seeds; the candidate is accepted when its mean
+Screening an op (optional) is a single fit per magnitude with such a gain; an op leaves the space when it hurts
+beyond ``ACCEPT_SE`` at every magnitude tried. Re-evaluation pairs a candidate with the base on the same fresh seeds; the candidate is accepted when its mean
 paired gain exceeds ``ACCEPT_SE`` standard errors of that mean.
 """
 
@@ -108,3 +109,27 @@ def paired_gain(trial_id: int, candidate: Mapping[int, float | None], base: Mapp
     """Pair ``candidate[seed]`` with ``base[seed]``; seeds where either fit failed (None) are left out."""
     seeds = sorted(s for s in candidate if candidate[s] is not None and base.get(s) is not None)
     return PairedGain(trial_id, tuple(float(candidate[s] - base[s]) for s in seeds))
+
+
+@dataclass(frozen=True)
+class OpScreen:
+    """One op alone at one magnitude on top of the base, against the base on the same seed."""
+
+    op: str
+    magnitude: float
+    gain: float | None  # None: the fit failed (a NaN loss counts against the op)
+    se: float | None  # None: no spread to judge by (children that agree exactly under density)
+
+    @property
+    def hurts(self) -> bool:
+        """Lower than the base beyond ``ACCEPT_SE`` standard errors (below it at all when there is no SE)."""
+        if self.gain is None:
+            return True
+        return self.gain < 0 and self.gain < -ACCEPT_SE * (self.se or 0.0)
+
+
+def screened_out(screens: Sequence[OpScreen]) -> tuple[str, ...]:
+    """The ops that hurt at every magnitude tried, in the order first screened: a magnitude that does not hurt keeps
+    the op, since the optimiser can stay near it."""
+    ops = list(dict.fromkeys(s.op for s in screens))
+    return tuple(op for op in ops if all(s.hurts for s in screens if s.op == op))

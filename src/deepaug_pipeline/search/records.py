@@ -1,7 +1,8 @@
 """Typed records of the search: what one fit is asked to do, and what the trial log keeps of it.
 
 Every fit of a search is one record, keyed by what it is: the base alone under a noise seed
-(``baseline/standard/s0``), a policy trial of the optimiser (``trial/12``), or a re-evaluation of a top candidate
+(``baseline/standard/s0``), one op alone at one magnitude when ops are screened (``screen/rotate/0.25``), a policy
+trial of the optimiser (``trial/12``), or a re-evaluation of a top candidate
 or of the base on a fresh seed (``reevaluate/12/s4``, ``reevaluate/base/s4``). Under the density reward, the base's
 own score on its trained children is one more record (``reference/density``), the reference of every trial. The log holds records as JSON
 (``to_json``/``from_json``); everything else passes them as typed objects.
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-Stage = Literal["baseline", "search", "reevaluate", "reference"]
+Stage = Literal["baseline", "reference", "screen", "search", "reevaluate"]
 BASE_CANDIDATE = "base"  # the candidate name of the base alone in the re-evaluation stage
 
 
@@ -54,6 +55,10 @@ class FitRequest:
     @classmethod
     def density_reference(cls, base: str, policy: dict, children: tuple[TrainedChild, ...]) -> FitRequest:
         return cls("reference/density", "reference", base, 0, policy, children=children)
+
+    @classmethod
+    def screen(cls, op: str, magnitude: float, base: str, policy: dict) -> FitRequest:
+        return cls(f"screen/{op}/{magnitude:g}", "screen", base, 0, policy)
 
     @classmethod
     def search(cls, trial_id: int, base: str, policy: dict, point: list) -> FitRequest:

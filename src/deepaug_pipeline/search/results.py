@@ -94,6 +94,8 @@ def base_label(result: SearchResult) -> str:
 def verdict(result: SearchResult) -> str:
     """The search's answer in one sentence, honest about noise."""
     base = base_label(result)
+    if result.screens and not result.search_trials:
+        return f"no policy beat {base}: the op screen dropped every op (each hurt beyond {ACCEPT_SE:g} SE at every magnitude tried)"
     if not result.reevaluated:
         return f"no policy was re-evaluated (reevaluate_top: 0), so none is known to beat {base} beyond noise"
     accepted = result.accepted
@@ -120,6 +122,8 @@ def search_metrics(result: SearchResult) -> dict[str, float]:
         "fit_seconds": float(sum(r.wall_seconds for r in result.records)),
         "accepted_policies": float(len(result.accepted)),
     }
+    if result.screens:
+        metrics["ops_screened_out"] = float(len(result.screened_out))
     if ok:
         best = max(ok, key=lambda t: t.reward)
         metrics |= {"best_reward": best.reward, "best_trial_gain": best.gain, "best_trial_gain_in_se": _se_units(best.gain, best.gain_se)}
@@ -136,6 +140,8 @@ def summary_lines(result: SearchResult) -> list[str]:
     lines = [f"{len(trials)} policy trials ({failed} failed), {result.reward} reward; "
              f"{result.base_choice.describe(BASE_LABELS)}",  # fmt: skip
              f"Verdict: {verdict(result)}"]
+    if result.screens:
+        lines.insert(1, screen_summary(result))
     for p in result.accepted:
         lines.append(f"  trial {p.trial_id} ({p.mean:+.4f} ± {p.se:.4f}): {policy_summary(Policy.from_dict(result.trial(p.trial_id).policy))}")
     if result.accepted:
@@ -143,6 +149,15 @@ def summary_lines(result: SearchResult) -> list[str]:
     else:
         lines.append(f"best_policy.json holds no operations: evaluate's standard+found is {base_label(result)} alone")
     return lines
+
+
+def screen_summary(result: SearchResult) -> str:
+    """The op screen in one line: what it dropped, and each dropped op's gains."""
+    if not result.screened_out:
+        return f"op screen: every op kept ({len({s.op for s in result.screens})} screened)"
+    gains = {op: ", ".join("failed" if s.gain is None else f"{s.gain:+.4f} at {s.magnitude:g}" for s in result.screens if s.op == op)
+             for op in result.screened_out}  # fmt: skip
+    return f"op screen: dropped {'; '.join(f'{op} ({g})' for op, g in gains.items())}"
 
 
 def _reevaluation_entry(p: PairedGain | None) -> dict | None:
@@ -199,6 +214,7 @@ def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
                         "margin_se": choice.margin_se, "in_words": choice.describe(BASE_LABELS)},  # fmt: skip
         "noise_floor": {"base_rewards": list(result.noise_floor.rewards), "std": result.noise_floor.std},
         "verdict": verdict(result),
+        "screened_out": list(result.screened_out) if result.screens else None,
         "trial_ids": [p.trial_id for p in accepted],
         "paired_gains": [p.mean for p in accepted],
         "paired_gain_ses": [p.se for p in accepted],

@@ -5,7 +5,7 @@ Default: 5 sub-policies × 2 × (op, magnitude) = 20 dimensions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sklearn
@@ -75,6 +75,16 @@ class PolicySpace:
 
     def op_indices(self) -> tuple[int, ...]:
         return tuple(ops_lib.OP_INDEX[n] for n in self.op_names)
+
+    def single_op(self, op: str, magnitude: float) -> Policy:
+        """``op`` alone at ``magnitude`` in every sub-policy (the rest identity): the op screen's policy, the same
+        shape as any policy of this space so the traced child graph takes it as data."""
+        rest = tuple(Operation("identity", 0.0) for _ in range(self.ops_per_sub_policy - 1))
+        sub = SubPolicy((Operation(op, float(magnitude)), *rest))
+        return Policy(tuple(sub for _ in range(self.sub_policies)), self.p_none)
+
+    def without(self, ops: tuple[str, ...]) -> PolicySpace:
+        return replace(self, op_names=tuple(o for o in self.op_names if o not in ops))
 
     def no_augmentation(self) -> Policy:
         """Trial 0, the baseline: same tensor shape as any policy of this space, never applied."""
