@@ -139,6 +139,24 @@ def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
     assert aliased[1] == "crop + flip + found policy: the same runs as none, nothing to compare."
 
 
+def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():
+    import matplotlib.pyplot as plt
+
+    from deepaug_pipeline.evaluate.report import build_report
+
+    runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": 0.8 + 0.01 * i} for s in ("none", "standard") for i in range(2)]
+    table = results_table(runs, ["none", "standard"])
+    figures = {name: plt.figure() for name in ("results", "curves", "policy_grid", "convergence")}
+    for screened, line in ((["invert", "solarize"], "Search: the op screen dropped invert, solarize before the optimiser started."),
+                           (None, None)):  # fmt: skip
+        policy = Policy((), p_none=1.0, metadata={"verdict": "no policy beat crop + flip", "screened_out": screened})
+        md, page = build_report(table, policy, figures, {})
+        verdict_section = md.split("## Verdict")[1].split("##")[0]
+        assert ("op screen" in verdict_section) == (line is not None)
+        if line:
+            assert f"- {line}" in verdict_section and line in page
+
+
 def test_evaluate_without_search_outputs_says_to_run_the_search(project):
     result = kedro_run(project, "--pipelines=evaluate", "--env=test")
     assert result.returncode != 0

@@ -241,8 +241,10 @@ def build_report(
     summary = verdict(table)
     search_verdict = policy.metadata.get("verdict")
     base_choice = (policy.metadata.get("base_choice") or {}).get("in_words")
+    screened_out = policy.metadata.get("screened_out")
     search_lines = [f"Search: {search_verdict}." if search_verdict else "Search: no verdict recorded with the policy.",
-                    f"Search: {base_choice}." if base_choice else ""]  # fmt: skip
+                    f"Search: {base_choice}." if base_choice else "",
+                    f"Search: the op screen dropped {', '.join(screened_out)} before the optimiser started." if screened_out else ""]  # fmt: skip
     verdict_lines = summary + [line for line in search_lines if line]
     md = ["# deepaug-pipeline evaluation report", ""] + [f"{line}  " for line in header] + [""]
     md += ["## Verdict", ""] + [f"- {line}" for line in verdict_lines] + [""]
