@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from deepaug_pipeline.augment.op_names import OP_NAMES  # the names alone: validating stays free of TensorFlow
 from deepaug_pipeline.model_names import check_model_name
 
 
@@ -162,9 +163,7 @@ class SearchConfig(_Strict):
         if self.opt_last_n_epochs > self.child_epochs:
             raise ValueError(f"opt_last_n_epochs={self.opt_last_n_epochs} exceeds child_epochs={self.child_epochs}")
         if self.ops is not None:
-            from deepaug_pipeline.augment.ops import OP_INDEX
-
-            unknown = [o for o in self.ops if o not in OP_INDEX]
+            unknown = [o for o in self.ops if o not in OP_NAMES]
             if unknown:
                 raise ValueError(f"unknown op(s) {unknown} in 'ops'")
         return self

@@ -16,9 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import numpy as np
 import tensorflow as tf
+
+from deepaug_pipeline.augment.op_names import OP_NAMES
 
 OpFn = Callable[[tf.Tensor, tf.Tensor, "Rng"], tf.Tensor]
 
@@ -498,7 +501,19 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("add-to-hue-and-saturation", add_to_hue_and_saturation, 0, 0.1, "hue shift (turns) and 2p saturation, random signs", colour_only=True, signed=True, families=(DA,)),
 )  # fmt: skip
 
-OP_NAMES: tuple[str, ...] = tuple(op.name for op in OPS)
+
+def _check_op_names(table: tuple[str, ...]) -> None:
+    """Config validation reads ``op_names.OP_NAMES``, not this table (no TensorFlow there): refuse to load if the
+    two differ (a raise, not an assert, so ``python -O`` keeps the check)."""
+    for at, (name, listed) in enumerate(zip_longest(table, OP_NAMES)):
+        if name != listed:
+            raise RuntimeError(
+                f"op_names.OP_NAMES must list the op table's names in its order; at position {at} it has {listed!r}, "
+                f"the table {name!r}"
+            )
+
+
+_check_op_names(tuple(op.name for op in OPS))
 OP_INDEX: dict[str, int] = {name: i for i, name in enumerate(OP_NAMES)}
 IDENTITY = OP_INDEX["identity"]
 

@@ -63,7 +63,8 @@ class History:
         return bool(np.isfinite(self.train_loss).all() and np.isfinite(self.val_loss[validated]).all())
 
 
-def make_optimizer(settings: FitSettings, steps_total: int) -> keras.optimizers.Optimizer:
+def keras_optimizer(settings: FitSettings, steps_total: int) -> keras.optimizers.Optimizer:
+    """The Keras optimiser a fit trains with (the search's skopt one is ``search.space.policy_optimizer``)."""
     lr = settings.learning_rate
     if settings.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(settings.learning_rate, decay_steps=max(1, steps_total))
@@ -96,7 +97,7 @@ class Trainer:
         self._train_x = tf.constant(train.x)
         self._train_y = tf.constant(train.y.astype(np.int32))
         self.steps_per_epoch = math.ceil(len(train) / settings.batch_size)
-        self.optimizer = make_optimizer(settings, self.steps_per_epoch * settings.epochs)
+        self.optimizer = keras_optimizer(settings, self.steps_per_epoch * settings.epochs)
         self.optimizer.build(model.trainable_variables)
         self._from_logits = not outputs_probabilities(model)
         self._snapshot()
