@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_FASHION = REPO / "data" / "01_raw" / "fashion-mnist"
@@ -83,6 +84,20 @@ def kedro_run(project_root: Path, *args: str, timeout: int = 600) -> subprocess.
 def squashed_output(result: subprocess.CompletedProcess) -> str:
     """stdout+stderr without any whitespace: rich wraps long lines, even inside paths."""
     return "".join((result.stdout + result.stderr).split())
+
+
+CHART_MIN_SIDE = 300  # the charts are 7 × 3.8-4 inches at 100 dpi
+GRID_MIN_SIDE = 100  # a sample grid of an empty policy is one row of originals, about 150 px tall
+
+
+def assert_real_png(path: Path, min_side: int = CHART_MIN_SIDE) -> None:
+    """``path`` is a PNG at least ``min_side`` pixels on each side whose pixels vary: a drawn figure, not a blank
+    canvas or a stub (its size on disk says neither)."""
+    with Image.open(path) as image:
+        assert image.format == "PNG", f"{path.name}: {image.format}, not PNG"
+        assert min(image.size) >= min_side, f"{path.name}: {image.size[0]}×{image.size[1]} px, under {min_side} on a side"
+        spread = float(np.asarray(image.convert("RGB"), dtype=np.float32).std())
+    assert spread > 5, f"{path.name}: blank (pixel std {spread:.2f} on 0-255)"
 
 
 def mlflow_runs(project_root: Path) -> tuple[list, list]:

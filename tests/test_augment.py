@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -14,6 +16,7 @@ from deepaug_pipeline.augment import baselines
 from deepaug_pipeline.augment import ops as ops_lib
 from deepaug_pipeline.augment.grid import sample_grid
 from deepaug_pipeline.augment.policy import Policy, PolicyError
+from deepaug_pipeline.config import ConfigError, SearchConfig, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = tf.constant([3, 4], tf.int64)
@@ -67,6 +70,18 @@ def test_colour_ops_drop_out_for_grayscale():
     assert len(ops_lib.search_ops(3)) == 20
     with pytest.raises(ValueError, match="unknown augmentation op"):
         ops_lib.search_ops(3, ("rotate", "twirl"))
+
+
+def test_config_refuses_an_unknown_op_by_name_without_loading_tensorflow():
+    SearchConfig(ops=ALL_OPS)  # every op in the table is known
+    with pytest.raises(ConfigError, match=r"unknown op\(s\) \['twirl'\] in 'ops'"):
+        parse_config(SearchConfig, {"ops": ["rotate", "twirl"]}, "search")
+    # Parameters are validated before any node runs: in a fresh interpreter (this one has TensorFlow), that loads none.
+    probe = "import sys; from deepaug_pipeline.config import SearchConfig; SearchConfig(ops=['rotate']); print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"
+    # The names config validation reads cannot drift from the table: ops.py refuses to load if they differ.
+    with pytest.raises(RuntimeError, match=r"at position 2 it has 'rotate', the table 'twirl'"):
+        ops_lib._check_op_names(("identity", "crop", "twirl", *ALL_OPS[3:]))
 
 
 @pytest.mark.parametrize("name", ALL_OPS)

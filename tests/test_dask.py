@@ -13,9 +13,10 @@ import pandas as pd
 import psutil
 import pytest
 
-from deepaug_pipeline.config import SearchConfig
+from deepaug_pipeline.config import IngestConfig, SearchConfig
 from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError
-from deepaug_pipeline.search.trial_log import read_log
+from deepaug_pipeline.search.run import run_search
+from deepaug_pipeline.search.trial_log import TrialLogStore, read_log
 from tests.conftest import kedro_run, mlflow_runs, make_images
 
 DASK = "--params=search.executor=dask,search.n_workers=2,search.threads_per_worker=1"
@@ -68,7 +69,7 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
     assert all(t["status"] in ("ok", "failed") for t in trials)
 
 
-def test_unreachable_scheduler_fails_fast_with_a_clear_error():
+def test_unreachable_scheduler_fails_fast_with_a_clear_error(tmp_path):
     x, y = make_images(20, 2)
     from deepaug_pipeline.ingest import LabelledImages
 
@@ -77,4 +78,8 @@ def test_unreachable_scheduler_fails_fast_with_a_clear_error():
     with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
         DaskExecutor(data, data, None, "tcp://127.0.0.1:9", 1, 1, connect_timeout=3)
     assert time.time() - start < 30
-    assert SearchConfig(executor="dask", address="tcp://h:8786").address == "tcp://h:8786"
+    # The search connects to the address its config names, not a LocalCluster (nothing listens on the discard port).
+    cfg = SearchConfig(executor="dask", address="tcp://127.0.0.1:9")
+    summary = {"image_shape": [12, 12, 1], "n_classes": 2, "sizes": {}}
+    with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        run_search(data, data, summary, TrialLogStore(tmp_path), cfg, IngestConfig(), seed=0)

@@ -30,7 +30,7 @@ from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
 from deepaug_pipeline.search.trial_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, read_log
 from deepaug_pipeline.seeding import stream_seed
-from tests.conftest import kedro_run, make_images, mlflow_runs, squashed_output
+from tests.conftest import GRID_MIN_SIDE, assert_real_png, kedro_run, make_images, mlflow_runs, squashed_output
 
 
 # --------------------------------------------------------------------------- space
@@ -293,14 +293,18 @@ def test_the_float32_forest_asks_exactly_the_points_skopts_own_forest_asks(surro
 
 
 def test_random_method_and_gp_surrogate_ask_different_points_and_only_random_never_fits():
-    points = {}
+    optimizers, points = {}, {}
     for name, cfg in (("random", SearchConfig(method="random", opt_initial_points=2)),
                       ("gp", SearchConfig(surrogate="GP", opt_initial_points=2))):  # fmt: skip
         opt = policy_optimizer(policy_space(cfg, 1), cfg, seed=0)
+        points[name] = []
         for i in range(4):
-            opt.tell(opt.ask(), -float(np.random.default_rng(i).uniform()))
-        points[name] = opt
-    assert points["random"].models == [] and len(points["gp"].models) > 0
+            point = opt.ask()
+            points[name].append([to_python(v) for v in point])
+            opt.tell(point, -float(np.random.default_rng(i).uniform()))
+        optimizers[name] = opt
+    assert optimizers["random"].models == [] and len(optimizers["gp"].models) == 4 - 2 + 1
+    assert all(r != g for r, g in zip(points["random"], points["gp"]))  # each method draws from its own stream
 
 
 def test_tracking_failure_warns_and_the_search_goes_on(tmp_path, monkeypatch):
@@ -349,8 +353,8 @@ def test_kedro_search_end_to_end_with_mlflow(project):
     assert best.metadata["trial_ids"] == accepted and len(best.sub_policies) == 5 * len(accepted)
     assert best.metadata["verdict"] == top["verdict"] and "beyond" in top["verdict"]
     assert len(pd.read_csv(out / "top_policies.csv")) == 3
-    for png in ("convergence.png", "best_policy_grid.png"):
-        assert (project / "data" / "08_reporting" / png).stat().st_size > 1000
+    assert_real_png(project / "data" / "08_reporting" / "convergence.png")
+    assert_real_png(project / "data" / "08_reporting" / "best_policy_grid.png", min_side=GRID_MIN_SIDE)
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     parents, children = mlflow_runs(project)
