@@ -18,7 +18,7 @@ from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
 from deepaug_pipeline.evaluate import FinalTrainer, found_base, policy_identity, run_grid, strategy_aliases
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.ingest.split import DatasetSplits, stratified_indices
-from deepaug_pipeline.search.controller import SearchResult
+from deepaug_pipeline.search.records import SearchResult
 from deepaug_pipeline.search.run import run_search
 from deepaug_pipeline.search.trial_log import TrialLogStore
 from deepaug_pipeline.seeding import stream_rng

@@ -19,7 +19,7 @@ from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, Sou
 from deepaug_pipeline.ingest import DataValidationError, load_source, split_dataset, validate_source
 from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
 from deepaug_pipeline.search import results
-from deepaug_pipeline.search.controller import SearchResult
+from deepaug_pipeline.search.records import SearchResult
 from deepaug_pipeline.search.run import run_search
 from deepaug_pipeline.search.trial_log import TrialLogStore
 

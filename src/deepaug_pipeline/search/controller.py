@@ -19,14 +19,13 @@ from __future__ import annotations
 import logging
 import time
 import zipfile
-from dataclasses import dataclass
 
 import numpy as np
 
 from deepaug_pipeline.augment.baselines import BASE_LABELS
 from deepaug_pipeline.config import SearchConfig
 from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, OpScreen, PairedGain, choose_base, paired_gain, screened_out
-from deepaug_pipeline.search.records import FitOutcome, FitRequest, TrainedChild, TrialRecord
+from deepaug_pipeline.search.records import FitOutcome, FitRequest, SearchResult, TrainedChild, TrialRecord, ranked_search_trials
 from deepaug_pipeline.search.space import PolicySpace, policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrialTracker, track_trial
 from deepaug_pipeline.search.trial_log import ChildWeights, TrialLog
@@ -39,40 +38,6 @@ SCREEN_MAGNITUDES = (0.25, 0.75)  # the middle of each half of an op's range: mi
 
 class SearchError(RuntimeError):
     """The search cannot go on (e.g. the base alone fails to train); the message says why."""
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Everything a search produced: its records in log order, the base it chose, its noise, the re-evaluation."""
-
-    method: str
-    records: list[TrialRecord]
-    base_choice: BaseChoice
-    noise_floor: NoiseFloor
-    reevaluated: list[PairedGain]  # best mean paired gain first
-    log_path: str = ""  # the trial log these records are from, and its fingerprint: outputs carry both
-    log_fingerprint: str = ""
-    reward: str = "retrain"  # retrain | density: what a search trial's reward is
-    mlflow_run_id: str = ""  # the MLflow run that tracked this search, when tracking was on
-    screens: tuple[OpScreen, ...] = ()  # screen_ops: every op alone at each magnitude
-    screened_out: tuple[str, ...] = ()  # the ops the screen dropped from the space
-
-    @property
-    def search_trials(self) -> list[TrialRecord]:
-        return sorted((r for r in self.records if r.stage == "search"), key=lambda r: r.trial_id)
-
-    def trial(self, trial_id: int) -> TrialRecord:
-        return next(r for r in self.search_trials if r.trial_id == trial_id)
-
-    @property
-    def accepted(self) -> list[PairedGain]:
-        return [p for p in self.reevaluated if p.accepted]
-
-
-def ranked_search_trials(records: list[TrialRecord]) -> list[TrialRecord]:
-    """Finished search trials, best single reward first; ties keep the earlier trial."""
-    ok = [r for r in records if r.stage == "search" and r.ok]
-    return sorted(ok, key=lambda r: (-r.reward, r.trial_id))
 
 
 class SearchLoop:

@@ -5,13 +5,16 @@ Every fit of a search is one record, keyed by what it is: the base alone under a
 trial of the optimiser (``trial/12``), or a re-evaluation of a top candidate
 or of the base on a fresh seed (``reevaluate/12/s4``, ``reevaluate/base/s4``). Under the density reward, the base's
 own score on its trained children is one more record (``reference/density``), the reference of every trial. The log holds records as JSON
-(``to_json``/``from_json``); everything else passes them as typed objects.
+(``to_json``/``from_json``); everything else passes them as typed objects. ``SearchResult`` gathers a whole search.
+This module imports no TensorFlow: the Kedro nodes type their outputs with it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
+
+from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, OpScreen, PairedGain
 
 Stage = Literal["baseline", "reference", "screen", "search", "reevaluate"]
 BASE_CANDIDATE = "base"  # the candidate name of the base alone in the re-evaluation stage
@@ -140,3 +143,37 @@ class TrialRecord:
         record = {k: v for k, v in data.items() if k in names}
         record["history"] = {k: [float("nan") if v is None else v for v in values] for k, values in data.get("history", {}).items()}
         return cls(**record)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Everything a search produced: its records in log order, the base it chose, its noise, the re-evaluation."""
+
+    method: str
+    records: list[TrialRecord]
+    base_choice: BaseChoice
+    noise_floor: NoiseFloor
+    reevaluated: list[PairedGain]  # best mean paired gain first
+    log_path: str = ""  # the trial log these records are from, and its fingerprint: outputs carry both
+    log_fingerprint: str = ""
+    reward: str = "retrain"  # retrain | density: what a search trial's reward is
+    mlflow_run_id: str = ""  # the MLflow run that tracked this search, when tracking was on
+    screens: tuple[OpScreen, ...] = ()  # screen_ops: every op alone at each magnitude
+    screened_out: tuple[str, ...] = ()  # the ops the screen dropped from the space
+
+    @property
+    def search_trials(self) -> list[TrialRecord]:
+        return sorted((r for r in self.records if r.stage == "search"), key=lambda r: r.trial_id)
+
+    def trial(self, trial_id: int) -> TrialRecord:
+        return next(r for r in self.search_trials if r.trial_id == trial_id)
+
+    @property
+    def accepted(self) -> list[PairedGain]:
+        return [p for p in self.reevaluated if p.accepted]
+
+
+def ranked_search_trials(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Finished search trials, best single reward first; ties keep the earlier trial."""
+    ok = [r for r in records if r.stage == "search" and r.ok]
+    return sorted(ok, key=lambda r: (-r.reward, r.trial_id))
