@@ -265,3 +265,12 @@ def test_sample_grid_has_a_row_per_sub_policy():
     np.testing.assert_array_equal(mosaic[band : band + h, :w, 0], images[0, ..., 0])  # the originals, unchanged
     sub_rows = [mosaic[r * (band + h) + band : (r + 1) * (band + h), :w, 0] for r in range(1, 6)]
     assert any(not np.array_equal(row, images[0, ..., 0]) for row in sub_rows)  # the sub-policies change them
+
+
+def test_equalize_transposes_no_int32_tensor():
+    """TensorFlow's oneDNN rewrite logs an error line ("oneDNN supports DT_INT32 only on platforms with AVX-512") for
+    every graph with an int32 Transpose: evaluate printed one through RandAugment's and TrivialAugment's equalize."""
+    equalize = tf.function(lambda x, p: ops_lib.equalize(x, p, ops_lib.Rng(SEED)))
+    graph = equalize.get_concrete_function(tf.TensorSpec([4, 12, 12, 3], tf.float32), tf.TensorSpec([4], tf.float32)).graph
+    transposes = [op for op in graph.get_operations() if op.type == "Transpose"]
+    assert transposes and all(op.get_attr("T") != tf.int32 for op in transposes)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-from deepaug_pipeline.devices import start_up_notices_filtered
-
 
 def register_pipelines() -> dict[str, Pipeline]:
-    with start_up_notices_filtered():  # the pipelines' modules import TensorFlow
-        pipelines = find_pipelines(raise_errors=True)
+    # Kedro registers the pipelines for every command; their nodes import TensorFlow only when they run
+    # (tests/test_console.py).
+    pipelines = find_pipelines(raise_errors=True)
     if "search" in pipelines:
         pipelines["__default__"] = pipelines["search"]
     return pipelines

@@ -1,5 +1,6 @@
 """Kedro project settings."""
 
+import logging
 import os
 import sys
 import warnings
@@ -8,6 +9,12 @@ from kedro.config import OmegaConfigLoader
 
 from deepaug_pipeline.hooks import ConfigValidationHook, RunSummaryHook
 from deepaug_pipeline.tracking_guard import GuardedMlflowHook
+
+# MLflow asks for type hints on the predict method of kedro-mlflow's KedroPipelineModel when that class is defined
+# (GuardedMlflowHook below imports it), and this project logs no pyfunc model. MLflow turns UserWarnings back on
+# around that check (catch_warnings + simplefilter("once")), so no warnings filter reaches it; Kedro's RichHandler
+# sends warnings to the "py.warnings" logger, and this filter drops that one message there.
+logging.getLogger("py.warnings").addFilter(lambda record: "Add type hints to the `predict` method" not in record.getMessage())
 
 # kedro-mlflow's hooks run behind a bounded check of the tracking server (tracking_guard.py), not from its entry
 # point. Hooks registered later run first: parameters are validated before the server is asked anything.

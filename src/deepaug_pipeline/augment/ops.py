@@ -394,8 +394,10 @@ def equalize(x, p, rng):
     """PIL ImageOps.equalize, per image and channel, with one batched histogram."""
     h, w = _hw(x)
     c = int(x.shape[-1])
-    q = tf.cast(tf.round(x * 255.0), tf.int32)
-    rows = tf.reshape(tf.transpose(q, [0, 3, 1, 2]), [-1, h * w])  # (B*C, H*W)
+    # Channels first while still float32: TensorFlow's oneDNN rewrite takes no int32 on any CPU and logs "oneDNN
+    # supports DT_INT32 only on platforms with AVX-512" (an E line, even with AVX-512) for an int32 Transpose.
+    q = tf.cast(tf.round(tf.transpose(x, [0, 3, 1, 2]) * 255.0), tf.int32)
+    rows = tf.reshape(q, [-1, h * w])  # (B*C, H*W)
     hist = tf.math.bincount(rows, minlength=256, maxlength=256, axis=-1)
     last = 255 - tf.argmax(tf.reverse(tf.cast(hist > 0, tf.int32), axis=[1]), axis=1, output_type=tf.int32)
     last_count = tf.gather(hist, last, batch_dims=1)
@@ -405,8 +407,8 @@ def equalize(x, p, rng):
     lut = tf.clip_by_value((cum + safe // 2) // safe, 0, 255)
     lut = tf.where(step[:, None] > 0, lut, tf.range(256)[None])
     out = tf.gather(lut, rows, batch_dims=1)
-    out = tf.transpose(tf.reshape(out, [-1, c, h, w]), [0, 2, 3, 1])
-    return tf.cast(out, tf.float32) / 255.0
+    out = tf.cast(tf.reshape(out, [-1, c, h, w]), tf.float32) / 255.0
+    return tf.transpose(out, [0, 2, 3, 1])
 
 
 def histogram_equalize(x, p, rng):

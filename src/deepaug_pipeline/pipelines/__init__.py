@@ -1,0 +1,16 @@
+"""The Kedro pipelines: ingest, search, evaluate.
+
+Their nodes import the library inside the node functions, after ``configure_tensorflow()`` (the library builds
+tensors as it loads): Kedro imports every pipeline's nodes for any command (``kedro registry list``, an ingest-only
+run), and TensorFlow alone took seconds of that (tests/test_console.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+else:
+    Figure = object  # Kedro resolves the nodes' type hints when a run starts; the real class would load Matplotlib
+
+__all__ = ["Figure"]

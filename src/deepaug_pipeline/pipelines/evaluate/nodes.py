@@ -1,30 +1,17 @@
-"""Evaluate nodes: thin wrappers over ``deepaug_pipeline.evaluate``."""
+"""Evaluate nodes: thin wrappers over ``deepaug_pipeline.evaluate``, imported when a node runs (see
+``deepaug_pipeline.pipelines``)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from deepaug_pipeline.augment.grid import sample_grid
-from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, parse_config
-from deepaug_pipeline.evaluate import (
-    FinalTrainer,
-    final_splits,
-    found_base,
-    policy_identity,
-    results_table,
-    run_grid,
-    strategy_aliases,
-    strategy_labels,
-)
-from deepaug_pipeline.evaluate.report import build_report, convergence_from_trials, learning_curves, report_header, error_dot_plot
+from deepaug_pipeline.devices import configure_tensorflow
 from deepaug_pipeline.ingest import LabelledImages
-from deepaug_pipeline.search.results import check_current
-from deepaug_pipeline.search.run import data_fingerprint
+from deepaug_pipeline.pipelines import Figure
 from deepaug_pipeline.search.tracking import log_evaluation_runs, tag_active_run
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
@@ -40,6 +27,12 @@ def evaluate_strategies(
     seed: int,
 ) -> list[dict]:
     """Train the final model for every strategy × seed (resuming logged runs); score each on the test split."""
+    configure_tensorflow()
+    from deepaug_pipeline.augment.policy import Policy
+    from deepaug_pipeline.evaluate import FinalTrainer, final_splits, found_base, policy_identity, run_grid, strategy_aliases
+    from deepaug_pipeline.search.results import check_current
+    from deepaug_pipeline.search.run import data_fingerprint
+
     cfg = parse_config(EvaluateConfig, evaluate, "evaluate")
     check_current(best_policy, "best_policy.json")
     found = Policy.from_dict(best_policy)
@@ -62,6 +55,10 @@ def evaluate_strategies(
 
 def summarise_evaluation(evaluation_runs: list[dict], best_policy: dict, evaluate: dict) -> tuple[pd.DataFrame, dict]:
     """The comparison table, and its numbers as MLflow metrics."""
+    configure_tensorflow()
+    from deepaug_pipeline.augment.policy import Policy
+    from deepaug_pipeline.evaluate import found_base, results_table
+
     strategies = parse_config(EvaluateConfig, evaluate, "evaluate").strategies
     table = results_table(evaluation_runs, strategies, found_base(Policy.from_dict(best_policy)))
     metrics = {}
@@ -83,8 +80,22 @@ def write_report(
     evaluate: dict,
     search: dict,
     seed: int,
-) -> tuple[str, str, plt.Figure, plt.Figure]:
+) -> tuple[str, str, Figure, Figure]:
     """report.md, a self-contained report.html, the test-error dot plot and the learning curves."""
+    configure_tensorflow()
+    import matplotlib.pyplot as plt
+
+    from deepaug_pipeline.augment.grid import sample_grid
+    from deepaug_pipeline.augment.policy import Policy
+    from deepaug_pipeline.evaluate import found_base, strategy_labels
+    from deepaug_pipeline.evaluate.report import (
+        build_report,
+        convergence_from_trials,
+        error_dot_plot,
+        learning_curves,
+        report_header,
+    )
+
     policy = Policy.from_dict(best_policy)
     figures = {
         "results": error_dot_plot(evaluation_table, evaluation_runs),

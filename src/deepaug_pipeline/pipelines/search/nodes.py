@@ -1,18 +1,15 @@
-"""Search nodes: thin wrappers over ``deepaug_pipeline.search``."""
+"""Search nodes: thin wrappers over ``deepaug_pipeline.search``, imported when a node runs (see
+``deepaug_pipeline.pipelines``)."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
-from deepaug_pipeline.augment.grid import sample_grid
-from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import IngestConfig, SearchConfig, parse_config
+from deepaug_pipeline.devices import configure_tensorflow
 from deepaug_pipeline.ingest import LabelledImages
-from deepaug_pipeline.search import results
-from deepaug_pipeline.search.controller import SearchResult
-from deepaug_pipeline.search.records import TrialRecord
-from deepaug_pipeline.search.run import data_fingerprint, log_config, run_search
+from deepaug_pipeline.pipelines import Figure
+from deepaug_pipeline.search.records import SearchResult, TrialRecord
 from deepaug_pipeline.search.tracking import TrackingTarget
 from deepaug_pipeline.search.trial_log import TrialLogStore
 
@@ -27,6 +24,9 @@ def search_policies(
     seed: int,
 ) -> SearchResult:
     """Run (or resume) the search; every fit is in the trial log as soon as it ends."""
+    configure_tensorflow()
+    from deepaug_pipeline.search.run import run_search
+
     result = run_search(
         search_subset,
         seed_validation_pool,
@@ -42,6 +42,9 @@ def search_policies(
 
 def summarise_trials(trials: SearchResult, search: dict) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict, dict]:
     """Trial table, top-k policies (JSON and CSV), the combined best policy, and the search's metrics (MLflow)."""
+    configure_tensorflow()
+    from deepaug_pipeline.search import results
+
     cfg = parse_config(SearchConfig, search, "search")
     top = results.top_policies(trials, cfg.top_k)
     metrics = {name: {"value": value, "step": 0} for name, value in results.search_metrics(trials).items()}
@@ -58,8 +61,12 @@ def plot_convergence(
     search: dict,
     ingest: dict,
     seed: int,
-) -> plt.Figure:
+) -> Figure:
     """Trial rewards and the best so far, with the other search method overlaid when its log exists."""
+    configure_tensorflow()
+    from deepaug_pipeline.search import results
+    from deepaug_pipeline.search.run import data_fingerprint, log_config
+
     cfg = parse_config(SearchConfig, search, "search")
     data_hash = data_fingerprint(search_subset, seed_validation_pool)
     config = log_config(cfg, parse_config(IngestConfig, ingest, "ingest"), seed, dataset_summary, data_hash)
@@ -72,6 +79,10 @@ def plot_convergence(
     return results.convergence_figure(tables)
 
 
-def plot_best_policy(best_policy: dict, search_subset: LabelledImages) -> plt.Figure:
+def plot_best_policy(best_policy: dict, search_subset: LabelledImages) -> Figure:
     """Sample grid of the combined best policy on real images."""
+    configure_tensorflow()
+    from deepaug_pipeline.augment.grid import sample_grid
+    from deepaug_pipeline.augment.policy import Policy
+
     return sample_grid(Policy.from_dict(best_policy), search_subset.x, max_images=8)
