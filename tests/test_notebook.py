@@ -42,6 +42,8 @@ def test_tutorial_notebook_executes(tmp_path, monkeypatch):
     accuracies = ast.literal_eval(shown("results = {}"))
     assert list(accuracies) == ["no augmentation", "base alone (crop + flip)", "base + found policy"]
     assert all(0.2 < a <= 1 for a in accuracies.values()), accuracies
+    grid = next(c for c in code if "sample_grid(shown" in c.source)
+    assert any("image/png" in o.get("data", {}) for o in grid.outputs)  # the reader sees the policy on real images
     assert "[16, 28, 28, 1]" in shown("augmented = ")  # the saved policy reloads and augments
     # Only the public API: a reader copies these imports.
     imports = [line for c in code for line in c.source.splitlines() if "import" in line]
