@@ -1,6 +1,6 @@
 """Proxy fidelity: do the search's two rewards rank augmentations as the final model's test accuracy does?
 
-Run by hand: ``python benchmarks/bench_fidelity.py [search log]`` → ``benchmarks/results/fidelity.json``.
+Run by hand: ``python benchmarks/bench_fidelity.py [final seeds] [search log]`` → ``benchmarks/results/fidelity.json``.
 On the reduced Fashion-MNIST protocol (quality_protocol.py), for 9 augmentations (none; the base; base + RandAugment;
 base + TrivialAugment-Wide; base + each of the top 3 re-evaluated policies of a real default search, read from its
 committed log, default benchmarks/results/retrain_default_search.jsonl.gz; base + 2 random policies of the search
@@ -9,7 +9,8 @@ space) it records three numbers:
     of the last K epochs on the seed's validation sample), as ``search.reward: retrain`` scores a policy;
   * the density reward: the base's own children (the base row's child fits) scoring 1000 held-out images per child
     transformed by the augmentation (2 draws), as ``search.reward: density`` scores a policy;
-  * the final model's test accuracy (the evaluate default: WRN-10-1, 4000 images, 120 epochs; 2 seeds).
+  * the final model's test accuracy (the evaluate default: WRN-10-1, 4000 images, 120 epochs; 2 seeds unless told
+    fewer: a run takes 200-500 s on 2 cores).
 It reports Spearman's ρ of each reward against the final test accuracy with a 95% bootstrap interval over the
 augmentations. Target (issue 12): ρ ≥ 0.7. Every fit is logged under benchmarks/results/quality_logs/, so an
 interrupted run resumes.
@@ -43,7 +44,7 @@ from deepaug_pipeline.search.space import policy_optimizer  # noqa: E402
 from deepaug_pipeline.search.trial import sample_validation_set  # noqa: E402
 from deepaug_pipeline.seeding import stream_rng, stream_seed  # noqa: E402
 
-SEEDS = 2
+SEEDS = 2  # child fits per augmentation, for both rewards
 BOOTSTRAP = 2000
 DEFAULT_LOG = RESULTS / "retrain_default_search.jsonl.gz"
 
@@ -164,13 +165,13 @@ def rho_with_interval(x: np.ndarray, y: np.ndarray) -> dict:
             "target_rho_at_least_0_7": bool(result.statistic >= 0.7)}  # fmt: skip
 
 
-def main(log: Path = DEFAULT_LOG) -> None:
+def main(final_seeds: int = 2, log: Path = DEFAULT_LOG) -> None:
     protocol = qp.load()
     base, compared = candidates(log)
     rewards = child_rewards(protocol, compared)
     rows = []
     for c in compared:
-        cfg = EvaluateConfig(seeds=SEEDS, train_size=None, strategies=[c.strategy])
+        cfg = EvaluateConfig(seeds=final_seeds, train_size=None, strategies=[c.strategy])
         slug = c.name.replace(" + ", "_").replace(" ", "_").replace("-", "_").lower()
         runs = qp.evaluate(protocol, c.policy, cfg, log_name=f"fidelity_{slug}")
         test = [r["test_accuracy"] for r in runs]
@@ -182,11 +183,11 @@ def main(log: Path = DEFAULT_LOG) -> None:
         print(rows[-1], flush=True)
     test = np.array([r["test_accuracy"] for r in rows])
     write_results("fidelity", {
-        "protocol": __doc__.split("\n\n")[1], "search_log": str(log), "base": base, "rows": rows,
+        "protocol": __doc__.split("\n\n")[1], "search_log": str(log), "base": base, "final_seeds": final_seeds, "rows": rows,
         "retrain_vs_final": rho_with_interval(np.array([r["retrain_reward"] for r in rows]), test),
         "density_vs_final": rho_with_interval(np.array([r["density_reward"] for r in rows]), test),
     })  # fmt: skip
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_LOG)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2, Path(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_LOG)
