@@ -180,25 +180,24 @@ class SearchLoop:
         """Each op alone at each screen magnitude against the base on seed 0 (scored as the trials are); the ops
         that hurt at every magnitude leave the space, and the optimiser starts on what is left."""
         ops = [o for o in self.space.op_names if o != "identity"]
+        tried = [(o, m) for o in ops for m in SCREEN_MAGNITUDES]
         requests = [FitRequest.screen(o, m, self.floor.base, self.space.single_op(o, m).to_dict()).scoring(self.children)
-                    for o in ops for m in SCREEN_MAGNITUDES]  # fmt: skip
+                    for o, m in tried]  # fmt: skip
 
         def describe(r: TrialRecord) -> str:
             op = r.policy["sub_policies"][0][0]
             return f"screen  {op['op']} {op['magnitude']:g}  {_reward_text(r)}  {r.wall_seconds:.1f} s"
 
         self._run_all(requests, describe)
-        screens = []
-        for request in requests:
-            record, op = self.records[request.key], request.policy["sub_policies"][0][0]
-            screens.append(OpScreen(op["op"], op["magnitude"], record.gain if record.ok else None, record.gain_se))
+        records = [self.records[r.key] for r in requests]
+        screens = tuple(OpScreen(o, m, r.gain if r.ok else None, r.gain_se) for (o, m), r in zip(tried, records))
         dropped = screened_out(screens)
         kept = [o for o in ops if o not in dropped]
         log.info("Op screen: %s", f"dropped {', '.join(dropped)}; searching {', '.join(kept) or 'nothing'}"
                  if dropped else f"every op kept ({len(ops)})")  # fmt: skip
         self.space = self.space.without(dropped)
         self.optimizer = policy_optimizer(self.space, self.cfg, self.seed)
-        return tuple(screens)
+        return screens
 
     def _search(self) -> None:
         cfg = self.cfg
@@ -262,7 +261,6 @@ class SearchLoop:
             if self.density:
                 self._density_reference()
             screens = self._screen() if self.cfg.screen_ops else ()
-            dropped = screened_out(screens)
             if any(o != "identity" for o in self.space.op_names):
                 self._search()
             else:
@@ -275,7 +273,7 @@ class SearchLoop:
         records = sorted(self.records.values(), key=lambda r: order[r.key])
         return SearchResult(self.cfg.method, records, choice, self.floor, reevaluated, str(self.trial_log.path),
                             self.trial_log.fingerprint, self.cfg.reward,
-                            self.tracker.target.parent_run_id if self.tracker.target else "", screens, dropped)  # fmt: skip
+                            self.tracker.target.parent_run_id if self.tracker.target else "", screens)  # fmt: skip
 
 
 def _reward_text(record: TrialRecord) -> str:

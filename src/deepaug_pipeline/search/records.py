@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, OpScreen, PairedGain
+from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, OpScreen, PairedGain, screened_out
 
 Stage = Literal["baseline", "reference", "screen", "search", "reevaluate"]
 BASE_CANDIDATE = "base"  # the candidate name of the base alone in the re-evaluation stage
@@ -159,7 +159,6 @@ class SearchResult:
     reward: str = "retrain"  # retrain | density: what a search trial's reward is
     mlflow_run_id: str = ""  # the MLflow run that tracked this search, when tracking was on
     screens: tuple[OpScreen, ...] = ()  # screen_ops: every op alone at each magnitude
-    screened_out: tuple[str, ...] = ()  # the ops the screen dropped from the space
 
     @property
     def search_trials(self) -> list[TrialRecord]:
@@ -171,6 +170,11 @@ class SearchResult:
     @property
     def accepted(self) -> list[PairedGain]:
         return [p for p in self.reevaluated if p.accepted]
+
+    @property
+    def screened_out(self) -> tuple[str, ...]:
+        """The ops the screen dropped from the space."""
+        return screened_out(self.screens)
 
 
 def ranked_search_trials(records: list[TrialRecord]) -> list[TrialRecord]:

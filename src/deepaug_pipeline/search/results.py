@@ -15,9 +15,8 @@ import pandas as pd  # noqa: E402
 
 from deepaug_pipeline.augment.baselines import BASE_LABELS  # noqa: E402
 from deepaug_pipeline.augment.policy import SCHEMA_VERSION, Policy  # noqa: E402
-from deepaug_pipeline.search.records import SearchResult, ranked_search_trials  # noqa: E402
 from deepaug_pipeline.search.noise import ACCEPT_SE, PairedGain  # noqa: E402
-from deepaug_pipeline.search.records import TrialRecord  # noqa: E402
+from deepaug_pipeline.search.records import SearchResult, TrialRecord, ranked_search_trials  # noqa: E402
 from deepaug_pipeline.search.tracking import policy_summary  # noqa: E402
 from deepaug_pipeline.search.trial_log import read_log  # noqa: E402
 
