@@ -112,7 +112,7 @@ def test_image_folder_corrupt_image_named(tmp_path):
 
 def test_keras_fashion_mnist_from_local_cache(tmp_path, monkeypatch):
     """The real keras.datasets loader, reading a tiny cache in its on-disk format (no download)."""
-    from keras.src.backend import config as keras_config
+    from keras.src.backend import config as keras_config  # Keras reads KERAS_HOME once, at import: no public setter
 
     write_idx_folder(tmp_path / "datasets" / "fashion-mnist", n_train=50, n_test=20, n_classes=10, size=(28, 28))
     monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import Future
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -384,6 +385,11 @@ def test_kedro_search_end_to_end_with_mlflow(project):
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert "trial.json" in artifacts
         assert ("policy_grid.png" in artifacts) == (child.data.tags["stage"] == "search")
+    # The artifacts hold the fit's record and a real grid, not just the right names.
+    trial_run = next(c for c in children if c.data.tags["stage"] == "search")
+    downloaded = Path(client.download_artifacts(trial_run.info.run_id, "", str(project / "artifacts")))
+    assert json.loads((downloaded / "trial.json").read_text())["reward"] == pytest.approx(rewards[trial_run.data.tags["key"]])
+    assert_real_png(downloaded / "policy_grid.png")
 
 
 def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):

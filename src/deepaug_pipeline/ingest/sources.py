@@ -7,6 +7,7 @@ and normalises them (uint8, NHWC) afterwards, so every source gets the same chec
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -217,11 +218,10 @@ def load_keras(name: str) -> tuple[LabelledImages, LabelledImages]:
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as exc:  # keras raises bare Exception on URL failures
-        from keras.src.backend.config import keras_home
-
+        keras_home = os.environ.get("KERAS_HOME", "~/.keras")  # Keras's own rule; it has no public getter
         raise DataSourceError(
             f"keras.datasets.{name} could not be loaded ({exc}). It downloads on first use: this needs internet "
-            f"once, or a cached copy under {keras_home()}/datasets (set KERAS_HOME to move it)."
+            f"once, or a cached copy under {keras_home}/datasets (set KERAS_HOME to move it)."
         ) from exc
     return LabelledImages(x_train, y_train), LabelledImages(x_test, y_test)
 

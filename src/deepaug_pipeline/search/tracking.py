@@ -5,20 +5,17 @@ delaying it; the search waits for it at its end, and a run killed before that is
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+    from matplotlib.figure import Figure
 
     from deepaug_pipeline.augment.policy import Policy
     from deepaug_pipeline.search.records import TrialRecord
@@ -171,10 +168,10 @@ class TrialTracker:
         )
         self.enabled = False
 
-    def log_trial(self, record: TrialRecord, params: dict, summary: str = "", grid_png: Callable[[], bytes] | None = None,
+    def log_trial(self, record: TrialRecord, params: dict, summary: str = "", grid: Callable[[], Figure] | None = None,
                   backfilled: bool = False) -> str | None:  # fmt: skip
         """One child run for one finished fit, at the fit's own start and end times; returns its run id (None if
-        tracking is off or failed). ``summary`` is the policy in one line; ``grid_png`` renders its sample grid."""
+        tracking is off or failed). ``summary`` is the policy in one line; ``grid`` draws its sample grid."""
         if not self.enabled:
             return None
         try:
@@ -202,12 +199,9 @@ class TrialTracker:
                 run_tags.append(RunTag("failure_reason", str(record.reason)[:5000]))
             param_list = [Param(k, str(v)) for k, v in params.items()]
             log_batches(client, rid, metrics, param_list, run_tags)
-            client.log_text(rid, json.dumps(record.to_json(), indent=2, default=str), "trial.json")
-            if grid_png is not None:
-                with tempfile.TemporaryDirectory() as tmp:
-                    png = Path(tmp) / "policy_grid.png"
-                    png.write_bytes(grid_png())
-                    client.log_artifact(rid, str(png))
+            client.log_dict(rid, record.to_json(), "trial.json")
+            if grid is not None:
+                client.log_figure(rid, grid(), "policy_grid.png", save_kwargs={"dpi": 60})
             client.set_terminated(rid, "FINISHED" if record.ok else "FAILED", end_time=finished)
             return rid
         except Exception as exc:  # noqa: BLE001
@@ -229,12 +223,10 @@ def policy_summary(policy: Policy) -> str:
     return "base alone" if policy.p_none == 1.0 else " | ".join(policy.describe())
 
 
-def _grid_png(policy: Policy, images: np.ndarray, seed: int) -> bytes:
+def _grid(policy: Policy, images: np.ndarray, seed: int) -> Figure:
     from deepaug_pipeline.augment.grid import sample_grid
 
-    buf = io.BytesIO()
-    sample_grid(policy, images, seed=seed, max_images=6).savefig(buf, format="png", dpi=60)
-    return buf.getvalue()
+    return sample_grid(policy, images, seed=seed, max_images=6)
 
 
 def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, grid_images, with_grid: bool, seed: int,
@@ -247,5 +239,5 @@ def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, 
 
     policy = Policy.from_dict(record.policy)
     with_grid = with_grid and grid_images is not None and record.stage == "search"
-    grid = (lambda: _grid_png(policy, grid_images, seed)) if with_grid else None
+    grid = (lambda: _grid(policy, grid_images, seed)) if with_grid else None
     tracker.submit(lambda: tracker.log_trial(record, policy_params(space, policy), policy_summary(policy), grid, backfilled))
