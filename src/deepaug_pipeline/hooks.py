@@ -8,8 +8,6 @@ from kedro.framework.hooks import hook_impl
 
 from deepaug_pipeline.config import ConfigError, validate_params
 
-# Inputs that only the search pipeline writes: missing ones mean "run the search first".
-SEARCH_OUTPUTS = {"search_subset", "seed_validation_pool", "test_set", "dataset_summary", "best_policy", "trials_table"}
 # Where the summary points a reader: the outputs they open first.
 SEARCH_FILES = ("best_policy", "top_policies_table", "trials_table", "convergence_plot")
 EVALUATE_FILES = ("report_html", "report_md")
@@ -37,7 +35,9 @@ class ConfigValidationHook:
         if not missing:
             return
         where = [f"{name} ({_filepath(catalog, name)})" for name in missing]
-        if set(missing) & SEARCH_OUTPUTS:
+        from deepaug_pipeline.pipeline_registry import search_with_ingest
+
+        if set(missing) & search_with_ingest().all_outputs():  # written by the search: "run the search first"
             raise ConfigError(
                 f"missing search outputs: {', '.join(where)}. Run the search first: `kedro run --pipelines=search` "
                 "(with the same --env)."

@@ -1,9 +1,17 @@
-"""Project pipelines, found by ``find_pipelines``; ``search`` is the default."""
+"""Project pipelines, found by ``find_pipelines``; ``search`` (ingest + search) is the default."""
 
 from __future__ import annotations
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
+
+from deepaug_pipeline.pipelines import ingest, search
+
+
+def search_with_ingest() -> Pipeline:
+    """A search starts from the raw images. Built from the modules, not from ``find_pipelines``' result, which holds
+    only the pipelines a command asked for."""
+    return ingest.create_pipeline() + search.create_pipeline()
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -11,5 +19,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     # (tests/test_console.py).
     pipelines = find_pipelines(raise_errors=True)
     if "search" in pipelines:
-        pipelines["__default__"] = pipelines["search"]
+        pipelines["search"] = search_with_ingest()
+    if "__default__" in pipelines:
+        pipelines["__default__"] = search_with_ingest()
     return pipelines

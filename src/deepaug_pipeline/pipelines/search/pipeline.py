@@ -1,13 +1,12 @@
-"""Search pipeline: ingest → seed validation pool → search loop → top policies."""
+"""Search pipeline: splits → search loop → top policies (the registry runs ingest before it)."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from deepaug_pipeline.pipelines import ingest
 from deepaug_pipeline.pipelines.search.nodes import plot_best_policy, plot_convergence, search_policies, summarise_trials
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return ingest.create_pipeline() + pipeline(
+    return pipeline(
         [
             node(
                 search_policies,
