@@ -26,10 +26,10 @@ from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.search.results import StaleSearchOutputs
-from deepaug_pipeline.search.run import data_fingerprint, log_config, policy_space
+from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, log_config, policy_space
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
-from deepaug_pipeline.search.trial_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, read_log
+from deepaug_pipeline.search.trial_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, fingerprint, read_log
 from deepaug_pipeline.seeding import stream_seed
 from tests.conftest import GRID_MIN_SIDE, assert_real_png, kedro_run, make_images, mlflow_runs, squashed_output
 
@@ -469,6 +469,26 @@ def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
     TrialLog(tmp_path / "l.jsonl", log_config(cfg, IngestConfig(), 0, summary, data_fingerprint(a, a))).append(_entry("a"))
     with pytest.raises(TrialLogMismatch, match=r"data.content: '[0-9a-f]{16}' → '[0-9a-f]{16}'"):
         TrialLog(tmp_path / "l.jsonl", log_config(cfg, IngestConfig(), 0, summary, data_fingerprint(b, a)))
+
+
+def test_a_log_from_a_version_that_recorded_unused_keys_still_resumes(tmp_path):
+    """Versions of 2026-11-30 wrote the density keys under retrain and ``ingest.value_range: null`` into the header
+    (benchmarks/results/retrain_default_search.jsonl.gz is one such log); they change no fit, so the log resumes."""
+    summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {"search_subset": 60}}
+    today = log_config(SearchConfig(), IngestConfig(), 0, summary, "c0ffee")
+    older = {**today, "search": {**today["search"], "reward": "retrain", "density_images": 1000, "density_draws": 2},
+             "ingest": {**today["ingest"], "value_range": None}}  # fmt: skip
+    path = tmp_path / "bayesian.jsonl"
+    TrialLog(path, older).append(_entry("baseline/none/s0"))
+    assert fingerprint(older) != fingerprint(today)
+    with TrialLog(path, today, canonical=canonical_log_config) as resumed:
+        assert [t["key"] for t in resumed.trials] == ["baseline/none/s0"]
+    # A difference that changes the fits is still refused, and named as it is, not as the unused keys.
+    changed = log_config(SearchConfig(child_epochs=5, opt_last_n_epochs=3), IngestConfig(), 0, summary, "c0ffee")
+    with pytest.raises(TrialLogMismatch, match=r"config \(search.child_epochs: 60 → 5\)"):
+        TrialLog(path, changed, canonical=canonical_log_config)
+    with TrialLog(path, today, canonical=canonical_log_config) as resumed:
+        assert [t["key"] for t in resumed.trials] == ["baseline/none/s0"]
 
 
 def test_a_model_name_typo_is_refused_before_ingest_and_blocks_nothing(project):

@@ -181,17 +181,26 @@ class SearchConfig(_Strict):
         return DEFAULT_ITERATIONS[self.reward]
 
     def result_defining(self) -> dict[str, Any]:
-        """The keys that change what a fit computes (the trial log's fingerprint); not budget or display.
+        """The keys that change what a fit computes (the trial log's fingerprint); see ``search_result_defining``."""
+        return search_result_defining(self.model_dump())
 
-        ``iterations``, ``reevaluate_top`` and ``reevaluate_seeds`` are budget: raising them resumes the same log.
-        """
-        budget = {"iterations", "top_k", "combine_top", "fresh_start", "track_sample_grids", "reevaluate_top",
-                  "reevaluate_seeds", "executor", "n_workers", "threads_per_worker", "address"}  # fmt: skip
-        # The density keys change nothing under retrain: left out there, a retrain log written before they existed
-        # still resumes, and tuning them never invalidates one.
-        density = set() if self.reward == "density" else {"reward", "density_images", "density_draws"}
-        screening = set() if self.screen_ops else {"screen_ops"}  # the same: logs from before it existed resume
-        return self.model_dump(exclude=budget | density | screening)
+
+# Budget and display: raising ``iterations``, ``reevaluate_top`` or ``reevaluate_seeds`` resumes the same log.
+SEARCH_BUDGET_KEYS = frozenset({"iterations", "top_k", "combine_top", "fresh_start", "track_sample_grids", "reevaluate_top",
+                                "reevaluate_seeds", "executor", "n_workers", "threads_per_worker", "address"})  # fmt: skip
+
+
+def search_result_defining(search: dict[str, Any]) -> dict[str, Any]:
+    """The search keys that change what a fit computes. Keys that change nothing in this config are left out: the
+    density keys under retrain, ``screen_ops`` when off. It takes a search section of any version (a trial log's
+    header too), so a log written before a key existed, or by a version that recorded a key that changes nothing,
+    compares equal to today's config and resumes."""
+    unused = set(SEARCH_BUDGET_KEYS)
+    if search.get("reward", "retrain") != "density":
+        unused |= {"reward", "density_images", "density_draws"}
+    if not search.get("screen_ops", False):
+        unused.add("screen_ops")
+    return {k: v for k, v in search.items() if k not in unused}
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from deepaug_pipeline.augment import ops as ops_lib
-from deepaug_pipeline.config import IngestConfig, SearchConfig
+from deepaug_pipeline.config import IngestConfig, SearchConfig, search_result_defining
 from deepaug_pipeline.ingest.sources import LabelledImages
 from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.records import SearchResult
@@ -61,12 +61,19 @@ def data_fingerprint(*splits: LabelledImages) -> str:
 
 def log_config(cfg: SearchConfig, ingest: IngestConfig, seed: int, data_summary: dict, data_hash: str) -> dict:
     """What the trial log's fingerprint covers: anything that changes a fit's result, the data's content included."""
-    return {
+    return canonical_log_config({
         "seed": seed,
-        "search": cfg.result_defining(),
-        "ingest": ingest.model_dump(exclude_none=True),  # value_range only when stated: older logs still resume
+        "search": cfg.model_dump(),
+        "ingest": ingest.model_dump(),
         "data": {**{k: data_summary[k] for k in ("image_shape", "n_classes", "sizes")}, "content": data_hash},
-    }
+    })  # fmt: skip
+
+
+def canonical_log_config(config: dict) -> dict:
+    """A search log's config, of this version or an older one, in the form the fingerprint is taken of: the search
+    keys that change a fit, and the ingest keys that are set (``value_range`` only when stated)."""
+    ingest = {k: v for k, v in config.get("ingest", {}).items() if v is not None}
+    return {**config, "search": search_result_defining(config.get("search", {})), "ingest": ingest}
 
 
 def run_search(
@@ -83,7 +90,7 @@ def run_search(
     space = policy_space(cfg, int(subset.x.shape[-1]))
     data_hash = data_fingerprint(subset, pool)
     config = log_config(cfg, ingest, seed, data_summary, data_hash)
-    with store.open(cfg.trial_log_name, config, cfg.fresh_start) as trial_log:
+    with store.open(cfg.trial_log_name, config, cfg.fresh_start, canonical=canonical_log_config) as trial_log:
         if trial_log.archived:
             log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
         spec = RunnerSpec(child_settings(cfg, ingest), data_summary["n_classes"], seed, space.op_indices(), data_hash)

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,18 @@ class TrialLog:
     """One search's durable record of finished trials."""
 
     def __init__(
-        self, path: str | Path, config: dict[str, Any], fresh_start: bool = False, section: str = "search"
+        self,
+        path: str | Path,
+        config: dict[str, Any],
+        fresh_start: bool = False,
+        section: str = "search",
+        canonical: Callable[[dict], dict] | None = None,
     ) -> None:
+        """``canonical`` brings a header's config, written by this version or an older one, to the form ``config``
+        is in, so a log whose config differs only in what older versions recorded still resumes."""
         self.path = Path(path)
         self.config = config
+        self._canonical = canonical or (lambda c: c)
         self.fingerprint = fingerprint(config)
         self.archived: Path | None = None
         self.trials: list[dict] = []
@@ -79,14 +88,16 @@ class TrialLog:
                 if not fresh_start:
                     raise
                 header, trials, damaged = {}, [], True
-            if not damaged and not trials and header.get("fingerprint") != self.fingerprint:
+            logged_config = self._canonical(header.get("config", {}))
+            same = header.get("fingerprint") == self.fingerprint or fingerprint(logged_config) == self.fingerprint
+            if not damaged and not trials and not same:
                 # A header and no record (a run that failed before its first fit, or a header torn by a crash):
                 # nothing to keep, so it never blocks the next run.
                 self.path.unlink()
                 shutil.rmtree(children_dir(self.path), ignore_errors=True)
-            elif damaged or header.get("fingerprint") != self.fingerprint:
+            elif damaged or not same:
                 if not fresh_start:
-                    changes = "; ".join(_diff(header.get("config", {}), config)) or "unknown differences"
+                    changes = "; ".join(_diff(logged_config, config)) or "unknown differences"
                     raise TrialLogMismatch(
                         f"the log {self.path} was written under a different {section} config ({changes}). "
                         f"Nothing was run. To keep it and start afresh, set {section}.fresh_start: true "
@@ -253,11 +264,13 @@ class TrialLogStore:
     def path_for(self, name: str) -> Path:
         return self.directory / f"{name}.jsonl"
 
-    def open(self, name: str, config: dict[str, Any], fresh_start: bool = False, section: str = "search") -> TrialLog:
-        return TrialLog(self.path_for(name), config, fresh_start, section)
+    def open(self, name: str, config: dict[str, Any], fresh_start: bool = False, section: str = "search",
+             canonical: Callable[[dict], dict] | None = None) -> TrialLog:  # fmt: skip
+        return TrialLog(self.path_for(name), config, fresh_start, section, canonical)
 
-    def comparable_runs(self, config_without_method: dict[str, Any]) -> dict[str, list[dict]]:
-        """Trials of every method's log written under the same config (but for the method)."""
+    def comparable_runs(self, config_without_method: dict[str, Any], canonical: Callable[[dict], dict] | None = None) -> dict[str, list[dict]]:
+        """Trials of every method's log written under the same config (but for the method); ``canonical`` as for
+        ``TrialLog``."""
         runs = {}
         for path in sorted(self.directory.glob("*.jsonl")):
             try:
@@ -265,7 +278,7 @@ class TrialLogStore:
             except TrialLogCorrupt as exc:
                 log.warning("Left out of the comparison: %s", exc)
                 continue
-            cfg = dict(header.get("config", {}))
+            cfg = (canonical or dict)(header.get("config", {}))
             search = dict(cfg.get("search", {}))
             method = search.pop("method", None)
             cfg["search"] = search

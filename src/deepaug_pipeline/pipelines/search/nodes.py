@@ -65,7 +65,7 @@ def plot_convergence(
     """Trial rewards and the best so far, with the other search method overlaid when its log exists."""
     configure_tensorflow()
     from deepaug_pipeline.search import results
-    from deepaug_pipeline.search.run import data_fingerprint, log_config
+    from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, log_config
 
     cfg = parse_config(SearchConfig, search, "search")
     data_hash = data_fingerprint(search_subset, seed_validation_pool)
@@ -73,7 +73,7 @@ def plot_convergence(
     config["search"] = {k: v for k, v in config["search"].items() if k != "method"}
     tables = {
         method: results.records_table([TrialRecord.from_json(t) for t in records])
-        for method, records in trial_logs.comparable_runs(config).items()
+        for method, records in trial_logs.comparable_runs(config, canonical_log_config).items()
     }
     tables[cfg.method] = trials_table
     return results.convergence_figure(tables)
