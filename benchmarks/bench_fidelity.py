@@ -34,7 +34,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig  # noqa: E402
-from deepaug_pipeline.evaluate import strategy_augment  # noqa: E402
+from deepaug_pipeline.evaluate.strategies import strategy_augment  # noqa: E402
 from deepaug_pipeline.ingest import LabelledImages  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
 from deepaug_pipeline.models.training import Trainer  # noqa: E402
@@ -174,12 +174,12 @@ def main(final_seeds: int = 2, log: Path = DEFAULT_LOG) -> None:
         cfg = EvaluateConfig(seeds=final_seeds, train_size=None, strategies=[c.strategy])
         slug = c.name.replace(" + ", "_").replace(" ", "_").replace("-", "_").lower()
         runs = qp.evaluate(protocol, c.policy, cfg, log_name=f"fidelity_{slug}")
-        test = [r["test_accuracy"] for r in runs]
+        test = [r.test_accuracy for r in runs]
         rows.append({"name": c.name, "strategy": c.strategy, "policy": c.policy.describe() if c.policy.sub_policies else None,
                      "retrain_reward": float(np.mean(rewards[c.name]["retrain"])), "retrain_rewards": rewards[c.name]["retrain"],
                      "density_reward": float(np.mean(rewards[c.name]["density"])), "density_rewards": rewards[c.name]["density"],
                      "test_accuracy": float(np.mean(test)), "test_accuracies": test,
-                     "final_run_seconds": [r["wall_seconds"] for r in runs]})  # fmt: skip
+                     "final_run_seconds": [r.wall_seconds for r in runs]})  # fmt: skip
         print(rows[-1], flush=True)
     test = np.array([r["test_accuracy"] for r in rows])
     write_results("fidelity", {

@@ -23,7 +23,8 @@ from common import write_results  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, SearchConfig  # noqa: E402
-from deepaug_pipeline.evaluate import found_base, results_table  # noqa: E402
+from deepaug_pipeline.evaluate.results import results_table  # noqa: E402
+from deepaug_pipeline.evaluate.strategies import found_base  # noqa: E402
 from deepaug_pipeline.evaluate.report import verdict  # noqa: E402
 from deepaug_pipeline.search import results  # noqa: E402
 
@@ -68,7 +69,7 @@ def main(seeds: int = 3, found_policy: Path | None = None) -> None:
         "protocol": qp.__doc__.split("\n\n")[1],
         **search,
         "evaluate_seconds_this_process": time.perf_counter() - start,
-        "evaluate_run_seconds_sum": sum(r["wall_seconds"] for r in runs if not r.get("same_as")),
+        "evaluate_run_seconds_sum": sum(r.wall_seconds for r in runs if not r.same_as),
         "found_policy": found.to_dict(),
         "final_model": cfg.model, "epochs": cfg.epochs, "seeds": seeds,
         "table": table.reset_index().to_dict("records"),

@@ -15,7 +15,9 @@ from common import RESULTS, load_fashion_subset
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
-from deepaug_pipeline.evaluate import FinalTrainer, found_base, policy_identity, run_grid, strategy_aliases
+from deepaug_pipeline.evaluate.final import FinalTrainer, run_grid
+from deepaug_pipeline.evaluate.records import EvaluationRun
+from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, strategy_aliases
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.ingest.split import DatasetSplits, stratified_indices
 from deepaug_pipeline.search.records import SearchResult
@@ -52,7 +54,7 @@ def search(protocol: Protocol, cfg: SearchConfig, ingest: IngestConfig = IngestC
     return run_search(protocol.child_subset, protocol.splits.seed_validation_pool, summary, STORE, cfg, ingest, SEED)
 
 
-def evaluate(protocol: Protocol, found: Policy, cfg: EvaluateConfig, log_name: str = "evaluate") -> list[dict]:
+def evaluate(protocol: Protocol, found: Policy, cfg: EvaluateConfig, log_name: str = "evaluate") -> list[EvaluationRun]:
     """The final model per strategy and seed on the 4000 images; ``found`` brings the base the search chose."""
     base = found_base(found)
     s = protocol.splits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,12 +13,20 @@ from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, EvaluateConfig, parse_config
-from deepaug_pipeline.evaluate import results_table, strategy_aliases, strategy_augment, strategy_labels
+from deepaug_pipeline.evaluate.records import EvaluationRun
+from deepaug_pipeline.evaluate.results import results_table
+from deepaug_pipeline.evaluate.strategies import strategy_aliases, strategy_augment, strategy_labels
 from deepaug_pipeline.evaluate.report import verdict
 from tests.conftest import CHART_MIN_SIDE, GRID_MIN_SIDE, assert_real_png, kedro_run, squashed_output
 
 FOUND = Policy.from_pairs([[("rotate", 0.5), ("cutout", 0.4)], [("shear", 0.3), ("crop", 0.3)]])
 LABELS = strategy_labels("standard")
+
+
+def _run(strategy: str, seed_index: int, accuracy: float) -> EvaluationRun:
+    """A finished run with the given test accuracy (the last point of its validation curve too)."""
+    return EvaluationRun(f"{strategy}/{seed_index}", strategy, seed_index, "ok", accuracy, 1 - accuracy, 0.5,
+                         {"val_accuracy": [0.5, 0.6, accuracy]}, 1.0)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(LABELS))
@@ -63,7 +72,7 @@ def _final_data():
 def test_one_final_graph_for_every_strategy_and_seed_with_the_results_of_a_graph_per_run():
     import keras
 
-    from deepaug_pipeline.evaluate import FinalTrainer
+    from deepaug_pipeline.evaluate.final import FinalTrainer
     from deepaug_pipeline.models import build_model
     from deepaug_pipeline.models.training import FitSettings, Trainer
     from deepaug_pipeline.seeding import stream_seed
@@ -74,8 +83,9 @@ def test_one_final_graph_for_every_strategy_and_seed_with_the_results_of_a_graph
     between = [final.run(s, i) for s, i in (("none", 0), ("standard+trivialaugment", 1), ("standard", 0))]
     again = final.run("standard+found", 1)
     assert final.trainer.traces == 1  # strategies and seeds are data: one graph for the whole evaluation
-    assert again["history"] == first["history"] and again["test_accuracy"] == first["test_accuracy"]
-    assert all(b["history"] != first["history"] for b in between)
+    assert again.history == first.history and again.test_accuracy == first.test_accuracy
+    assert again.key == "standard+found/1" and again.ok
+    assert all(b.history != first.history for b in between)
     # The same numbers as a model and a graph of its own for that run (how evaluate trained before).
     keras.utils.set_random_seed(stream_seed(3, "evaluate", 1))
     model = build_model(cfg.model, train.x.shape[1:], 4, **cfg.model_options)
@@ -83,18 +93,31 @@ def test_one_final_graph_for_every_strategy_and_seed_with_the_results_of_a_graph
                            learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule)  # fmt: skip
     own = Trainer(model, train, settings, strategy_augment("standard+found", FOUND, cfg))
     history = own.fit((), stream_seed(3, "evaluate", 1), val)
-    np.testing.assert_allclose(history.train_loss, first["history"]["train_loss"], rtol=1e-5)
-    assert own.evaluate(test)[1] == pytest.approx(first["test_accuracy"])
+    np.testing.assert_allclose(history.train_loss, first.history["train_loss"], rtol=1e-5)
+    assert own.evaluate(test)[1] == pytest.approx(first.test_accuracy)
     with pytest.raises(ValueError, match="needs the search's best policy"):
         FinalTrainer(train, val, test, 4, None, cfg, seed=3).run("standard+found", 0)
+
+
+def test_runs_are_logged_as_before_and_resume_as_they_were(tmp_path):
+    from deepaug_pipeline.evaluate.final import run_grid
+    from deepaug_pipeline.search.trial_log import TrialLog, read_log
+
+    cfg, aliases = EvaluateConfig(seeds=2, strategies=["none", "standard"]), {"standard": "none"}
+    with TrialLog(tmp_path / "e.jsonl", {"e": 1}) as run_log:
+        runs = run_grid(cfg, run_log, lambda s, i: replace(_run(s, i, 0.8 + 0.01 * i), finished_at=1.5), aliases)
+    assert [(r.key, r.same_as) for r in runs] == [("none/0", None), ("standard/0", "none"), ("none/1", None), ("standard/1", "none")]
+    fields = ["type", "key", "strategy", "seed_index", "status", "test_accuracy", "test_error", "test_loss", "history", "wall_seconds", "finished_at"]
+    assert [list(t) for t in read_log(tmp_path / "e.jsonl")[1]] == [fields, fields]  # trained runs only, no same_as
+    with TrialLog(tmp_path / "e.jsonl", {"e": 1}) as run_log:
+        assert run_grid(cfg, run_log, lambda s, i: pytest.fail(f"{s}/{i} trained again"), aliases) == runs
 
 
 def test_comparison_chart_is_a_dot_plot_fitted_to_the_errors_and_curves_are_told_apart():
     from deepaug_pipeline.evaluate.report import learning_curves, error_dot_plot
 
     accs = {"none": [0.75, 0.77], "standard": [0.79, 0.80], "standard+found": [0.79, 0.81]}
-    runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a, "test_error": 1 - a,
-             "history": {"val_accuracy": [0.5, 0.6, a]}} for s, v in accs.items() for i, a in enumerate(v)]  # fmt: skip
+    runs = [_run(s, i, a) for s, v in accs.items() for i, a in enumerate(v)]
     table = results_table(runs, list(accs))
     ax = error_dot_plot(table, runs).axes[0]
     means = [line.get_xdata()[0] for line in ax.lines if line.get_marker() == "o"]
@@ -109,7 +132,7 @@ def test_comparison_chart_is_a_dot_plot_fitted_to_the_errors_and_curves_are_told
 
 def test_results_table_means_stds_and_error_reductions():
     accs = {"none": [0.80, 0.82], "standard": [0.85, 0.87], "standard+found": [0.90, 0.88]}
-    runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, v in accs.items() for i, a in enumerate(v)]
+    runs = [_run(s, i, a) for s, v in accs.items() for i, a in enumerate(v)]
     table = results_table(runs, list(accs)).set_index("strategy")
     assert table.loc["none", "test_error_mean"] == pytest.approx(0.19)
     assert table.loc["standard+found", "test_accuracy_std"] == pytest.approx(np.std([0.90, 0.88], ddof=1))
@@ -120,7 +143,7 @@ def test_results_table_means_stds_and_error_reductions():
 def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
     accs = {"none": [0.80, 0.81, 0.80], "standard": [0.870, 0.880, 0.875], "standard+found": [0.878, 0.872, 0.880],
             "standard+trivialaugment": [0.86]}  # fmt: skip
-    runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, v in accs.items() for i, a in enumerate(v)]
+    runs = [_run(s, i, a) for s, v in accs.items() for i, a in enumerate(v)]
     lines = verdict(results_table(runs, list(accs)))
     assert lines[0] == "Lowest mean test error: crop + flip + found policy (12.33%)."
     vs = {line.split(":")[0]: line for line in lines[1:]}
@@ -130,12 +153,12 @@ def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
     assert "one run on a side" in vs["crop + flip + found policy vs crop + flip + TrivialAugment-Wide"]
     assert "one run on a side" in vs["crop + flip + TrivialAugment-Wide vs standard (crop + flip)"]
     assert len(lines) == 6
-    same = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": a} for s, a in (("none", 0.8), ("standard+found", 0.9)) for i in range(2)]
+    same = [_run(s, i, a) for s, a in (("none", 0.8), ("standard+found", 0.9)) for i in range(2)]
     assert verdict(results_table(same, ["none", "standard+found"]))[1] == (
         "crop + flip + found policy vs none: 10.00 points lower error (every seed gave the same accuracy, so no noise estimate)."
     )
-    aliased_runs = [{**r, "strategy": "standard+found", "same_as": "none"} for r in same if r["strategy"] == "none"]
-    aliased = verdict(results_table([r for r in same if r["strategy"] == "none"] + aliased_runs, ["none", "standard+found"]))
+    aliased_runs = [replace(r, strategy="standard+found", same_as="none") for r in same if r.strategy == "none"]
+    aliased = verdict(results_table([r for r in same if r.strategy == "none"] + aliased_runs, ["none", "standard+found"]))
     assert aliased[1] == "crop + flip + found policy: the same runs as none, nothing to compare."
 
 
@@ -144,7 +167,7 @@ def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():
 
     from deepaug_pipeline.evaluate.report import build_report
 
-    runs = [{"strategy": s, "seed_index": i, "status": "ok", "test_accuracy": 0.8 + 0.01 * i} for s in ("none", "standard") for i in range(2)]
+    runs = [_run(s, i, 0.8 + 0.01 * i) for s in ("none", "standard") for i in range(2)]
     table = results_table(runs, ["none", "standard"])
     figures = {name: plt.figure() for name in ("results", "curves", "policy_grid", "convergence")}
     for screened, line in ((["invert", "solarize"], "Search: the op screen dropped invert, solarize before the optimiser started."),

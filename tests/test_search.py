@@ -19,8 +19,10 @@ from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
-from deepaug_pipeline.evaluate import results_table as evaluate_results_table
-from deepaug_pipeline.evaluate import run_grid, strategy_aliases
+from deepaug_pipeline.evaluate.final import run_grid
+from deepaug_pipeline.evaluate.records import EvaluationRun
+from deepaug_pipeline.evaluate.results import results_table as evaluate_results_table
+from deepaug_pipeline.evaluate.strategies import strategy_aliases
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
@@ -177,12 +179,14 @@ def test_nothing_beats_the_base_so_the_best_policy_is_empty_and_evaluate_reuses_
 
     def train_one(strategy, seed_index):
         trained.append((strategy, seed_index))
-        return {"strategy": strategy, "seed_index": seed_index, "status": "ok", "test_accuracy": 0.8 + 0.01 * len(trained), "wall_seconds": 1.0}
+        accuracy = 0.8 + 0.01 * len(trained)
+        return EvaluationRun(f"{strategy}/{seed_index}", strategy, seed_index, "ok", accuracy, 1 - accuracy, 0.5, {}, 1.0)
 
     runs = run_grid(cfg, TrialLog(tmp_path / "e.jsonl", {"e": 1}), train_one, strategy_aliases("standard", best))
     assert sorted(trained) == [("none", 0), ("none", 1), ("standard", 0), ("standard", 1)]
-    by_key = {(r["strategy"], r["seed_index"]): r for r in runs}
-    assert by_key[("standard+found", 1)]["test_accuracy"] == by_key[("standard", 1)]["test_accuracy"]
+    by_key = {(r.strategy, r.seed_index): r for r in runs}
+    assert by_key[("standard+found", 1)].test_accuracy == by_key[("standard", 1)].test_accuracy
+    assert by_key[("standard+found", 1)].same_as == "standard" and by_key[("standard+found", 1)].key == "standard+found/1"
     table = evaluate_results_table(runs, cfg.strategies, "standard").set_index("strategy")
     assert table.loc["standard+found", "label"] == "crop + flip + found policy"
     assert table.loc["standard+found", "same_as"] == "standard" and pd.isna(table.loc["standard", "same_as"])

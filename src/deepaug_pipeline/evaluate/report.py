@@ -7,7 +7,7 @@ import html
 import io
 import json
 from importlib import metadata
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 import matplotlib
 
@@ -18,6 +18,9 @@ import pandas as pd  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import Strategy  # noqa: E402
+
+if TYPE_CHECKING:
+    from deepaug_pipeline.evaluate.records import EvaluationRun
 
 PACKAGES = ("deepaug-pipeline", "tensorflow", "keras", "kedro", "kedro-datasets", "kedro-mlflow", "mlflow", "scikit-optimize", "numpy")
 
@@ -31,7 +34,7 @@ def _look(strategy: str) -> tuple[str, object, str]:
     return (f"C{i}", *LINE_STYLES[i % len(LINE_STYLES)])
 
 
-def error_dot_plot(table: pd.DataFrame, runs: list[dict] | None = None) -> plt.Figure:
+def error_dot_plot(table: pd.DataFrame, runs: list[EvaluationRun] | None = None) -> plt.Figure:
     """Test error per strategy: mean ± std over seeds as a dot with error bars (one colour per strategy) and each
     seed's run as a small point, on an axis fitted to the values, so 21% against 25% does not look alike."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -39,7 +42,7 @@ def error_dot_plot(table: pd.DataFrame, runs: list[dict] | None = None) -> plt.F
     for pos, row in zip(y, table.itertuples()):
         colour = _look(row.strategy)[0]
         ax.errorbar(row.test_error_mean * 100, pos, xerr=row.test_error_std * 100, fmt="o", color=colour, capsize=4, markersize=7)
-        seeds = [r["test_error"] * 100 for r in runs or [] if r["strategy"] == row.strategy and r["status"] == "ok"]
+        seeds = [r.test_error * 100 for r in runs or [] if r.strategy == row.strategy and r.ok]
         ax.plot(seeds, [pos] * len(seeds), "|", color=colour, markersize=12, alpha=0.6)
     ax.set_yticks(y, table["label"], fontsize=8)
     ax.set_xlabel("test error (%), mean ± std over seeds; ticks: single seeds")
@@ -49,12 +52,12 @@ def error_dot_plot(table: pd.DataFrame, runs: list[dict] | None = None) -> plt.F
     return fig
 
 
-def learning_curves(runs: list[dict], labels: dict[str, str]) -> plt.Figure:
+def learning_curves(runs: list[EvaluationRun], labels: dict[str, str]) -> plt.Figure:
     """Validation accuracy per epoch, averaged over seeds, one line per strategy trained (not aliases), each with
     its own line style and marker so overlapping strategies stay visible."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for strategy in dict.fromkeys(r["strategy"] for r in runs if not r.get("same_as")):
-        curves = np.array([r["history"]["val_accuracy"] for r in runs if r["strategy"] == strategy and r["status"] == "ok"])
+    for strategy in dict.fromkeys(r.strategy for r in runs if not r.same_as):
+        curves = np.array([r.history["val_accuracy"] for r in runs if r.strategy == strategy and r.ok])
         if len(curves):
             colour, style, marker = _look(strategy)
             epochs = np.arange(1, curves.shape[1] + 1)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from deepaug_pipeline.augment.policy import Policy
+    from deepaug_pipeline.evaluate.records import EvaluationRun
     from deepaug_pipeline.search.records import TrialRecord
     from deepaug_pipeline.search.space import PolicySpace
 
@@ -60,7 +61,7 @@ def log_batches(client, run_id: str, metrics: list, params: list = (), tags: lis
         client.log_batch(run_id, metrics=metrics[i : i + 900], params=list(params) if i == 0 else [], tags=list(tags) if i == 0 else [])
 
 
-def log_evaluation_runs(runs: list[dict]) -> None:
+def log_evaluation_runs(runs: list[EvaluationRun]) -> None:
     """Each (strategy, seed) of an evaluation as a child run of this ``kedro run``'s MLflow run, under the same metric
     names in every run (``test_accuracy``, ``test_error``, ``test_loss``, the per-epoch curves), so MLflow's charts
     compare strategies. A strategy that reused another's runs is tagged ``same_as``. Never raises."""
@@ -73,15 +74,16 @@ def log_evaluation_runs(runs: list[dict]) -> None:
 
         client = MlflowClient(tracking_uri=target.tracking_uri)
         for r in runs:
-            finished_at = r.get("finished_at") or time.time()  # logs written before runs carried their end time
+            finished_at = r.finished_at or time.time()  # logs written before runs carried their end time
             finished = int(finished_at * 1000)
-            tags = {"mlflow.parentRunId": target.parent_run_id, "strategy": r["strategy"], "seed_index": str(r["seed_index"]),
-                    "status": r["status"], **({"same_as": r["same_as"]} if r.get("same_as") else {})}  # fmt: skip
-            run = client.create_run(target.experiment_id, start_time=int((finished_at - r["wall_seconds"]) * 1000),
-                                    tags=tags, run_name=f"{r['strategy']}-s{r['seed_index']}")  # fmt: skip
-            scores = [Metric(k, float(r[k]), finished, 0) for k in ("test_accuracy", "test_error", "test_loss") if r[k] == r[k]]
-            log_batches(client, run.info.run_id, scores + curve_metrics(r["history"], finished))
-            client.set_terminated(run.info.run_id, "FINISHED" if r["status"] == "ok" else "FAILED", end_time=finished)
+            tags = {"mlflow.parentRunId": target.parent_run_id, "strategy": r.strategy, "seed_index": str(r.seed_index),
+                    "status": r.status, **({"same_as": r.same_as} if r.same_as else {})}  # fmt: skip
+            run = client.create_run(target.experiment_id, start_time=int((finished_at - r.wall_seconds) * 1000),
+                                    tags=tags, run_name=f"{r.strategy}-s{r.seed_index}")  # fmt: skip
+            scores = {"test_accuracy": r.test_accuracy, "test_error": r.test_error, "test_loss": r.test_loss}
+            metrics = [Metric(k, float(v), finished, 0) for k, v in scores.items() if v == v]  # a NaN score is no metric
+            log_batches(client, run.info.run_id, metrics + curve_metrics(r.history, finished))
+            client.set_terminated(run.info.run_id, "FINISHED" if r.ok else "FAILED", end_time=finished)
     except Exception as exc:  # noqa: BLE001
         warnings.warn(f"MLflow tracking failed while logging the evaluation runs ({type(exc).__name__}: {exc}); "
                       "they are in the evaluation log and the report", stacklevel=2)  # fmt: skip

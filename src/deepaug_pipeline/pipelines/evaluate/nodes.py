@@ -10,6 +10,7 @@ import pandas as pd
 
 from deepaug_pipeline.config import EvaluateConfig, parse_config
 from deepaug_pipeline.devices import configure_tensorflow
+from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.pipelines import Figure
 from deepaug_pipeline.search.tracking import log_evaluation_runs, tag_active_run
@@ -25,11 +26,12 @@ def evaluate_strategies(
     evaluation_logs: TrialLogStore,
     evaluate: dict,
     seed: int,
-) -> list[dict]:
+) -> list[EvaluationRun]:
     """Train the final model for every strategy × seed (resuming logged runs); score each on the test split."""
     configure_tensorflow()
     from deepaug_pipeline.augment.policy import Policy
-    from deepaug_pipeline.evaluate import FinalTrainer, final_splits, found_base, policy_identity, run_grid, strategy_aliases
+    from deepaug_pipeline.evaluate.final import FinalTrainer, final_splits, run_grid
+    from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, strategy_aliases
     from deepaug_pipeline.search.results import check_current
     from deepaug_pipeline.search.run import data_fingerprint
 
@@ -53,11 +55,12 @@ def evaluate_strategies(
 
 
 
-def summarise_evaluation(evaluation_runs: list[dict], best_policy: dict, evaluate: dict) -> tuple[pd.DataFrame, dict]:
+def summarise_evaluation(evaluation_runs: list[EvaluationRun], best_policy: dict, evaluate: dict) -> tuple[pd.DataFrame, dict]:
     """The comparison table, and its numbers as MLflow metrics."""
     configure_tensorflow()
     from deepaug_pipeline.augment.policy import Policy
-    from deepaug_pipeline.evaluate import found_base, results_table
+    from deepaug_pipeline.evaluate.strategies import found_base
+    from deepaug_pipeline.evaluate.results import results_table
 
     strategies = parse_config(EvaluateConfig, evaluate, "evaluate").strategies
     table = results_table(evaluation_runs, strategies, found_base(Policy.from_dict(best_policy)))
@@ -72,7 +75,7 @@ def summarise_evaluation(evaluation_runs: list[dict], best_policy: dict, evaluat
 
 def write_report(
     evaluation_table: pd.DataFrame,
-    evaluation_runs: list[dict],
+    evaluation_runs: list[EvaluationRun],
     best_policy: dict,
     trials_table: pd.DataFrame,
     search_subset: LabelledImages,
@@ -87,7 +90,7 @@ def write_report(
 
     from deepaug_pipeline.augment.grid import sample_grid
     from deepaug_pipeline.augment.policy import Policy
-    from deepaug_pipeline.evaluate import found_base, strategy_labels
+    from deepaug_pipeline.evaluate.strategies import found_base, strategy_labels
     from deepaug_pipeline.evaluate.report import (
         build_report,
         convergence_from_trials,

@@ -1,0 +1,120 @@
+"""The final models: the training and validation splits of TRAIN, one traced trainer for every strategy and seed,
+and the grid of runs, resumed from the evaluation's run log."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import get_args
+
+import numpy as np
+import tensorflow as tf
+
+from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.config import EvaluateConfig, Strategy
+from deepaug_pipeline.evaluate.records import EvaluationRun
+from deepaug_pipeline.evaluate.strategies import strategy_augment
+from deepaug_pipeline.ingest.sources import LabelledImages
+from deepaug_pipeline.ingest.split import stratified_indices
+from deepaug_pipeline.models import build_model
+from deepaug_pipeline.models.training import FitSettings, Trainer
+from deepaug_pipeline.search.trial_log import TrialLog
+from deepaug_pipeline.seeding import stream_rng, stream_seed
+
+log = logging.getLogger(__name__)
+
+
+def final_splits(
+    train: LabelledImages, class_names: list[str], cfg: EvaluateConfig, seed: int
+) -> tuple[LabelledImages, LabelledImages]:
+    """A stratified training subset of TRAIN (``train_size``, or all) and a held-out validation sample."""
+    idx_val, idx_rest = stratified_indices(train.y, class_names, cfg.validation_size, stream_rng(seed, "eval_val"), "evaluation validation sample")
+    rest = LabelledImages(train.x[idx_rest], train.y[idx_rest])
+    val = LabelledImages(train.x[idx_val], train.y[idx_val])
+    if cfg.train_size is None or cfg.train_size >= len(rest):
+        return rest, val
+    idx_train, _ = stratified_indices(rest.y, class_names, cfg.train_size, stream_rng(seed, "eval_train"), "evaluation training subset")
+    return LabelledImages(rest.x[idx_train], rest.y[idx_train]), val
+
+
+class FinalTrainer:
+    """The final model for every strategy and seed of one evaluation, on one traced training graph.
+
+    A strategy is data (which augmentation branch of one ``switch_case`` runs) and a seed is the initial weights and
+    the data order, so nothing retraces from one run to the next: a Trainer per run traced its own graph each time
+    (seconds per run, and TensorFlow's retracing warnings between strategies)."""
+
+    def __init__(self, train: LabelledImages, val: LabelledImages, test: LabelledImages, n_classes: int,
+                 found: Policy | None, cfg: EvaluateConfig, seed: int, base: str = "standard") -> None:  # fmt: skip
+        from deepaug_pipeline.devices import configure_tensorflow
+
+        configure_tensorflow()
+        self.cfg, self.seed, self.val, self.test = cfg, seed, val, test
+        self._shape, self._n_classes = train.x.shape[1:], n_classes
+        self.strategies = [s for s in get_args(Strategy) if s != "standard+found" or found is not None]
+        branches = [strategy_augment(s, found, cfg, base) for s in self.strategies]
+
+        def augment(x, strategy_index, seed):
+            return tf.switch_case(strategy_index, [functools.partial(branch, x, (), seed) for branch in branches])
+
+        settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
+                               learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule)  # fmt: skip
+        self.trainer = Trainer(self._model(self._run_seed(0)), train, settings, augment)
+
+    def _run_seed(self, seed_index: int) -> int:
+        return stream_seed(self.seed, "evaluate", seed_index)
+
+    def _model(self, run_seed: int):
+        import keras
+
+        keras.utils.set_random_seed(run_seed)
+        return build_model(self.cfg.model, self._shape, self._n_classes, **self.cfg.model_options)
+
+    def run(self, strategy: str, seed_index: int) -> EvaluationRun:
+        """One final model for one strategy and seed: its curves and its test accuracy."""
+        if strategy not in self.strategies:
+            raise ValueError(f"strategy '{strategy}' needs the search's best policy" if strategy == "standard+found" else f"unknown strategy '{strategy}'")
+        run_seed = self._run_seed(seed_index)
+        self.trainer.reset([v.numpy() for v in self._model(run_seed).variables])  # this seed's initial weights
+        start = time.perf_counter()
+        strategy_index = tf.constant(self.strategies.index(strategy), tf.int32)
+        history = self.trainer.fit(strategy_index, run_seed, self.val)
+        test_loss, test_acc = self.trainer.evaluate(self.test)
+        status = "ok" if history.finite and np.isfinite(test_loss) else "failed"
+        return EvaluationRun(
+            key=f"{strategy}/{seed_index}", strategy=strategy, seed_index=seed_index, status=status,
+            test_accuracy=test_acc, test_error=1.0 - test_acc, test_loss=test_loss, history=history.to_dict(),
+            wall_seconds=time.perf_counter() - start, finished_at=time.time(),
+        )  # fmt: skip
+
+
+def run_grid(
+    cfg: EvaluateConfig,
+    run_log: TrialLog,
+    train_one: Callable[[str, int], EvaluationRun],
+    aliases: dict[str, str] | None = None,
+) -> list[EvaluationRun]:
+    """Every (strategy, seed) run, resuming those already in ``run_log``; returns them in grid order. A strategy in
+    ``aliases`` is not trained: it reuses the runs of the strategy it is the same as (marked ``same_as``)."""
+    aliases = aliases or {}
+    done = {(r.strategy, r.seed_index): r for r in map(EvaluationRun.from_json, run_log.trials)}
+
+    def run(strategy: str, seed_index: int) -> EvaluationRun:
+        key = (strategy, seed_index)
+        if key in done:
+            return done[key]
+        if strategy in aliases:
+            same = run(aliases[strategy], seed_index)
+            done[key] = replace(same, key=f"{strategy}/{seed_index}", strategy=strategy, same_as=same.strategy)
+            return done[key]
+        log.info("Evaluating %s, seed %d", strategy, seed_index)
+        record = train_one(strategy, seed_index)
+        run_log.append(record.to_json())
+        done[key] = record
+        log.info("  test accuracy %.4f (%.0f s)", record.test_accuracy, record.wall_seconds)
+        return record
+
+    return [run(strategy, seed_index) for seed_index in range(cfg.seeds) for strategy in cfg.strategies]

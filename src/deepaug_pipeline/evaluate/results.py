@@ -1,0 +1,45 @@
+"""The final comparison's table: per strategy, test accuracy and error over seeds, and error reductions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from deepaug_pipeline.evaluate.records import EvaluationRun
+from deepaug_pipeline.evaluate.strategies import strategy_labels
+
+
+# NumPy's mean and std, not pandas' built-in ones (a compensated sum, Welford's variance): those differ in the last
+# bit, and the table keeps the values it always had.
+def _mean(accuracies: pd.Series) -> float:
+    return float(accuracies.to_numpy().mean())
+
+
+def _seed_std(accuracies: pd.Series) -> float:
+    """The sample std over seeds; 0.0 from one seed (no estimate: the verdict says so from ``runs``)."""
+    return float(accuracies.to_numpy().std(ddof=1)) if len(accuracies) > 1 else 0.0
+
+
+def results_table(runs: list[EvaluationRun], strategies: list[str], base: str = "standard") -> pd.DataFrame:
+    """Per strategy: test accuracy and error as mean ± std over seeds, and error reductions vs none / standard."""
+    ok = [r for r in runs if r.ok]
+    frame = pd.DataFrame({"strategy": [r.strategy for r in ok], "test_accuracy": [r.test_accuracy for r in ok]})
+    table = (
+        frame.groupby("strategy")["test_accuracy"]
+        .agg(runs="size", test_accuracy_mean=_mean, test_accuracy_std=_seed_std)
+        .reindex(pd.Index(strategies, name="strategy"))  # in the order asked, a strategy without an ok run too
+        .fillna({"runs": 0, "test_accuracy_std": 0.0})
+        .astype({"runs": int})
+        .reset_index()
+    )
+    same_as = {r.strategy: r.same_as for r in runs if r.same_as}
+    table.insert(1, "label", table["strategy"].map(strategy_labels(base)))
+    table.insert(2, "same_as", [same_as.get(name) for name in strategies])  # trained once, as this other strategy
+    table["test_error_mean"] = 1 - table["test_accuracy_mean"]
+    table["test_error_std"] = table["test_accuracy_std"]  # an error spreads over seeds as its accuracy does
+    errors = table.set_index("strategy")["test_error_mean"]
+    for ref in ("none", "standard"):
+        ref_error = errors.get(ref, np.nan)
+        # No reduction against a reference with no error; NaN against one that is not in the table or has no run.
+        table[f"error_reduction_vs_{ref}"] = (ref_error - errors.to_numpy()) / ref_error if ref_error else np.nan
+    return table
