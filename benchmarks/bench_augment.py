@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import dense_rate_gflops, load_fashion_subset, median, np, tf, timed, train_step_rate, write_results  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from deepaug_pipeline.augment import ops as ops_lib  # noqa: E402
+from deepaug_pipeline.augment import imaging, ops as ops_lib  # noqa: E402
 from deepaug_pipeline.augment.baselines import base_augment, base_params  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy, apply_policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig  # noqa: E402
@@ -94,7 +94,7 @@ def _numpy_op(img: np.ndarray, name: str, m: float, rng: np.random.Generator) ->
 def graph_rate(images: np.ndarray, policy: Policy, available) -> float:
     x = tf.constant(images)
     tensors = policy.tensors()
-    fn = tf.function(lambda b, s: ops_lib.from_unit(apply_policy(ops_lib.to_unit(b), tensors, s, available), tf.uint8))
+    fn = tf.function(lambda b, s: imaging.from_unit(apply_policy(imaging.to_unit(b), tensors, s, available), tf.uint8))
     seeds = [tf.constant([1, i], tf.int64) for i in range(20)]
     secs = timed(lambda: [fn(x, s) for s in seeds][-1].numpy(), REPEATS)
     return 20 * len(images) / median(secs)
@@ -105,7 +105,7 @@ def single_op_rate(images: np.ndarray, name: str) -> float:
     idx = ops_lib.OP_INDEX[name]
     ids = tf.fill([len(images)], idx)
     mags = tf.fill([len(images)], 0.7)
-    fn = tf.function(lambda b, s: ops_lib.apply_ops(ops_lib.to_unit(b), ids, mags, s, [idx]))
+    fn = tf.function(lambda b, s: ops_lib.apply_ops(imaging.to_unit(b), ids, mags, s, [idx]))
     seeds = [tf.constant([1, i], tf.int64) for i in range(20)]
     return 20 * len(images) / median(timed(lambda: [fn(x, s) for s in seeds][-1].numpy(), REPEATS))
 
@@ -113,7 +113,7 @@ def single_op_rate(images: np.ndarray, name: str) -> float:
 def augment_rate(images: np.ndarray, augment, aug_args) -> float:
     """Images/s of an ``augment(x, aug_args, seed)`` function on uint8 batches, in graph."""
     x = tf.constant(images)
-    fn = tf.function(lambda b, s: ops_lib.from_unit(augment(ops_lib.to_unit(b), aug_args, s), tf.uint8))
+    fn = tf.function(lambda b, s: imaging.from_unit(augment(imaging.to_unit(b), aug_args, s), tf.uint8))
     seeds = [tf.constant([1, i], tf.int64) for i in range(20)]
     return 20 * len(images) / median(timed(lambda: [fn(x, s) for s in seeds][-1].numpy(), REPEATS))
 

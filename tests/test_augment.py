@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from deepaug_pipeline.augment import baselines
-from deepaug_pipeline.augment import ops as ops_lib
+from deepaug_pipeline.augment import imaging, kernels, ops as ops_lib
 from deepaug_pipeline.augment.grid import sample_grid
 from deepaug_pipeline.augment.policy import Policy, PolicyError
 from deepaug_pipeline.config import ConfigError, SearchConfig, parse_config
@@ -35,8 +35,8 @@ def _batch(channels: int, dtype=np.uint8, n: int = 6, size=(27, 31), seed=0) -> 
 def _apply(name, images, m, seed=SEED):
     x = tf.constant(images)
     n = tf.shape(x)[0]
-    out = ops_lib.from_unit(
-        ops_lib.apply_ops(ops_lib.to_unit(x), tf.fill([n], ops_lib.OP_INDEX[name]), tf.fill([n], float(m)), seed),
+    out = imaging.from_unit(
+        ops_lib.apply_ops(imaging.to_unit(x), tf.fill([n], ops_lib.OP_INDEX[name]), tf.fill([n], float(m)), seed),
         x.dtype,
     )
     return out.numpy()
@@ -241,12 +241,12 @@ def test_empty_policy_is_the_identity_and_the_layer_runs_the_searchs_base_first(
     np.testing.assert_array_equal(empty.as_layer(seed=1, with_base=False)(images, training=True).numpy(), images)
     with_base = empty.as_layer(seed=1)(images, training=True).numpy()
     assert with_base.shape == images.shape and not np.array_equal(with_base, images)  # crop + flip still applies
-    base_only = baselines.base_augment(ops_lib.to_unit(tf.constant(images)), baselines.base_params("none"), SEED)
+    base_only = baselines.base_augment(imaging.to_unit(tf.constant(images)), baselines.base_params("none"), SEED)
     np.testing.assert_allclose(base_only.numpy(), images / 255.0, atol=1e-6)  # base "none" changes nothing
 
 
 def test_baselines_keep_shape_and_change_images():
-    images = ops_lib.to_unit(tf.constant(_batch(3, np.uint8, n=16)))
+    images = imaging.to_unit(tf.constant(_batch(3, np.uint8, n=16)))
     for fn in (baselines.standard, baselines.randaugment, baselines.trivialaugment_wide):
         out = fn(images, SEED).numpy()
         assert out.shape == images.shape and out.min() >= 0 and out.max() <= 1
@@ -270,7 +270,7 @@ def test_sample_grid_has_a_row_per_sub_policy():
 def test_equalize_transposes_no_int32_tensor():
     """TensorFlow's oneDNN rewrite logs an error line ("oneDNN supports DT_INT32 only on platforms with AVX-512") for
     every graph with an int32 Transpose: evaluate printed one through RandAugment's and TrivialAugment's equalize."""
-    equalize = tf.function(lambda x, p: ops_lib.equalize(x, p, ops_lib.Rng(SEED)))
+    equalize = tf.function(lambda x, p: kernels.equalize(x, p, kernels.Rng(SEED)))
     graph = equalize.get_concrete_function(tf.TensorSpec([4, 12, 12, 3], tf.float32), tf.TensorSpec([4], tf.float32)).graph
     transposes = [op for op in graph.get_operations() if op.type == "Transpose"]
     assert transposes and all(op.get_attr("T") != tf.int32 for op in transposes)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from deepaug_pipeline.augment import ops as ops_lib
+from deepaug_pipeline.augment import kernels, ops as ops_lib
 
 RA_MAX_LEVEL = 10.0  # RandAugment's magnitude scale (the authors' code): M = 9 → m = 0.9
 _RA = [ops_lib.OP_INDEX[n] for n in ops_lib.RANDAUGMENT_OPS]
@@ -33,7 +33,7 @@ def base_params(name: str) -> tf.Tensor:
 def base_augment(images: tf.Tensor, params: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Pad-and-crop (zero padding of 1/8 of the side, i.e. 4 px at 32) scaled by ``params[0]`` (0 or 1), then a
     horizontal flip with probability ``params[1]``."""
-    rng = ops_lib.Rng(seed)
+    rng = kernels.Rng(seed)
     n = tf.shape(images)[0]
     h, w = int(images.shape[1]), int(images.shape[2])
     pad_y, pad_x = max(1, round(h / 8)), max(1, round(w / 8))
@@ -41,8 +41,8 @@ def base_augment(images: tf.Tensor, params: tf.Tensor, seed: tf.Tensor) -> tf.Te
     ty = crop * tf.cast(rng.integers([n], 2 * pad_y + 1) - pad_y, tf.float32)
     tx = crop * tf.cast(rng.integers([n], 2 * pad_x + 1) - pad_x, tf.float32)
     one, zero = tf.ones([n]), tf.zeros([n])
-    shifted = ops_lib.affine(images, one, zero, zero, one, tx, ty)
-    return ops_lib.horizontal_flip(shifted, tf.fill([n], tf.cast(params[1], tf.float32)), rng)
+    shifted = kernels.affine(images, one, zero, zero, one, tx, ty)
+    return kernels.horizontal_flip(shifted, tf.fill([n], tf.cast(params[1], tf.float32)), rng)
 
 
 def standard(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -52,7 +52,7 @@ def standard(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 def randaugment(images: tf.Tensor, seed: tf.Tensor, n_ops: int = 2, magnitude: float = 9.0) -> tf.Tensor:
     """RandAugment(N, M): N ops drawn uniformly per image, each at magnitude M / 10."""
-    rng = ops_lib.Rng(seed)
+    rng = kernels.Rng(seed)
     n = tf.shape(images)[0]
     m = tf.fill([n], magnitude / RA_MAX_LEVEL)
     for _ in range(n_ops):
@@ -63,7 +63,7 @@ def randaugment(images: tf.Tensor, seed: tf.Tensor, n_ops: int = 2, magnitude: f
 
 def trivialaugment_wide(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """TrivialAugment-Wide: one op per image, magnitude uniform over the op's wide range."""
-    rng = ops_lib.Rng(seed)
+    rng = kernels.Rng(seed)
     n = tf.shape(images)[0]
     pick = rng.integers([n], len(ops_lib.TRIVIALAUGMENT_OPS))
     m = rng.uniform([n]) * tf.gather(_TA_WIDE, pick)

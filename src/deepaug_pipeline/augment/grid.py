@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from deepaug_pipeline.augment import ops as ops_lib
+from deepaug_pipeline.augment import imaging
 from deepaug_pipeline.augment.policy import Policy, apply_sub_policies
 
 
@@ -31,13 +31,13 @@ def sample_grid(policy: Policy, images: np.ndarray, seed: int = 0, max_images: i
     pyplot's: MLflow tracking draws these on a background thread, and nothing needs closing."""
     images = np.asarray(images)[:max_images]
     n = len(images)
-    unit = ops_lib.to_unit(tf.constant(images))
+    unit = imaging.to_unit(tf.constant(images))
     tensors = policy.tensors()
     rows, titles = [images], ["original"]
     for k, sub in enumerate(policy.sub_policies):
         chosen = tf.fill([n], k)
         out = apply_sub_policies(unit, tensors, chosen, tf.constant([seed, k], tf.int64), policy.op_indices())
-        rows.append(ops_lib.from_unit(out, tf.uint8).numpy())
+        rows.append(imaging.from_unit(out, tf.uint8).numpy())
         titles.append(f"{k + 1}: {sub.describe()}")
     canvas, label_y = grid_mosaic(rows)
     inches_per_pixel = 1.1 / max(images.shape[1:3])  # a thumbnail is about 1.1 inches wide

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from deepaug_pipeline.augment import ops as ops_lib
+from deepaug_pipeline.augment import imaging
 from deepaug_pipeline.augment.baselines import base_augment, base_params
 from deepaug_pipeline.augment.policy import Policy, apply_policy
 
@@ -36,11 +36,11 @@ class PolicyAugmentation(keras.layers.Layer):
         images = tf.convert_to_tensor(inputs)
         seed = tf.cast(self._seed_generator.next(), tf.int64)
         s_base, s_policy = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        x = ops_lib.to_unit(images, self.value_range)
+        x = imaging.to_unit(images, self.value_range)
         if self._base is not None:
             x = base_augment(x, self._base, s_base)
         x = apply_policy(x, self._tensors, s_policy, self.policy.op_indices())
-        return ops_lib.from_unit(x, images.dtype, self.value_range)
+        return imaging.from_unit(x, images.dtype, self.value_range)
 
     def compute_output_shape(self, input_shape):
         return input_shape

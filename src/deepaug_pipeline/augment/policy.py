@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from deepaug_pipeline.augment import ops as ops_lib
+from deepaug_pipeline.augment import imaging, kernels, ops as ops_lib
 
 SCHEMA_VERSION = 1
 DEFAULT_P_NONE = 0.2
@@ -247,7 +247,7 @@ def apply_sub_policies(
 
     ``available``: the op indices the policy may hold (see ``ops.apply_ops``); all ops when None.
     """
-    rng = ops_lib.Rng(seed)
+    rng = kernels.Rng(seed)
     n = tf.shape(images)[0]
     active = chosen >= 0
     sub = tf.maximum(chosen, 0)
@@ -263,7 +263,7 @@ def apply_policy(
     images: tf.Tensor, policy: PolicyTensors, seed: tf.Tensor, available: Sequence[int] | None = None
 ) -> tf.Tensor:
     """Per image: none with probability p_none, else one uniformly drawn sub-policy. Float32 [0, 1]."""
-    rng = ops_lib.Rng(seed)
+    rng = kernels.Rng(seed)
     n = tf.shape(images)[0]
     k = tf.shape(policy.op_ids)[0]
     chosen = tf.where(rng.uniform([n]) < policy.p_none, -1, rng.integers([n], k))
@@ -278,5 +278,5 @@ def augment_batch(
     available: Sequence[int] | None = None,
 ) -> tf.Tensor:
     """``apply_policy`` on any dtype: converts to float [0, 1] and back."""
-    out = apply_policy(ops_lib.to_unit(images, value_range), policy, seed, available)
-    return ops_lib.from_unit(out, images.dtype, value_range)
+    out = apply_policy(imaging.to_unit(images, value_range), policy, seed, available)
+    return imaging.from_unit(out, images.dtype, value_range)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deepaug_pipeline.augment.ops import to_unit
+from deepaug_pipeline.augment.imaging import to_unit
 from deepaug_pipeline.ingest.sources import LabelledImages
 from deepaug_pipeline.models import outputs_probabilities
 
