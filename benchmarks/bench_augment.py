@@ -20,9 +20,9 @@ from deepaug_pipeline.augment import imaging, ops as ops_lib  # noqa: E402
 from deepaug_pipeline.augment.baselines import base_augment, base_params  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy, apply_policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig  # noqa: E402
+from deepaug_pipeline.data import LabelledImages  # noqa: E402
 from deepaug_pipeline.evaluate.final import FinalTrainer  # noqa: E402
 from deepaug_pipeline.evaluate.strategies import strategy_augment  # noqa: E402
-from deepaug_pipeline.ingest import LabelledImages  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
 from deepaug_pipeline.models.training import FitSettings, Trainer  # noqa: E402
 from deepaug_pipeline.search.records import FitRequest  # noqa: E402

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from deepaug_pipeline.augment import baselines  # noqa: E402
-from deepaug_pipeline.ingest import LabelledImages  # noqa: E402
+from deepaug_pipeline.data import LabelledImages  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
 from deepaug_pipeline.models.training import FitSettings, Trainer  # noqa: E402
 from deepaug_pipeline.seeding import stream_rng, stream_seed  # noqa: E402

@@ -34,8 +34,8 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig  # noqa: E402
+from deepaug_pipeline.data import LabelledImages  # noqa: E402
 from deepaug_pipeline.evaluate.strategies import strategy_augment  # noqa: E402
-from deepaug_pipeline.ingest import LabelledImages  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
 from deepaug_pipeline.models.training import Trainer  # noqa: E402
 from deepaug_pipeline.search.reward import reward, validated_epochs  # noqa: E402

@@ -22,7 +22,7 @@ from common import dense_rate_gflops, load_fashion_subset, median, np, timed, tr
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import IngestConfig, SearchConfig  # noqa: E402
-from deepaug_pipeline.ingest import LabelledImages  # noqa: E402
+from deepaug_pipeline.data import LabelledImages  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
 from deepaug_pipeline.models.flops import forward_flops, training_flops  # noqa: E402
 from deepaug_pipeline.models.training import FitSettings, Trainer  # noqa: E402

@@ -71,7 +71,7 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
 
 def test_unreachable_scheduler_fails_fast_with_a_clear_error(tmp_path):
     x, y = make_images(20, 2)
-    from deepaug_pipeline.ingest import LabelledImages
+    from deepaug_pipeline.data import LabelledImages
 
     data = LabelledImages(x, y)
     start = time.time()

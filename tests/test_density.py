@@ -14,7 +14,7 @@ import pytest
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, parse_config, validate_params
-from deepaug_pipeline.ingest import LabelledImages
+from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.ingest.sources import load_idx
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchError, SearchLoop

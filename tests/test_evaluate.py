@@ -61,7 +61,7 @@ def test_found_strategy_needs_a_policy_and_strategies_are_validated():
 
 
 def _final_data():
-    from deepaug_pipeline.ingest import LabelledImages
+    from deepaug_pipeline.data import LabelledImages
     from tests.conftest import make_images
 
     train, val, test = (LabelledImages(*make_images(n, size=(16, 16), seed=n)) for n in (64, 32, 40))

@@ -9,11 +9,10 @@ import pytest
 from PIL import Image
 
 from deepaug_pipeline.config import ConfigError, IngestConfig, SourceConfig, parse_config, validate_params
+from deepaug_pipeline.data import ImageSource, LabelledImages
 from deepaug_pipeline.ingest import (
     DataSourceError,
     DataValidationError,
-    ImageSource,
-    LabelledImages,
     load_source,
     split_dataset,
     validate_source,

@@ -12,8 +12,8 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from deepaug_pipeline.config import ProjectParams
+from deepaug_pipeline.data import ImageSource, LabelledImages
 from deepaug_pipeline.datasets import LabelledImagesDataset
-from deepaug_pipeline.ingest import ImageSource, LabelledImages
 from deepaug_pipeline.pipelines.ingest import create_pipeline
 from deepaug_pipeline.pipelines.ingest.nodes import split_images
 from tests.conftest import REPO, kedro_run, make_images, squashed_output, write_idx_folder

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from deepaug_pipeline.augment.baselines import base_params
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.ingest import LabelledImages
+from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.models import ModelConfigError, build_model
 from deepaug_pipeline.models.training import FitSettings, History, Trainer
-from deepaug_pipeline.augment.baselines import base_params
 from deepaug_pipeline.search.records import FitRequest
 from deepaug_pipeline.search.reward import reward, validated_epochs
 from deepaug_pipeline.search.trial import ChildSettings, TrialRunner

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
+from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.final import run_grid
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.results import results_table as evaluate_results_table
@@ -26,7 +27,6 @@ from deepaug_pipeline.evaluate.strategies import strategy_aliases
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
-from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.search.results import StaleSearchOutputs
 from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, log_config, policy_space
 from deepaug_pipeline.search.space import policy_optimizer, to_python

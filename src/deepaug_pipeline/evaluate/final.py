@@ -15,9 +15,9 @@ import tensorflow as tf
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, Strategy
+from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.strategies import strategy_augment
-from deepaug_pipeline.ingest.sources import LabelledImages
 from deepaug_pipeline.ingest.split import stratified_indices
 from deepaug_pipeline.models import build_model
 from deepaug_pipeline.models.training import FitSettings, Trainer

@@ -1,6 +1,6 @@
 """Load, validate and split labelled image datasets (no Kedro here)."""
 
-from deepaug_pipeline.ingest.sources import DataSourceError, ImageSource, LabelledImages, load_source
+from deepaug_pipeline.ingest.sources import DataSourceError, load_source
 from deepaug_pipeline.ingest.split import DatasetSplits, split_dataset
 from deepaug_pipeline.ingest.validate import DataValidationError, validate_source
 
@@ -8,8 +8,6 @@ __all__ = [
     "DataSourceError",
     "DataValidationError",
     "DatasetSplits",
-    "ImageSource",
-    "LabelledImages",
     "load_source",
     "split_dataset",
     "validate_source",

@@ -10,12 +10,12 @@ import gzip
 import os
 import struct
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from deepaug_pipeline.config import SourceConfig
+from deepaug_pipeline.data import ImageSource, LabelledImages
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -33,28 +33,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 class DataSourceError(ValueError):
     """A data source is missing, unreadable or malformed; the message names the file."""
-
-
-@dataclass(frozen=True)
-class LabelledImages:
-    """Images (N, H, W, C) and integer labels (N,)."""
-
-    x: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclass(frozen=True)
-class ImageSource:
-    """What a source holds: a training split, an optional test split and class names."""
-
-    train: LabelledImages
-    test: LabelledImages | None
-    class_names: list[str] | None
-    origin: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- IDX

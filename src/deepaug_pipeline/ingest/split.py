@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepaug_pipeline.config import IngestConfig
-from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
+from deepaug_pipeline.data import ImageSource, LabelledImages
 from deepaug_pipeline.ingest.validate import DataValidationError
 from deepaug_pipeline.seeding import stream_rng
 

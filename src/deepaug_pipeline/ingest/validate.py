@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepaug_pipeline.ingest.sources import ImageSource, LabelledImages
+from deepaug_pipeline.data import ImageSource, LabelledImages
 
 MIN_SIDE = 8
 

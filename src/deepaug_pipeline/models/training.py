@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepaug_pipeline.augment.imaging import to_unit
-from deepaug_pipeline.ingest.sources import LabelledImages
+from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.models import outputs_probabilities
 
 AugmentFn = Callable[[tf.Tensor, object, tf.Tensor], tf.Tensor]  # (float [0,1] batch, aug_args, seed) → batch

@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from deepaug_pipeline.ingest.sources import LabelledImages
+from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.trial import ChildSettings, TrialRunner
 

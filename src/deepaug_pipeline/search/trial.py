@@ -17,7 +17,7 @@ import numpy as np
 
 from deepaug_pipeline.augment.baselines import base_augment, base_params
 from deepaug_pipeline.augment.policy import Policy, apply_policy
-from deepaug_pipeline.ingest.sources import LabelledImages
+from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.models import build_model
 from deepaug_pipeline.models.training import FitSettings, Trainer, no_augmentation
 from deepaug_pipeline.search.records import FitOutcome, FitRequest

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from deepaug_pipeline.config import IngestConfig, parse_config
-from deepaug_pipeline.ingest import ImageSource, LabelledImages, split_dataset, validate_source
+from deepaug_pipeline.data import ImageSource, LabelledImages
+from deepaug_pipeline.ingest import split_dataset, validate_source
 
 
 def validate_images(raw_images: ImageSource, ingest: dict) -> ImageSource:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from deepaug_pipeline.config import IngestConfig, SearchConfig, parse_config
+from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.devices import configure_tensorflow
-from deepaug_pipeline.ingest import LabelledImages
 from deepaug_pipeline.pipelines import Figure
 from deepaug_pipeline.search.records import SearchResult, TrialRecord
 from deepaug_pipeline.search.tracking import TrackingTarget

@@ -1,0 +1,75 @@
+"""Bayesian against random search at equal budget, judged on the re-evaluated (paired, multi-seed) gain (issue 12).
+
+Run both searches with the same config but ``search.method``, e.g. the README's default search and
+
+    kedro run --pipelines=search --params=search.method=random
+
+then
+
+    python benchmarks/compare_search_methods.py <bayesian log> <random log> <name>
+
+(gzipped logs are read too). It writes benchmarks/results/<name>.json: per method the best single-seed search
+reward, the re-evaluated top policies' mean paired gains over the base (± SE over the fresh seeds), how many beat the
+base beyond 2 SE, and the difference between the two methods' best re-evaluated policies with its SE.
+One search per method: the comparison says which search found the better policy this time, not which method is
+better in general (that would take repeated searches, about an hour each on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import RESULTS, machine
+from benchmarks.summarise_search_log import load, summarise
+
+
+def method_figures(summary: dict) -> dict:
+    reevaluated = summary["reevaluated"]
+    means = np.array([r["mean"] for r in reevaluated])
+    best = max(reevaluated, key=lambda r: r["mean"])
+    return {
+        "config": summary["config"],
+        "search_trials": summary["search_trials"],
+        "whole_log_seconds": summary["whole_log_seconds"],
+        "best_search_reward": summary["search_reward"]["max"],
+        "best_reevaluated": {k: best[k] for k in ("trial_id", "mean", "se", "paired_gains", "policy")},
+        "reevaluated_mean_gain": float(means.mean()),
+        "reevaluated_mean_gain_se": float(means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else None,
+        "beyond_2se": sum(r["se"] > 0 and r["mean"] > 2 * r["se"] for r in reevaluated),
+        "reevaluated": [{k: r[k] for k in ("trial_id", "search_reward", "mean", "se")} for r in reevaluated],
+        "spearman_search_reward_vs_paired_gain": summary["spearman_search_reward_vs_paired_gain"],
+        "baseline_rewards": summary["base_rewards"],
+    }
+
+
+def compare(bayesian: dict, random: dict) -> dict:
+    b, r = bayesian["best_reevaluated"], random["best_reevaluated"]
+    # Both re-evaluations train on the same fresh seeds (same split, initial weights and validation sample per seed),
+    # so the two best policies are compared seed by seed.
+    diffs = np.subtract(b["paired_gains"], r["paired_gains"])
+    diff, se = float(diffs.mean()), float(diffs.std(ddof=1) / np.sqrt(len(diffs)))
+    return {
+        "best_gain_bayesian_minus_random": diff,
+        "se": se,
+        "z": diff / se if se > 0 else None,
+        "bayesian_better_beyond_2se": bool(se > 0 and diff > 2 * se),
+        "random_better_beyond_2se": bool(se > 0 and -diff > 2 * se),
+        "same_baseline_fits": bayesian["baseline_rewards"] == random["baseline_rewards"],
+    }
+
+if __name__ == "__main__":
+    figures = {}
+    for method, path in zip(("bayesian", "random"), sys.argv[1:3]):
+        header, records = load(Path(path))
+        found = header["config"]["search"]["method"]
+        if found != method:
+            sys.exit(f"{path} is a {found} search's log; pass the bayesian log first, then the random one")
+        figures[method] = {"log": path, **method_figures(summarise(header, records))}
+    out = {"machine": machine(), **figures, "comparison": compare(figures["bayesian"], figures["random"])}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{sys.argv[3]}.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
