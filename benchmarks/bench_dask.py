@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import load_fashion_subset, median, write_results  # noqa: E402
 
 from deepaug_pipeline.config import IngestConfig, SearchConfig  # noqa: E402
+from deepaug_pipeline.run_log import TrialLogStore  # noqa: E402
 from deepaug_pipeline.search.run import run_search  # noqa: E402
-from deepaug_pipeline.search.trial_log import TrialLogStore  # noqa: E402
 
 EXECUTORS = {
     "local": {"executor": "local"},

@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, load_fashion_subset, np, write_results  # noqa: E402
 
 from deepaug_pipeline.config import IngestConfig, SearchConfig  # noqa: E402
+from deepaug_pipeline.run_log import TrialLogStore  # noqa: E402
 from deepaug_pipeline.search import results  # noqa: E402
 from deepaug_pipeline.search.run import run_search  # noqa: E402
-from deepaug_pipeline.search.trial_log import TrialLogStore  # noqa: E402
 
 
 def main(trials: int = 20, seeds: tuple[int, ...] = (1, 2, 3)) -> None:

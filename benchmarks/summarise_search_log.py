@@ -20,7 +20,7 @@ from scipy.stats import spearmanr
 
 from benchmarks.common import RESULTS, machine
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.search.trial_log import read_log
+from deepaug_pipeline.run_log import read_log
 
 
 def load(path: Path) -> tuple[dict, list[dict]]:

@@ -14,9 +14,9 @@ import psutil
 import pytest
 
 from deepaug_pipeline.config import IngestConfig, SearchConfig
+from deepaug_pipeline.run_log import TrialLogStore, read_log
 from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError
 from deepaug_pipeline.search.run import run_search
-from deepaug_pipeline.search.trial_log import TrialLogStore, read_log
 from tests.conftest import kedro_run, mlflow_runs, make_images
 
 DASK = "--params=search.executor=dask,search.n_workers=2,search.threads_per_worker=1"

@@ -101,7 +101,7 @@ def test_one_final_graph_for_every_strategy_and_seed_with_the_results_of_a_graph
 
 def test_runs_are_logged_as_before_and_resume_as_they_were(tmp_path):
     from deepaug_pipeline.evaluate.final import run_grid
-    from deepaug_pipeline.search.trial_log import TrialLog, read_log
+    from deepaug_pipeline.run_log import TrialLog, read_log
 
     cfg, aliases = EvaluateConfig(seeds=2, strategies=["none", "standard"]), {"standard": "none"}
     with TrialLog(tmp_path / "e.jsonl", {"e": 1}) as run_log:

@@ -18,12 +18,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.cli import command_hint
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.final import run_grid
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.results import results_table as evaluate_results_table
 from deepaug_pipeline.evaluate.strategies import strategy_aliases
+from deepaug_pipeline.run_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, fingerprint, read_log
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
@@ -31,7 +33,6 @@ from deepaug_pipeline.search.results import StaleSearchOutputs
 from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, log_config, policy_space
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
-from deepaug_pipeline.search.trial_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, fingerprint, read_log
 from deepaug_pipeline.seeding import stream_seed
 from tests.conftest import GRID_MIN_SIDE, assert_real_png, kedro_run, make_images, mlflow_runs, squashed_output
 
@@ -433,6 +434,7 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     changed = kedro_run(project, "--pipelines=search", "--env=test", args + ",search.child_epochs=3")
     assert changed.returncode != 0
     assert "writtenunderadifferentsearchconfig(search.child_epochs:2→3)" in squashed_output(changed)
+    assert "Tostartafresh:kedrorun--pipelines=search--params=search.fresh_start=true(same--env)" in squashed_output(changed)
     assert read_log(log_path)[1] == after
     fresh = kedro_run(project, "--pipelines=search", "--env=test", args + ",search.child_epochs=3,search.fresh_start=true")
     assert fresh.returncode == 0, fresh.stderr[-3000:]
@@ -447,9 +449,9 @@ def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
     assert result.returncode == 0, result.stderr[-2000:]
     logs = sorted(p.name for p in (project / "data" / "07_model_output" / "trial_logs").glob("*.jsonl"))
     assert logs == ["bayesian.jsonl", "random.jsonl"]
+    from deepaug_pipeline.run_log import TrialLogStore
     from deepaug_pipeline.search.records import TrialRecord
     from deepaug_pipeline.search.results import convergence_figure, records_table
-    from deepaug_pipeline.search.trial_log import TrialLogStore
 
     store = TrialLogStore(project / "data" / "07_model_output" / "trial_logs")
     config = dict(read_log(store.path_for("bayesian"))[0]["config"])
@@ -487,6 +489,7 @@ def test_a_log_from_a_version_that_recorded_unused_keys_still_resumes(tmp_path):
     assert fingerprint(older) != fingerprint(today)
     with TrialLog(path, today, canonical=canonical_log_config) as resumed:
         assert [t["key"] for t in resumed.trials] == ["baseline/none/s0"]
+        assert resumed.fingerprint == fingerprint(older)  # its outputs' stamp names the file as it is on disk
     # A difference that changes the fits is still refused, and named as it is, not as the unused keys.
     changed = log_config(SearchConfig(child_epochs=5, opt_last_n_epochs=3), IngestConfig(), 0, summary, "c0ffee")
     with pytest.raises(TrialLogMismatch, match=r"config \(search.child_epochs: 60 → 5\)"):
@@ -550,7 +553,7 @@ def test_one_run_per_log_at_a_time_and_a_killed_run_releases_it(tmp_path):
         with pytest.raises(TrialLogBusy, match=rf"{re.escape(str(path))} is in use by pid {os.getpid()} since .*Wait for it"):
             TrialLog(path, CONFIG)
     TrialLog(path, CONFIG).close()  # released on exit
-    code = f"from deepaug_pipeline.search.trial_log import TrialLog; log = TrialLog({str(path)!r}, {CONFIG!r}); print('held', flush=True); import time; time.sleep(60)"
+    code = f"from deepaug_pipeline.run_log import TrialLog; log = TrialLog({str(path)!r}, {CONFIG!r}); print('held', flush=True); import time; time.sleep(60)"
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(TrialLogBusy, match=rf"pid {holder.pid}"):
@@ -569,8 +572,11 @@ def test_evaluate_refuses_search_outputs_their_trial_log_no_longer_matches(tmp_p
     results.check_current(Policy.from_pairs([[("rotate", 0.3)]]).to_dict(), "mine.json")  # not from a search: passes
     log.append(_entry("b"))  # a later search went on and did not write its outputs
     with pytest.raises(StaleSearchOutputs, match=r"best_policy.json does not match the trial log .*bayesian.jsonl: it was "
-                                                 r"computed from 1 record\(s\) .* now holds 2 .*kedro run --pipelines=search"):  # fmt: skip
+                                                 r"computed from 1 record\(s\) .* now holds 2 .*Run the search again") as stale:  # fmt: skip
         results.check_current(best, "best_policy.json")
+    # The library names no command; the command line adds the one that acts on its advice.
+    assert "kedro" not in str(stale.value)
+    assert command_hint(stale.value) == "To bring the search outputs up to date: kedro run --pipelines=search (same --env)"
     log.path.unlink()
     with pytest.raises(StaleSearchOutputs, match=r"which no longer exists"):
         results.check_current(best, "best_policy.json")

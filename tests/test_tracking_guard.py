@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deepaug_pipeline.search.trial_log import read_log
+from deepaug_pipeline.run_log import read_log
 from deepaug_pipeline.tracking_guard import tracking_problem, tracking_uri
 from tests.conftest import free_port, kedro_run, squashed_output
 

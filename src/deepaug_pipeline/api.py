@@ -18,10 +18,10 @@ from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, SourceConfig, parse_config, validate_params
 from deepaug_pipeline.data import ImageSource, LabelledImages
 from deepaug_pipeline.ingest import DataValidationError, load_source, split_dataset, validate_source
+from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.records import SearchResult
 from deepaug_pipeline.search.run import run_search
-from deepaug_pipeline.search.trial_log import TrialLogStore
 
 
 def load_dataset(source: str, **options: Any) -> ImageSource:

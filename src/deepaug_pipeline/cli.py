@@ -17,10 +17,10 @@ def user_error(exc: BaseException) -> BaseException | None:
     from deepaug_pipeline.ingest.sources import DataSourceError
     from deepaug_pipeline.ingest.validate import DataValidationError
     from deepaug_pipeline.model_names import ModelConfigError
+    from deepaug_pipeline.run_log import TrialLogBusy, TrialLogCorrupt, TrialLogMismatch
     from deepaug_pipeline.search.controller import SearchError
     from deepaug_pipeline.search.executors import ExecutorError
     from deepaug_pipeline.search.results import StaleSearchOutputs
-    from deepaug_pipeline.search.trial_log import TrialLogBusy, TrialLogCorrupt, TrialLogMismatch
 
     fixable = (ConfigError, DataSourceError, DataValidationError, ModelConfigError, PolicyError, SearchError,
                ExecutorError, StaleSearchOutputs, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch)  # fmt: skip
@@ -30,6 +30,18 @@ def user_error(exc: BaseException) -> BaseException | None:
             return exc
         seen.add(id(exc))
         exc = exc.__cause__
+    return None
+
+
+def command_hint(exc: BaseException) -> str | None:
+    """The command that acts on a library error's advice (the library itself names config keys, not commands)."""
+    from deepaug_pipeline.run_log import TrialLogMismatch
+    from deepaug_pipeline.search.results import StaleSearchOutputs
+
+    if isinstance(exc, TrialLogMismatch):
+        return f"To start afresh: kedro run --pipelines={exc.section} --params={exc.section}.fresh_start=true (same --env)"
+    if isinstance(exc, StaleSearchOutputs):
+        return "To bring the search outputs up to date: kedro run --pipelines=search (same --env)"
     return None
 
 
@@ -56,6 +68,9 @@ class FriendlyRun(click.Command):
             if fixable is None:
                 raise
             click.secho(f"Error ({type(fixable).__name__}): {fixable}", fg="red", err=True)
+            hint = command_hint(fixable)
+            if hint:
+                click.echo(hint, err=True)
             ctx.exit(1)
 
 

@@ -13,7 +13,7 @@ from kedro.io.core import AbstractDataset, DatasetError
 from deepaug_pipeline.config import ConfigError, SourceConfig, parse_config
 from deepaug_pipeline.data import ImageSource, LabelledImages
 from deepaug_pipeline.ingest.sources import load_source
-from deepaug_pipeline.search.trial_log import TrialLogStore
+from deepaug_pipeline.run_log import TrialLogStore
 
 
 class ImageSourceDataset(AbstractDataset[None, ImageSource]):

@@ -21,7 +21,7 @@ from deepaug_pipeline.evaluate.strategies import strategy_augment
 from deepaug_pipeline.ingest.split import stratified_indices
 from deepaug_pipeline.models import build_model
 from deepaug_pipeline.models.training import FitSettings, Trainer
-from deepaug_pipeline.search.trial_log import TrialLog
+from deepaug_pipeline.run_log import TrialLog
 from deepaug_pipeline.seeding import stream_rng, stream_seed
 
 log = logging.getLogger(__name__)

@@ -24,11 +24,11 @@ import numpy as np
 
 from deepaug_pipeline.augment.baselines import BASE_LABELS
 from deepaug_pipeline.config import SearchConfig
+from deepaug_pipeline.run_log import ChildWeights, TrialLog
 from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, OpScreen, PairedGain, choose_base, paired_gain, screened_out
 from deepaug_pipeline.search.records import FitOutcome, FitRequest, SearchResult, TrainedChild, TrialRecord, ranked_search_trials
 from deepaug_pipeline.search.space import PolicySpace, policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrialTracker, track_trial
-from deepaug_pipeline.search.trial_log import ChildWeights, TrialLog
 
 log = logging.getLogger(__name__)
 

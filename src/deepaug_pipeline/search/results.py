@@ -15,10 +15,10 @@ import pandas as pd  # noqa: E402
 
 from deepaug_pipeline.augment.baselines import BASE_LABELS  # noqa: E402
 from deepaug_pipeline.augment.policy import SCHEMA_VERSION, Policy  # noqa: E402
+from deepaug_pipeline.run_log import read_log  # noqa: E402
 from deepaug_pipeline.search.noise import ACCEPT_SE, PairedGain  # noqa: E402
 from deepaug_pipeline.search.records import SearchResult, TrialRecord, ranked_search_trials  # noqa: E402
 from deepaug_pipeline.search.tracking import policy_summary  # noqa: E402
-from deepaug_pipeline.search.trial_log import read_log  # noqa: E402
 
 
 class StaleSearchOutputs(RuntimeError):
@@ -37,7 +37,7 @@ def check_current(best_policy: dict, where: str) -> None:
     if not stamp:
         return
     path = Path(stamp["path"])
-    rerun = "Run `kedro run --pipelines=search` (same --env) to bring the search outputs up to date."
+    rerun = "Run the search again (same config) to bring the search outputs up to date."
     if not path.is_file():
         raise StaleSearchOutputs(f"{where} was computed from the trial log {path}, which no longer exists. {rerun}")
     header, records = read_log(path)

@@ -10,13 +10,13 @@ import numpy as np
 from deepaug_pipeline.augment import ops as ops_lib
 from deepaug_pipeline.config import IngestConfig, SearchConfig, search_result_defining
 from deepaug_pipeline.data import LabelledImages
+from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.executors import DaskExecutor, LocalExecutor, RunnerSpec
 from deepaug_pipeline.search.records import SearchResult
 from deepaug_pipeline.search.space import PolicySpace
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker
 from deepaug_pipeline.search.trial import ChildSettings
-from deepaug_pipeline.search.trial_log import TrialLogStore
 
 log = logging.getLogger(__name__)
 

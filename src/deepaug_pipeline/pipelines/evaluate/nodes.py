@@ -13,8 +13,8 @@ from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.devices import configure_tensorflow
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.pipelines import Figure
+from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.tracking import log_evaluation_runs, tag_active_run
-from deepaug_pipeline.search.trial_log import TrialLogStore
 
 
 def evaluate_strategies(

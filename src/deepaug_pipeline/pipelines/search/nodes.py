@@ -9,9 +9,9 @@ from deepaug_pipeline.config import IngestConfig, SearchConfig, parse_config
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.devices import configure_tensorflow
 from deepaug_pipeline.pipelines import Figure
+from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.records import SearchResult, TrialRecord
 from deepaug_pipeline.search.tracking import TrackingTarget
-from deepaug_pipeline.search.trial_log import TrialLogStore
 
 
 def search_policies(

@@ -1,4 +1,5 @@
-"""Append-only run log (JSON lines): each finished record is flushed and fsynced before the next starts.
+"""Append-only run log (JSON lines), the search's trial log and evaluate's run log alike: each finished record is
+flushed and fsynced before the next starts.
 
 Line 1 is a header holding the config fingerprint; a rerun with the same fingerprint resumes (logged
 trials are told to the optimizer, not re-run); a different fingerprint is refused unless the caller asks
@@ -25,7 +26,11 @@ log = logging.getLogger(__name__)
 
 
 class TrialLogMismatch(RuntimeError):
-    """The log on disk was written under a different search config."""
+    """The log on disk was written under a different config; ``section`` is that config's key (search, evaluate)."""
+
+    def __init__(self, message: str, section: str) -> None:
+        super().__init__(message)
+        self.section = section
 
 
 class TrialLogBusy(RuntimeError):
@@ -100,9 +105,9 @@ class TrialLog:
                     changes = "; ".join(_diff(logged_config, config)) or "unknown differences"
                     raise TrialLogMismatch(
                         f"the log {self.path} was written under a different {section} config ({changes}). "
-                        f"Nothing was run. To keep it and start afresh, set {section}.fresh_start: true "
-                        f"(e.g. `kedro run --pipelines={section} --params={section}.fresh_start=true`); the old log is "
-                        "then renamed, not deleted. Or restore the old config to resume it."
+                        f"Nothing was run. To keep it and start afresh, set {section}.fresh_start: true; the old log is "
+                        "then renamed, not deleted. Or restore the old config to resume it.",
+                        section,
                     )
                 self.archived = self.path.with_name(f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{self.path.suffix}")
                 self.path.rename(self.archived)
@@ -112,6 +117,9 @@ class TrialLog:
                 _drop_partial_last_line(self.path)
                 self.trials = trials
                 self.created = float(header.get("created", 0.0))
+                # The file keeps the fingerprint in its header (an older version's, when matched through
+                # ``canonical``): outputs stamped with it still match the file they came from.
+                self.fingerprint = header.get("fingerprint", self.fingerprint)
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.created = time.time()
@@ -163,7 +171,7 @@ def _lock(path: Path, section: str):
         holder = handle.read().strip() or "another process"
         handle.close()
         raise TrialLogBusy(
-            f"{path} is in use by {holder}: another `kedro run --pipelines={section}` (or API call) is writing it. "
+            f"{path} is in use by {holder}: another {section} run is writing it. "
             "Wait for it to finish, or stop it; a stopped or crashed run releases the log at once."
         ) from None
     handle.seek(0)
