@@ -23,9 +23,9 @@ from common import write_results  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, SearchConfig  # noqa: E402
+from deepaug_pipeline.evaluate.report import verdict  # noqa: E402
 from deepaug_pipeline.evaluate.results import results_table  # noqa: E402
 from deepaug_pipeline.evaluate.strategies import found_base  # noqa: E402
-from deepaug_pipeline.evaluate.report import verdict  # noqa: E402
 from deepaug_pipeline.search import results  # noqa: E402
 
 

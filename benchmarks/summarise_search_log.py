@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from benchmarks.common import RESULTS, machine
-from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.run_log import read_log
+sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script: the repository root, for ``benchmarks``
+from benchmarks.common import RESULTS, machine  # noqa: E402
+from deepaug_pipeline.augment.policy import Policy  # noqa: E402
+from deepaug_pipeline.run_log import read_log  # noqa: E402
 
 
 def load(path: Path) -> tuple[dict, list[dict]]:
@@ -52,13 +53,15 @@ def summarise(header: dict, records: list[dict]) -> dict:
         gains = [by_key[k]["reward"] - base[s] for k, s in zip(keys, base)]
         reevaluated.append({
             "trial_id": t["trial_id"], "search_reward": t["reward"], "search_gain": t["gain"],
-            "paired_gains": gains, "mean": float(np.mean(gains)), "se": float(np.std(gains, ddof=1) / np.sqrt(len(gains))),
+            "seeds": list(base), "paired_gains": gains, "mean": float(np.mean(gains)), "se": float(np.std(gains, ddof=1) / np.sqrt(len(gains))),
             "policy": Policy.from_dict(t["policy"]).describe(),
         })  # fmt: skip
     rho = spearmanr([r["search_reward"] for r in reevaluated], [r["mean"] for r in reevaluated]) if len(reevaluated) > 2 else None
     return {
-        "config": {k: header["config"]["search"].get(k) for k in ("reward", "method", "model", "child_epochs", "base_augmentation",
-                                                                 "density_images", "density_draws")},  # fmt: skip
+        # A retrain log leaves the density keys out of its config (they change no fit): reward is retrain then.
+        "config": {"reward": header["config"]["search"].get("reward", "retrain"),
+                   **{k: header["config"]["search"].get(k) for k in ("method", "model", "child_epochs", "base_augmentation",
+                                                                      "density_images", "density_draws")}},  # fmt: skip
         "whole_log_seconds": round(max(r["finished_at"] for r in records) - min(r["started_at"] for r in records), 1),
         "stages": stages,
         "search_trials": len(trials),

@@ -14,9 +14,9 @@ from mlflow.tracking import MlflowClient
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, EvaluateConfig, parse_config
 from deepaug_pipeline.evaluate.records import EvaluationRun
+from deepaug_pipeline.evaluate.report import verdict
 from deepaug_pipeline.evaluate.results import results_table
 from deepaug_pipeline.evaluate.strategies import strategy_aliases, strategy_augment, strategy_labels
-from deepaug_pipeline.evaluate.report import verdict
 from tests.conftest import CHART_MIN_SIDE, GRID_MIN_SIDE, assert_real_png, kedro_run, squashed_output
 
 FOUND = Policy.from_pairs([[("rotate", 0.5), ("cutout", 0.4)], [("shear", 0.3), ("crop", 0.3)]])

@@ -456,7 +456,7 @@ def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
     store = TrialLogStore(project / "data" / "07_model_output" / "trial_logs")
     config = dict(read_log(store.path_for("bayesian"))[0]["config"])
     config["search"] = {k: v for k, v in config["search"].items() if k != "method"}
-    runs = store.comparable_runs(config)  # what the plot_convergence node overlays
+    runs = store.comparable_runs(config, canonical_log_config)  # what the plot_convergence node overlays
     assert set(runs) == {"bayesian", "random"} and all(len(t) == 12 for t in runs.values())
     tables = {m: records_table([TrialRecord.from_json(t) for t in records]) for m, records in runs.items()}
     labels = [line.get_label() for line in convergence_figure(tables).axes[0].get_lines()]
@@ -477,6 +477,10 @@ def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
         TrialLog(tmp_path / "l.jsonl", log_config(cfg, IngestConfig(), 0, summary, data_fingerprint(b, a)))
 
 
+# log_config(SearchConfig(), IngestConfig(), 0, <12x12x1, 4 classes, 60 images>, "c0ffee"), as d01353b computed it
+PINNED_FINGERPRINT = "659dd9f09cf84f4f"
+
+
 def test_a_log_from_a_version_that_recorded_unused_keys_still_resumes(tmp_path):
     """Versions of 2026-11-30 wrote the density keys under retrain and ``ingest.value_range: null`` into the header
     (benchmarks/results/retrain_default_search.jsonl.gz is one such log); they change no fit, so the log resumes."""
@@ -485,8 +489,11 @@ def test_a_log_from_a_version_that_recorded_unused_keys_still_resumes(tmp_path):
     older = {**today, "search": {**today["search"], "reward": "retrain", "density_images": 1000, "density_draws": 2},
              "ingest": {**today["ingest"], "value_range": None}}  # fmt: skip
     path = tmp_path / "bayesian.jsonl"
-    TrialLog(path, older).append(_entry("baseline/none/s0"))
+    with TrialLog(path, older) as written:
+        written.append(_entry("baseline/none/s0"))
     assert fingerprint(older) != fingerprint(today)
+    # Today's fingerprint of this config, pinned: a change to what it covers must be deliberate (logs stop resuming).
+    assert fingerprint(today) == PINNED_FINGERPRINT
     with TrialLog(path, today, canonical=canonical_log_config) as resumed:
         assert [t["key"] for t in resumed.trials] == ["baseline/none/s0"]
         assert resumed.fingerprint == fingerprint(older)  # its outputs' stamp names the file as it is on disk

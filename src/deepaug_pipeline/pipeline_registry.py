@@ -15,8 +15,8 @@ def search_with_ingest() -> Pipeline:
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    # Kedro registers the pipelines for every command; their nodes import TensorFlow only when they run
-    # (tests/test_console.py).
+    # Kedro registers the pipelines a command asks for (all of them for `kedro run` and `registry list`); their
+    # nodes import TensorFlow only when they run (tests/test_console.py).
     pipelines = find_pipelines(raise_errors=True)
     if "search" in pipelines:
         pipelines["search"] = search_with_ingest()

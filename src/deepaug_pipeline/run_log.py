@@ -58,7 +58,7 @@ def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 class TrialLog:
-    """One search's durable record of finished trials."""
+    """One run's durable record of finished fits: a search's trials, or an evaluation's final models."""
 
     def __init__(
         self,
@@ -264,7 +264,8 @@ class ChildWeights:
 
 
 class TrialLogStore:
-    """The folder of trial logs, one per search method and reward (``bayesian.jsonl``, ``random-density.jsonl``)."""
+    """A folder of run logs by name: the search's, one per method and reward (``bayesian.jsonl``,
+    ``random-density.jsonl``), and evaluate's."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)

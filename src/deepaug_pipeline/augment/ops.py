@@ -183,12 +183,6 @@ def apply_ops(
     return tf.ensure_shape(out, images.shape)
 
 
-def apply_op(images: tf.Tensor, name: str, magnitude: float, seed) -> tf.Tensor:
-    """Apply one named op to every image of a float [0, 1] batch (tests, figures)."""
-    n = tf.shape(images)[0]
-    return apply_ops(images, tf.fill([n], OP_INDEX[name]), tf.fill([n], float(magnitude)), seed)
-
-
 # --------------------------------------------------------------------------- docs
 def ops_markdown() -> str:
     """The op table as Markdown; ``docs/ops.md`` is this text (a test keeps them equal)."""

@@ -196,7 +196,8 @@ def load_keras(name: str) -> tuple[LabelledImages, LabelledImages]:
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as exc:  # keras raises bare Exception on URL failures
-        keras_home = os.environ.get("KERAS_HOME", "~/.keras")  # Keras's own rule; it has no public getter
+        # Where Keras caches (it has no public getter; it falls back to /tmp/.keras when home is not writable).
+        keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
         raise DataSourceError(
             f"keras.datasets.{name} could not be loaded ({exc}). It downloads on first use: this needs internet "
             f"once, or a cached copy under {keras_home}/datasets (set KERAS_HOME to move it)."

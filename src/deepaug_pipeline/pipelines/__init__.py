@@ -1,8 +1,8 @@
 """The Kedro pipelines: ingest, search, evaluate.
 
 Their nodes import the library inside the node functions, after ``configure_tensorflow()`` (the library builds
-tensors as it loads): Kedro imports every pipeline's nodes for any command (``kedro registry list``, an ingest-only
-run), and TensorFlow alone took seconds of that (tests/test_console.py)."""
+tensors as it loads): Kedro imports the nodes of every pipeline a command names (all of them for ``kedro run`` and
+``kedro registry list``), and TensorFlow alone took seconds of that (tests/test_console.py)."""
 
 from __future__ import annotations
 

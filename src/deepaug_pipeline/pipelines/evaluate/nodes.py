@@ -59,8 +59,8 @@ def summarise_evaluation(evaluation_runs: list[EvaluationRun], best_policy: dict
     """The comparison table, and its numbers as MLflow metrics."""
     configure_tensorflow()
     from deepaug_pipeline.augment.policy import Policy
-    from deepaug_pipeline.evaluate.strategies import found_base
     from deepaug_pipeline.evaluate.results import results_table
+    from deepaug_pipeline.evaluate.strategies import found_base
 
     strategies = parse_config(EvaluateConfig, evaluate, "evaluate").strategies
     table = results_table(evaluation_runs, strategies, found_base(Policy.from_dict(best_policy)))
