@@ -193,8 +193,8 @@ SEARCH_BUDGET_KEYS = frozenset({"iterations", "top_k", "combine_top", "fresh_sta
 def search_result_defining(search: dict[str, Any]) -> dict[str, Any]:
     """The search keys that change what a fit computes. Keys that change nothing in this config are left out: the
     density keys under retrain, ``screen_ops`` when off. It takes a search section of any version (a trial log's
-    header too), so a log written before a key existed, or by a version that recorded a key that changes nothing,
-    compares equal to today's config and resumes."""
+    header too), so a log that differs from today's config only in these keys (absent, or recorded by a version
+    that wrote them) compares equal and resumes; any other key still counts."""
     unused = set(SEARCH_BUDGET_KEYS)
     if search.get("reward", "retrain") != "density":
         unused |= {"reward", "density_images", "density_draws"}
