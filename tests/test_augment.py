@@ -113,6 +113,28 @@ def test_effect_grows_with_magnitude(name):
     assert diffs[0] < diffs[1] < diffs[2], diffs
 
 
+# Signed ops whose kernel draws nothing else: given the table's range, each image gets the kernel at +p or at -p.
+_SINGLE_DRAW_SIGNED = [op.name for op in ops_lib.OPS if op.signed and op.name not in ("shear", "add-to-hue-and-saturation")]
+
+
+@pytest.mark.parametrize("name", _SINGLE_DRAW_SIGNED)
+def test_the_tables_signed_flag_draws_each_images_direction(name):
+    spec = ops_lib.OPS[ops_lib.OP_INDEX[name]]
+    images = np.repeat(_batch(3 if spec.colour_only else 1, np.float32, n=1), 32, axis=0)
+    out = _apply(name, images, 0.8)
+    p = spec.param_of(tf.fill([32], 0.8))
+    up, down = (spec.fn(tf.constant(images), sign * p, kernels.Rng(tf.constant([0, 0], tf.int64))).numpy() for sign in (1.0, -1.0))
+    is_up = np.isclose(out, up, atol=1e-6).all(axis=(1, 2, 3))
+    is_down = np.isclose(out, down, atol=1e-6).all(axis=(1, 2, 3))
+    assert (is_up | is_down).all() and is_up.any() and is_down.any(), (is_up.sum(), is_down.sum())
+
+
+@pytest.mark.parametrize("name", [op.name for op in ops_lib.OPS if op.colour_only])
+def test_the_tables_colour_only_flag_leaves_grayscale_images(name):
+    images = _batch(1, np.float32, n=8)
+    np.testing.assert_array_equal(_apply(name, images, 1.0), images)
+
+
 def test_parameters_grow_with_magnitude_in_the_table():
     for op in ops_lib.OPS:
         if op.high != op.low:

@@ -7,8 +7,9 @@ Conventions:
     of the op table (``ops.OPS``): ranges live there, not here;
   * an op draws every random number from ``rng`` (stateless, seeded), one draw per image.
 
-Signed ops (rotate, shear, brightness, ...) draw the sign per image, AutoAugment style: the magnitude sets
-the strength, the direction is random.
+Signed ops (rotate, shear, brightness, ...: ``signed`` in the table) get ``p`` with its direction already drawn per
+image by the dispatch, AutoAugment style: the magnitude sets the strength, the direction is random. Colour-only ops
+(``colour_only``) are only called on 3-channel images.
 """
 
 from __future__ import annotations
@@ -64,15 +65,6 @@ def _gray(x: tf.Tensor) -> tf.Tensor:
     if x.shape[-1] == 1:
         return x
     return tf.reduce_sum(x * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
-
-
-def _colour_only(fn: OpFn) -> OpFn:
-    """Colour ops are the identity on 1-channel images (and are left out of grayscale search spaces)."""
-
-    def op(x, p, rng):
-        return x if x.shape[-1] == 1 else fn(x, p, rng)
-
-    return op
 
 
 def _transform(x: tf.Tensor, transforms: tf.Tensor, fill: float = 0.0) -> tf.Tensor:
@@ -172,37 +164,37 @@ def identity(x, p, rng):
 
 
 def rotate(x, p, rng):
-    theta = rng.sign(_b(x)) * p * (math.pi / 180.0)
+    theta = p * (math.pi / 180.0)
     cos, sin = tf.cos(theta), tf.sin(theta)
     return affine(x, cos, -sin, sin, cos, 0.0 * p, 0.0 * p)
 
 
 def shear_x(x, p, rng):
     one, zero = _ones_like_p(p), 0.0 * p
-    return affine(x, one, rng.sign(_b(x)) * p, zero, one, zero, zero)
+    return affine(x, one, p, zero, one, zero, zero)
 
 
 def shear_y(x, p, rng):
     one, zero = _ones_like_p(p), 0.0 * p
-    return affine(x, one, zero, rng.sign(_b(x)) * p, one, zero, zero)
+    return affine(x, one, zero, p, one, zero, zero)
 
 
 def shear(x, p, rng):
     one, zero = _ones_like_p(p), 0.0 * p
-    n = _b(x)
-    return affine(x, one, rng.sign(n) * p, rng.sign(n) * p, one, zero, zero)
+    # p carries the horizontal factor's sign; the vertical one is drawn independently
+    return affine(x, one, p, rng.sign(_b(x)) * tf.abs(p), one, zero, zero)
 
 
 def translate_x(x, p, rng):
     h, w = _hw(x)
     zero = 0.0 * p
-    return affine(x, _ones_like_p(p), zero, zero, _ones_like_p(p), rng.sign(_b(x)) * p * w, zero)
+    return affine(x, _ones_like_p(p), zero, zero, _ones_like_p(p), p * w, zero)
 
 
 def translate_y(x, p, rng):
     h, w = _hw(x)
     zero = 0.0 * p
-    return affine(x, _ones_like_p(p), zero, zero, _ones_like_p(p), zero, rng.sign(_b(x)) * p * h)
+    return affine(x, _ones_like_p(p), zero, zero, _ones_like_p(p), zero, p * h)
 
 
 def crop(x, p, rng):
@@ -283,7 +275,7 @@ def emboss(x, p, rng):
 def sharpness(x, p, rng):
     """PIL ImageEnhance.Sharpness: factor 1 ± p between the smoothed image and the original."""
     smooth = _conv3x3(x, [[1 / 13, 1 / 13, 1 / 13], [1 / 13, 5 / 13, 1 / 13], [1 / 13, 1 / 13, 1 / 13]])
-    return _blend(smooth, x, 1.0 + rng.sign(_b(x)) * p)
+    return _blend(smooth, x, 1.0 + p)
 
 
 def additive_gaussian_noise(x, p, rng):
@@ -321,41 +313,38 @@ def cutout(x, p, rng):
 
 
 def gamma_contrast(x, p, rng):
-    gamma = tf.exp(rng.sign(_b(x)) * p)
+    gamma = tf.exp(p)
     return tf.pow(tf.maximum(x, 1e-6), _bcast(gamma)) * tf.cast(x > 0, tf.float32)
 
 
 def brighten(x, p, rng):
     """imgaug Add: shift every pixel by ± ``p`` (DeepAugment's ±40/255 at m = 1)."""
-    return tf.clip_by_value(x + _bcast(rng.sign(_b(x)) * p), 0.0, 1.0)
+    return tf.clip_by_value(x + _bcast(p), 0.0, 1.0)
 
 
 def brightness(x, p, rng):
     """PIL ImageEnhance.Brightness: factor 1 ± p towards black / beyond."""
-    return _blend(tf.zeros_like(x), x, 1.0 + rng.sign(_b(x)) * p)
+    return _blend(tf.zeros_like(x), x, 1.0 + p)
 
 
 def contrast(x, p, rng):
     mean = tf.reduce_mean(_gray(x), axis=[1, 2, 3], keepdims=True)
-    return _blend(tf.broadcast_to(mean, tf.shape(x)), x, 1.0 + rng.sign(_b(x)) * p)
+    return _blend(tf.broadcast_to(mean, tf.shape(x)), x, 1.0 + p)
 
 
-@_colour_only
 def color(x, p, rng):
-    return _blend(tf.broadcast_to(_gray(x), tf.shape(x)), x, 1.0 + rng.sign(_b(x)) * p)
+    return _blend(tf.broadcast_to(_gray(x), tf.shape(x)), x, 1.0 + p)
 
 
-@_colour_only
 def grayscale(x, p, rng):
     return _blend(x, tf.broadcast_to(_gray(x), tf.shape(x)), p)
 
 
-@_colour_only
 def add_to_hue_and_saturation(x, p, rng):
-    n = _b(x)
     hsv = tf.image.rgb_to_hsv(x)
-    hue = tf.math.floormod(hsv[..., 0] + _bcast(rng.sign(n) * p)[..., 0], 1.0)
-    sat = tf.clip_by_value(hsv[..., 1] + _bcast(rng.sign(n) * 2.0 * p)[..., 0], 0.0, 1.0)
+    # p carries the hue shift's sign; the saturation's is drawn independently
+    hue = tf.math.floormod(hsv[..., 0] + _bcast(p)[..., 0], 1.0)
+    sat = tf.clip_by_value(hsv[..., 1] + _bcast(rng.sign(_b(x)) * 2.0 * tf.abs(p))[..., 0], 0.0, 1.0)
     return tf.clip_by_value(tf.image.hsv_to_rgb(tf.stack([hue, sat, hsv[..., 2]], axis=-1)), 0.0, 1.0)
 
 

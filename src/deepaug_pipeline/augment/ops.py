@@ -152,7 +152,10 @@ def apply_ops(
     """Apply op ``op_ids[i]`` at magnitude ``magnitudes[i]`` to image i: the one dispatch function.
 
     Images are partitioned by op, each op runs once on its part (skipped when empty), and the parts are
-    stitched back in order, so the graph is fixed whatever the policy: policies are data, not code.
+    stitched back in order, so the graph is fixed whatever the policy: policies are data, not code. Partitioning
+    rather than running every op on every image and selecting keeps the cost at one op per image, and each op's
+    kernel runs batched on its part. The table's flags act here: a ``signed`` op gets its parameter with a
+    per-image random sign, a ``colour_only`` op leaves 1-channel images as they are.
     ``available`` (op indices) limits the graph to the ops a caller can ask for (a search space, one
     policy's ops): fewer branches, less per-batch overhead. Ops outside it act as the identity.
     """
@@ -170,13 +173,17 @@ def apply_ops(
     outs = []
     for k, op_index in enumerate(available):
         part = parts[k]
-        if op_index == IDENTITY:
+        spec = OPS[op_index]
+        if op_index == IDENTITY or (spec.colour_only and images.shape[-1] != 3):
             outs.append(part)
             continue
-        spec = OPS[op_index]
 
         def run(part=part, spec=spec, m=mags[k], s=seeds[k]):
-            return tf.ensure_shape(spec.fn(part, spec.param_of(m), kernels.Rng(s)), part.shape)
+            rng = kernels.Rng(s)
+            p = spec.param_of(m)
+            if spec.signed:  # the direction, per image, is the op's first draw
+                p = rng.sign(tf.shape(part)[0]) * p
+            return tf.ensure_shape(spec.fn(part, p, rng), part.shape)
 
         outs.append(tf.cond(tf.shape(part)[0] > 0, run, lambda part=part: part))
     out = tf.dynamic_stitch(where, outs)
