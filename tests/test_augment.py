@@ -207,13 +207,17 @@ def test_probability_per_op_is_optional_and_applied():
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ({"schema_version": 2, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}]]}, r"schema_version: expected 1, got 2"),
-        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}], [{"op": "twirl", "magnitude": 0.2}]]}, r"sub_policies\[1\]\[0\]\.op: unknown op 'twirl'"),
-        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 1.5}]]}, r"sub_policies\[0\]\[0\]\.magnitude: 1.5 is outside \[0.0, 1.0\]"),
-        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": "big"}]]}, r"magnitude: expected a number"),
-        ({"schema_version": 1, "sub_policies": {}}, r"sub_policies: expected a list of sub-policies"),
-        ({"schema_version": 1, "p_none": -0.1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}]]}, r"p_none: -0.1 is outside"),
-        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1, "prob": 1}]]}, r"\[0\]\[0\]: unknown key\(s\) \['prob'\]"),
+        ({"schema_version": 2, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}]]}, r"'policy\.schema_version': Input should be 1 \(got 2\)"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}], [{"op": "twirl", "magnitude": 0.2}]]}, r"'policy\.sub_policies\[1\]\[0\]\.op': unknown op 'twirl'; known ops: identity, crop"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 1.5}]]}, r"'policy\.sub_policies\[0\]\[0\]\.magnitude': Input should be less than or equal to 1 \(got 1\.5\)"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": "big"}]]}, r"\[0\]\[0\]\.magnitude': Input should be a valid number \(got 'big'\)"),
+        ({"schema_version": 1, "sub_policies": {}}, r"'policy\.sub_policies': Input should be a valid list"),
+        ({"schema_version": 1, "p_none": -0.1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1}]]}, r"'policy\.p_none': Input should be greater than or equal to 0 \(got -0\.1\)"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 0.1, "prob": 1}]]}, r"unknown key 'policy\.sub_policies\[0\]\[0\]\.prob'"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": True}]]}, r"magnitude': Input should be a valid number \(got True\)"),
+        ({"schema_version": 1, "sub_policies": [[]]}, r"'policy\.sub_policies\[0\]': List should have at least 1 item"),
+        ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 2}, {"op": "twirl", "magnitude": 0}]]}, r"\[0\]\[0\]\.magnitude': .*; bad value for 'policy\.sub_policies\[0\]\[1\]\.op'"),
+        ([{"op": "rotate"}], r"'policy': Input should be a valid dictionary"),
     ],
 )
 def test_bad_policy_json_is_rejected_naming_the_entry(tmp_path, payload, message):

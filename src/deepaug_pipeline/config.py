@@ -32,15 +32,20 @@ def parse_config(model: type[BaseModel], data: Any, where: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in (where, *err["loc"]))
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown parameter key '{key}'")
-            else:
-                message = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own checks
-                problems.append(f"bad value for '{key}': {message} (got {err.get('input')!r})")
-        raise ConfigError("; ".join(problems)) from None
+        raise ConfigError("; ".join(validation_problems(exc, where, "parameter key"))) from None
+
+
+def validation_problems(exc: ValidationError, where: str, key_kind: str) -> list[str]:
+    """pydantic's errors as lines naming each bad entry, e.g. ``bad value for 'policy.sub_policies[1][0].op': ...``."""
+    problems = []
+    for err in exc.errors():
+        key = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown {key_kind} '{key}'")
+        else:
+            message = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own checks
+            problems.append(f"bad value for '{key}': {message} (got {err.get('input')!r})")
+    return problems
 
 
 # --------------------------------------------------------------------------- ingest

@@ -9,16 +9,17 @@ In graph code a policy is data (``PolicyTensors``), so changing the policy never
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 import tensorflow as tf
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from deepaug_pipeline.augment import imaging, kernels, ops as ops_lib
+from deepaug_pipeline.config import validation_problems
 
 SCHEMA_VERSION = 1
 DEFAULT_P_NONE = 0.2
@@ -26,6 +27,36 @@ DEFAULT_P_NONE = 0.2
 
 class PolicyError(ValueError):
     """A policy (or its JSON) is malformed; the message names the bad entry."""
+
+
+# --------------------------------------------------------------------------- the JSON schema
+def _known_op(name: str) -> str:
+    if name not in ops_lib.OP_INDEX:
+        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(ops_lib.OP_NAMES)}")
+    return name
+
+
+# Strict: JSON numbers only (no "0.5", no true), finite, in [0, 1].
+UnitInterval = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class OperationJSON(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    op: Annotated[str, AfterValidator(_known_op)]
+    magnitude: UnitInterval
+    probability: UnitInterval = 1.0
+
+
+class PolicyJSON(BaseModel):
+    """What ``best_policy.json`` holds; an empty ``sub_policies`` list is no augmentation."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    schema_version: Literal[SCHEMA_VERSION]
+    p_none: UnitInterval = DEFAULT_P_NONE
+    sub_policies: list[Annotated[list[OperationJSON], Field(min_length=1)]]
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,43 +132,13 @@ class Policy:
 
     @classmethod
     def from_dict(cls, data: Any) -> Policy:
-        """Validate a policy dict, naming the first bad entry."""
-        if not isinstance(data, dict):
-            raise PolicyError(f"policy: expected a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {"schema_version", "p_none", "sub_policies", "metadata"}
-        if unknown:
-            raise PolicyError(f"policy: unknown key(s) {sorted(unknown)}")
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise PolicyError(f"policy.schema_version: expected {SCHEMA_VERSION}, got {version!r}")
-        p_none = _number(data.get("p_none", DEFAULT_P_NONE), "policy.p_none", 0.0, 1.0)
-        subs = data.get("sub_policies")
-        if not isinstance(subs, list):
-            raise PolicyError("policy.sub_policies: expected a list of sub-policies (empty: no augmentation)")
-        parsed = []
-        for i, sub in enumerate(subs):
-            where = f"policy.sub_policies[{i}]"
-            if not isinstance(sub, list) or not sub:
-                raise PolicyError(f"{where}: expected a non-empty list of operations")
-            operations = []
-            for j, op in enumerate(sub):
-                at = f"{where}[{j}]"
-                if not isinstance(op, dict):
-                    raise PolicyError(f"{at}: expected an object with 'op' and 'magnitude'")
-                extra = set(op) - {"op", "magnitude", "probability"}
-                if extra:
-                    raise PolicyError(f"{at}: unknown key(s) {sorted(extra)}")
-                name = op.get("op")
-                if name not in ops_lib.OP_INDEX:
-                    raise PolicyError(f"{at}.op: unknown op {name!r}; known ops: {', '.join(ops_lib.OP_NAMES)}")
-                magnitude = _number(op.get("magnitude"), f"{at}.magnitude", 0.0, 1.0)
-                probability = _number(op.get("probability", 1.0), f"{at}.probability", 0.0, 1.0)
-                operations.append(Operation(name, magnitude, probability))
-            parsed.append(SubPolicy(tuple(operations)))
-        metadata = data.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise PolicyError("policy.metadata: expected an object")
-        return cls(tuple(parsed), p_none, metadata)
+        """Validate a policy dict (``PolicyJSON``), naming every bad entry."""
+        try:
+            parsed = PolicyJSON.model_validate(data)
+        except ValidationError as exc:
+            raise PolicyError("; ".join(validation_problems(exc, "policy", "key"))) from None
+        subs = tuple(SubPolicy(tuple(Operation(o.op, o.magnitude, o.probability) for o in sub)) for sub in parsed.sub_policies)
+        return cls(subs, parsed.p_none, parsed.metadata or {})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -229,14 +230,6 @@ class Policy:
 
     def describe(self) -> list[str]:
         return [s.describe() for s in self.sub_policies]
-
-
-def _number(value: Any, where: str, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PolicyError(f"{where}: expected a number in [{lo}, {hi}], got {value!r}")
-    if value < lo or value > hi:
-        raise PolicyError(f"{where}: {value} is outside [{lo}, {hi}]")
-    return float(value)
 
 
 # --------------------------------------------------------------------------- graph application
