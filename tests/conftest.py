@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
@@ -79,6 +80,32 @@ def kedro_run(project_root: Path, *args: str, timeout: int = 600) -> subprocess.
         text=True,
         timeout=timeout,
     )
+
+
+def kedro_session_run(project_root: Path, pipeline: str, env: str = "test", params: dict | None = None, **run_args) -> None:
+    """Run ``pipeline`` in this process through a KedroSession, as ``kedro run`` does but without starting Python and
+    importing TensorFlow again: for tests of what a run writes, where the process boundary (kill -9, the console, the
+    exit code) is not what is tested. A failed run raises here. ``params`` are nested, as ``--params`` become."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    # MLflow keeps one store per tracking URI string: base's relative sqlite:///mlflow.db would reach the first
+    # project this process ran in. The project's own absolute URI (the same file) keeps projects apart.
+    tracking = project_root / "conf" / env / "mlflow.yml"
+    if not tracking.exists():
+        tracking.write_text(f"server:\n  mlflow_tracking_uri: sqlite:///{project_root / 'mlflow.db'}\n")
+    inherited = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with contextlib.chdir(project_root):  # the catalog's relative paths are relative to the working directory
+            bootstrap_project(project_root)
+            with KedroSession.create(project_path=project_root, env=env, runtime_params=params) as session:
+                session.run(pipeline_names=[pipeline], **run_args)
+    finally:  # kedro-mlflow sets MLflow's URI for the process (and its environment): leave neither to later tests
+        import mlflow
+
+        mlflow.set_tracking_uri(None)
+        if inherited is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = inherited
 
 
 def squashed_output(result: subprocess.CompletedProcess) -> str:

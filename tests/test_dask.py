@@ -17,14 +17,13 @@ from deepaug_pipeline.config import IngestConfig, SearchConfig
 from deepaug_pipeline.run_log import TrialLogStore, read_log
 from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError
 from deepaug_pipeline.search.run import run_search
-from tests.conftest import kedro_run, mlflow_runs, make_images
+from tests.conftest import kedro_session_run, mlflow_runs, make_images
 
-DASK = "--params=search.executor=dask,search.n_workers=2,search.threads_per_worker=1"
+DASK = {"executor": "dask", "n_workers": 2, "threads_per_worker": 1}
 
 
 def test_dask_search_logs_every_trial_once_nested_under_one_parent(project):
-    result = kedro_run(project, "--pipelines=search", "--env=test", DASK + ",search.iterations=6")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    kedro_session_run(project, "search", params={"search": {**DASK, "iterations": 6}})
     trials = read_log(project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl")[1]
     keys = [t["key"] for t in trials]
     assert len(keys) == len(set(keys)) == 2 + 6 + 2 * (1 + 2)  # baseline, trials, re-evaluation (conf/test)
@@ -46,7 +45,7 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test",
-         DASK + ",search.iterations=10,search.child_epochs=4"],
+         "--params=" + ",".join(f"search.{k}={v}" for k, v in {**DASK, "iterations": 10, "child_epochs": 4}.items())],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     killed = None

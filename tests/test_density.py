@@ -23,7 +23,7 @@ from deepaug_pipeline.search.executors import LocalExecutor, RunnerSpec
 from deepaug_pipeline.search.records import FitRequest, TrainedChild
 from deepaug_pipeline.search.run import child_settings, data_fingerprint, log_config, policy_space, run_search
 from deepaug_pipeline.search.trial import TrialRunner
-from tests.conftest import RAW_FASHION, kedro_run
+from tests.conftest import RAW_FASHION, kedro_session_run
 
 TINY = dict(
     reward="density", iterations=6, opt_initial_points=3, base_augmentation="standard", noise_seeds=2,
@@ -188,8 +188,8 @@ def test_kill_9_under_density_loses_at_most_the_trial_in_flight(project):
     expected = 2 + 1 + 40 + 2 * (1 + 2)  # base children, density reference, trials, re-evaluation
     assert 5 <= sum(t["stage"] == "search" for t in before) < 40, "killed during the density trials"
 
-    result = kedro_run(project, "--pipelines=search", "--env=test", args)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    kedro_session_run(project, "search", params={"search": {"reward": "density", "iterations": 40, "density_images": 100,
+                                                            "track_sample_grids": False}})  # fmt: skip
     after = read_log(log_path)[1]
     keys = [t["key"] for t in after]
     assert len(keys) == expected and len(set(keys)) == expected

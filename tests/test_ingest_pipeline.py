@@ -16,7 +16,7 @@ from deepaug_pipeline.data import ImageSource, LabelledImages
 from deepaug_pipeline.datasets import LabelledImagesDataset
 from deepaug_pipeline.pipelines.ingest import create_pipeline
 from deepaug_pipeline.pipelines.ingest.nodes import split_images
-from tests.conftest import REPO, kedro_run, make_images, squashed_output, write_idx_folder
+from tests.conftest import REPO, kedro_run, kedro_session_run, make_images, squashed_output, write_idx_folder
 
 
 def test_split_images_node_validates_its_parameters():
@@ -55,8 +55,7 @@ def test_ingest_pipeline_with_sequential_runner():
 
 
 def test_kedro_run_env_test_writes_the_splits(project):
-    result = kedro_run(project, "--pipelines=search", "--env=test", "--to-nodes=split_images")
-    assert result.returncode == 0, result.stdout + result.stderr
+    kedro_session_run(project, "search", to_nodes=["split_images"])
     out = project / "data" / "05_model_input"
     subset = LabelledImagesDataset(str(out / "search_subset.npz")).load()
     pool = LabelledImagesDataset(str(out / "seed_validation_pool.npz")).load()

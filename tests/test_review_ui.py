@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import free_port, kedro_run
+from tests.conftest import free_port, kedro_session_run
 
 pytestmark = pytest.mark.ui
 
@@ -24,7 +24,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 @pytest.fixture
 def mlflow_server(project):
-    assert kedro_run(project, "--pipelines=search", "--env=test").returncode == 0
+    kedro_session_run(project, "search")
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}",

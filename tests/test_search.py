@@ -34,7 +34,7 @@ from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, 
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
 from deepaug_pipeline.seeding import stream_seed
-from tests.conftest import GRID_MIN_SIDE, assert_real_png, kedro_run, make_images, mlflow_runs, squashed_output
+from tests.conftest import GRID_MIN_SIDE, assert_real_png, kedro_run, kedro_session_run, make_images, mlflow_runs, squashed_output
 
 
 # --------------------------------------------------------------------------- space
@@ -416,8 +416,7 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     expected = 2 + 4 + 4 * (1 + 2)
     assert any(t["stage"] == "reevaluate" for t in before) and len(before) < expected, "killed mid re-evaluation"
 
-    result = kedro_run(project, "--pipelines=search", "--env=test", args)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    kedro_session_run(project, "search", params={"search": {"reevaluate_seeds": 4}})
     after = read_log(log_path)[1]
     keys = [t["key"] for t in after]
     assert len(keys) == expected and len(set(keys)) == expected  # none duplicated or lost
@@ -436,17 +435,15 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     assert "writtenunderadifferentsearchconfig(search.child_epochs:2→3)" in squashed_output(changed)
     assert "Tostartafresh:kedrorun--pipelines=search--params=search.fresh_start=true(same--env)" in squashed_output(changed)
     assert read_log(log_path)[1] == after
-    fresh = kedro_run(project, "--pipelines=search", "--env=test", args + ",search.child_epochs=3,search.fresh_start=true")
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    kedro_session_run(project, "search", params={"search": {"reevaluate_seeds": 4, "child_epochs": 3, "fresh_start": True}})
     archived = [p for p in log_path.parent.glob("bayesian.*.jsonl")]
     assert len(archived) == 1 and read_log(archived[0])[1] == after
     assert len(read_log(log_path)[1]) == expected
 
 
 def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
-    assert kedro_run(project, "--pipelines=search", "--env=test").returncode == 0
-    result = kedro_run(project, "--pipelines=search", "--env=test", "--params=search.method=random")
-    assert result.returncode == 0, result.stderr[-2000:]
+    kedro_session_run(project, "search")
+    kedro_session_run(project, "search", params={"search": {"method": "random"}})
     logs = sorted(p.name for p in (project / "data" / "07_model_output" / "trial_logs").glob("*.jsonl"))
     assert logs == ["bayesian.jsonl", "random.jsonl"]
     from deepaug_pipeline.run_log import TrialLogStore
@@ -515,7 +512,7 @@ def test_a_model_name_typo_is_refused_before_ingest_and_blocks_nothing(project):
     bad_builder = kedro_run(project, "--pipelines=evaluate", "--env=test", "--params=evaluate.model=my_models.nope")
     assert bad_builder.returncode == 1 and "Traceback" not in bad_builder.stdout + bad_builder.stderr
     assert "cannotimportmodule'my_models'" in squashed_output(bad_builder)
-    assert kedro_run(project, "--pipelines=search", "--env=test").returncode == 0  # the corrected run is not refused
+    kedro_session_run(project, "search")  # the corrected run is not refused
 
 
 def test_an_unknown_pipeline_name_lists_the_valid_ones(project):

@@ -177,7 +177,24 @@ class GuardedMlflowHook:
     @hook_impl
     def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
         self._call("after_pipeline_run", run_params=run_params, pipeline=pipeline, catalog=catalog)
+        self._close_reopened_run()
 
     @hook_impl
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         self._call("on_pipeline_error", error=error, run_params=run_params, pipeline=pipeline, catalog=catalog)
+        self._close_reopened_run()
+
+    def _close_reopened_run(self) -> None:
+        """kedro-mlflow re-opens its run before every node and closes it once at the end, so on MLflow 3 the run stays
+        active in this thread: a second session in the same process (a notebook, the API) would nest its run under
+        it. Close what is left of this session's run, nothing the user opened."""
+        import mlflow
+
+        run_id = getattr(self._inner, "run_id", None)
+        if not self.enabled or run_id is None:
+            return
+        try:
+            while (active := mlflow.active_run()) is not None and active.info.run_id == run_id:
+                mlflow.end_run(mlflow.get_run(run_id).info.status)  # the status kedro-mlflow gave it
+        except Exception as exc:  # noqa: BLE001 - the run's outputs are written; only the bookkeeping failed
+            self._disable(f"closing the MLflow run failed: {describe(exc)}")
