@@ -54,7 +54,7 @@ def test_standard_is_the_base_the_search_chose():
 def test_found_strategy_needs_a_policy_and_strategies_are_validated():
     with pytest.raises(ValueError, match="needs the search's best policy"):
         strategy_augment("standard+found", None, EvaluateConfig())
-    with pytest.raises(ConfigError, match=r"bad value for 'evaluate.strategies.0'"):
+    with pytest.raises(ConfigError, match=r"bad value for 'evaluate\.strategies\[0\]'"):
         parse_config(EvaluateConfig, {"strategies": ["mixup"]}, "evaluate")
     with pytest.raises(ConfigError, match="lists a strategy twice"):
         parse_config(EvaluateConfig, {"strategies": ["none", "none"]}, "evaluate")
@@ -201,7 +201,7 @@ def test_search_then_evaluate_writes_the_report(project):
     for strategy, label in LABELS.items():
         if strategy in same_as:
             label += f" (= {LABELS[same_as[strategy]]}, not trained twice)"
-        assert re.search(rf"^\| {re.escape(label)} \| 2 \| \d+\.\d\d ± \d+\.\d\d \|", md, re.M), label
+        assert re.search(rf"^\| {re.escape(label)} +\| 2 +\| \d+\.\d\d ± \d+\.\d\d +\|", md, re.M), label
     # The header, then the verdict in words, then the table.
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     exp = client.get_experiment_by_name("deepaug_pipeline")

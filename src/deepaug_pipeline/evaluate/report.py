@@ -103,7 +103,7 @@ def _fmt(v, pct: bool = False) -> str:
     return f"{v * 100:.2f}" if pct else f"{v:.4f}"
 
 
-def _comparison_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+def _comparison_frame(table: pd.DataFrame) -> pd.DataFrame:
     header = ["strategy", "runs", "test accuracy (%)", "test error (%)", "error reduction vs none", "error reduction vs standard"]
     rows = []
     labels = dict(zip(table["strategy"], table["label"]))
@@ -116,7 +116,7 @@ def _comparison_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             "–" if pd.isna(r.get("error_reduction_vs_none")) else f"{r['error_reduction_vs_none'] * 100:+.1f}%",
             "–" if pd.isna(r.get("error_reduction_vs_standard")) else f"{r['error_reduction_vs_standard'] * 100:+.1f}%",
         ])  # fmt: skip
-    return header, rows
+    return pd.DataFrame(rows, columns=header)
 
 
 # (strategy, reference): what each comparison in the verdict says, in this order.
@@ -167,7 +167,7 @@ def verdict(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _policy_rows(policy: Policy) -> tuple[list[str], list[list[str]]]:
+def _policy_frame(policy: Policy) -> pd.DataFrame:
     width = policy.ops_per_sub_policy
     header = ["#"] + [h for j in range(width) for h in (f"op {j + 1}", f"magnitude {j + 1}")]
     rows = []
@@ -176,19 +176,15 @@ def _policy_rows(policy: Policy) -> tuple[list[str], list[list[str]]]:
         for op in sub.operations:
             cells += [op.op, f"{op.magnitude:.2f}"]
         rows.append(cells + [""] * (len(header) - len(cells)))
-    return header, rows
+    return pd.DataFrame(rows, columns=header)
 
 
-def _md_table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+def _md_table(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, disable_numparse=True)  # cells are already formatted text
 
 
-def _html_table(header, rows) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0)
 
 
 SMOKE_TEST_EPOCHS = 10  # a final model trained shorter than this (or on fewer images) only shows the pipeline runs
@@ -229,8 +225,8 @@ def build_report(
     verdict in words, then the comparison."""
     header = header or []
     versions = package_versions()
-    comparison = _comparison_rows(table)
-    policy_table = _policy_rows(policy)
+    comparison = _comparison_frame(table)
+    policy_table = _policy_frame(policy)
     captions = {
         "results": "Test error per strategy",
         "curves": "Learning curves",
@@ -239,7 +235,7 @@ def build_report(
     }
     pngs = {name: _png(fig) for name, fig in figures.items()}
     config_text = json.dumps(config, indent=2, default=str)
-    versions_rows = [[k, v] for k, v in versions.items()]
+    versions_table = pd.DataFrame(versions.items(), columns=["package", "version"])
 
     summary = verdict(table)
     search_verdict = policy.metadata.get("verdict")
@@ -251,14 +247,14 @@ def build_report(
     verdict_lines = summary + [line for line in search_lines if line]
     md = ["# deepaug-pipeline evaluation report", ""] + [f"{line}  " for line in header] + [""]
     md += ["## Verdict", ""] + [f"- {line}" for line in verdict_lines] + [""]
-    md += ["## Comparison on the untouched test split", "", _md_table(*comparison), ""]
+    md += ["## Comparison on the untouched test split", "", _md_table(comparison), ""]
     md += ["![Test error per strategy](evaluation_results.png)", "", "![Learning curves](learning_curves.png)", ""]
     found_text = ("No operations: no policy beat the base beyond noise, so none is added." if policy.is_empty else
                   f"{len(policy.sub_policies)} sub-policies; an image is left untouched with probability {policy.p_none:.2f}.")  # fmt: skip
     md += ["## The found policy", "", found_text, ""]
-    md += [_md_table(*policy_table), "", "![Sample grid](best_policy_grid.png)", ""]
+    md += [_md_table(policy_table), "", "![Sample grid](best_policy_grid.png)", ""]
     md += ["## Search convergence", "", "![Search convergence](convergence.png)", ""]
-    md += ["## Configuration", "", "```json", config_text, "```", "", "## Package versions", "", _md_table(["package", "version"], versions_rows), ""]
+    md += ["## Configuration", "", "```json", config_text, "```", "", "## Package versions", "", _md_table(versions_table), ""]
 
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>deepaug-pipeline evaluation report</title>",
              "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse}"
@@ -268,12 +264,12 @@ def build_report(
              "".join(f"<p class='{'warning' if line.startswith('Warning') else 'meta'}'>{html.escape(line)}</p>" for line in header),
              "<h2>Verdict</h2>",
              "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in verdict_lines) + "</ul>",
-             "<h2>Comparison on the untouched test split</h2>", _html_table(*comparison)]  # fmt: skip
+             "<h2>Comparison on the untouched test split</h2>", _html_table(comparison)]  # fmt: skip
     for name in ("results", "curves"):
         parts.append(f"<figure><img alt='{captions[name]}' src='data:image/png;base64,{pngs[name]}'><figcaption>{captions[name]}</figcaption></figure>")
-    parts += ["<h2>The found policy</h2>", f"<p>{html.escape(found_text)}</p>", _html_table(*policy_table)]
+    parts += ["<h2>The found policy</h2>", f"<p>{html.escape(found_text)}</p>", _html_table(policy_table)]
     parts.append(f"<figure><img alt='{captions['policy_grid']}' src='data:image/png;base64,{pngs['policy_grid']}'><figcaption>{captions['policy_grid']}</figcaption></figure>")
     parts += ["<h2>Search convergence</h2>", f"<img alt='{captions['convergence']}' src='data:image/png;base64,{pngs['convergence']}'>"]
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_text)}</pre>", "<h2>Package versions</h2>",
-              _html_table(["package", "version"], versions_rows), "</body></html>"]  # fmt: skip
+              _html_table(versions_table), "</body></html>"]  # fmt: skip
     return "\n".join(md), "\n".join(parts)
