@@ -82,6 +82,11 @@ def kedro_run(project_root: Path, *args: str, timeout: int = 600) -> subprocess.
     )
 
 
+def search_params(**search) -> str:
+    """``--params=search.k=v,...``: the command-line form of the ``params={"search": search}`` an in-process run takes."""
+    return "--params=" + ",".join(f"search.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in search.items())
+
+
 def kedro_session_run(project_root: Path, pipeline: str, env: str = "test", params: dict | None = None, **run_args) -> None:
     """Run ``pipeline`` in this process through a KedroSession, as ``kedro run`` does but without starting Python and
     importing TensorFlow again: for tests of what a run writes, where the process boundary (kill -9, the console, the

@@ -16,7 +16,7 @@ from deepaug_pipeline.config import IngestConfig, SearchConfig
 from deepaug_pipeline.run_log import TrialLogStore, read_log
 from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError
 from deepaug_pipeline.search.run import run_search
-from tests.conftest import kedro_session_run, mlflow_runs, make_images
+from tests.conftest import kedro_session_run, make_images, mlflow_runs, search_params
 
 DASK = {"executor": "dask", "n_workers": 2, "threads_per_worker": 1}
 
@@ -51,7 +51,7 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
         params = {**DASK, "address": cluster.scheduler_address, "iterations": 10, "child_epochs": 4}
         proc = subprocess.Popen(
             [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test",
-             "--params=" + ",".join(f"search.{k}={v}" for k, v in params.items())],
+             search_params(**params)],
             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         killed = None

@@ -23,7 +23,7 @@ from deepaug_pipeline.search.executors import LocalExecutor, RunnerSpec
 from deepaug_pipeline.search.records import FitRequest, TrainedChild
 from deepaug_pipeline.search.run import child_settings, data_fingerprint, log_config, policy_space, run_search
 from deepaug_pipeline.search.trial import TrialRunner
-from tests.conftest import RAW_FASHION, kedro_session_run
+from tests.conftest import RAW_FASHION, kedro_session_run, search_params
 
 TINY = dict(
     reward="density", iterations=6, opt_initial_points=3, base_augmentation="standard", noise_seeds=2,
@@ -171,9 +171,9 @@ def test_missing_children_are_named_and_fresh_start_archives_them_with_the_log(t
 
 def test_kill_9_under_density_loses_at_most_the_trial_in_flight(project):
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian-density.jsonl"
-    args = "--params=search.reward=density,search.iterations=40,search.density_images=100,search.track_sample_grids=false"
+    params = {"reward": "density", "iterations": 40, "density_images": 100, "track_sample_grids": False}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test", args], cwd=project,
+        [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test", search_params(**params)], cwd=project,
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
@@ -188,8 +188,7 @@ def test_kill_9_under_density_loses_at_most_the_trial_in_flight(project):
     expected = 2 + 1 + 40 + 2 * (1 + 2)  # base children, density reference, trials, re-evaluation
     assert 5 <= sum(t["stage"] == "search" for t in before) < 40, "killed during the density trials"
 
-    kedro_session_run(project, "search", params={"search": {"reward": "density", "iterations": 40, "density_images": 100,
-                                                            "track_sample_grids": False}})  # fmt: skip
+    kedro_session_run(project, "search", params={"search": params})
     after = read_log(log_path)[1]
     keys = [t["key"] for t in after]
     assert len(keys) == expected and len(set(keys)) == expected

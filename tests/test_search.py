@@ -34,7 +34,7 @@ from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, 
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
 from deepaug_pipeline.seeding import stream_seed
-from tests.conftest import GRID_MIN_SIDE, assert_real_png, kedro_run, kedro_session_run, make_images, mlflow_runs, squashed_output
+from tests.conftest import GRID_MIN_SIDE, assert_real_png, kedro_run, kedro_session_run, make_images, mlflow_runs, search_params, squashed_output
 
 
 # --------------------------------------------------------------------------- space
@@ -400,9 +400,9 @@ def test_kedro_search_end_to_end_with_mlflow(project):
 def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl"
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
-    args = "--params=search.reevaluate_seeds=4"
+    params = {"reevaluate_seeds": 4}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test", args],
+        [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test", search_params(**params)],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     deadline = time.time() + 300
@@ -416,7 +416,7 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     expected = 2 + 4 + 4 * (1 + 2)
     assert any(t["stage"] == "reevaluate" for t in before) and len(before) < expected, "killed mid re-evaluation"
 
-    kedro_session_run(project, "search", params={"search": {"reevaluate_seeds": 4}})
+    kedro_session_run(project, "search", params={"search": params})
     after = read_log(log_path)[1]
     keys = [t["key"] for t in after]
     assert len(keys) == expected and len(set(keys)) == expected  # none duplicated or lost
@@ -430,12 +430,12 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     assert all(c.info.status == "KILLED" for c in children if c.data.tags["key"] not in finished or c.info.status == "RUNNING")
 
     # A changed config is refused, and the log is kept; fresh_start archives it and starts over.
-    changed = kedro_run(project, "--pipelines=search", "--env=test", args + ",search.child_epochs=3")
+    changed = kedro_run(project, "--pipelines=search", "--env=test", search_params(**params, child_epochs=3))
     assert changed.returncode != 0
     assert "writtenunderadifferentsearchconfig(search.child_epochs:2→3)" in squashed_output(changed)
     assert "Tostartafresh:kedrorun--pipelines=search--params=search.fresh_start=true(same--env)" in squashed_output(changed)
     assert read_log(log_path)[1] == after
-    kedro_session_run(project, "search", params={"search": {"reevaluate_seeds": 4, "child_epochs": 3, "fresh_start": True}})
+    kedro_session_run(project, "search", params={"search": {**params, "child_epochs": 3, "fresh_start": True}})
     archived = [p for p in log_path.parent.glob("bayesian.*.jsonl")]
     assert len(archived) == 1 and read_log(archived[0])[1] == after
     assert len(read_log(log_path)[1]) == expected

@@ -90,3 +90,31 @@ def test_a_server_killed_mid_search_costs_seconds_and_every_output_is_written(pr
     assert "MLflowtrackingfailedwhilelogging" in out or "isunusable(" in out
     _assert_outputs_written(project)
     assert after_kill < 240  # each MLflow call gives up within seconds, not four minutes
+
+
+def test_the_sessions_run_is_closed_at_the_end_but_a_run_the_user_opened_stays_open(tmp_path):
+    """kedro-mlflow re-opens its run per node and closes it once: the guard closes the rest, keeping its status,
+    and never closes a run the user had open before the session (kedro-mlflow logs into that one)."""
+    import mlflow
+
+    from deepaug_pipeline.tracking_guard import GuardedMlflowHook
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        guard = GuardedMlflowHook()
+        experiment = mlflow.create_experiment("guard")  # explicit: an earlier in-process session set an active one
+        session_run = mlflow.start_run(experiment_id=experiment).info.run_id
+        mlflow.start_run(run_id=session_run, nested=True)  # a node's re-opening (kedro-mlflow: run.nested true)
+        mlflow.MlflowClient().set_terminated(session_run, "FAILED")
+        guard._inner.run_id, guard._users_run = session_run, None
+        guard._close_reopened_run()  # what after_pipeline_run and on_pipeline_error do after kedro-mlflow's own
+        assert mlflow.active_run() is None
+        assert mlflow.get_run(session_run).info.status == "FAILED"
+
+        users_run = mlflow.start_run(experiment_id=experiment).info.run_id
+        guard._inner.run_id, guard._users_run = users_run, users_run
+        guard._close_reopened_run()
+        assert mlflow.active_run() is not None and mlflow.active_run().info.run_id == users_run
+        mlflow.end_run()
+    finally:
+        mlflow.set_tracking_uri(None)

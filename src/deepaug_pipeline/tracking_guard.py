@@ -90,6 +90,7 @@ class GuardedMlflowHook:
         self.enabled = True
         self.uri = ""
         self._catalog = None
+        self._users_run: str | None = None
 
     def _disable(self, reason: str) -> None:
         if not self.enabled:
@@ -155,6 +156,10 @@ class GuardedMlflowHook:
         if not self.enabled:
             tracking_off(catalog)
             return
+        import mlflow
+
+        active = mlflow.active_run()  # a run the user opened before the session: kedro-mlflow logs into it, and leaves it open
+        self._users_run = active.info.run_id if active is not None else None
         self._call("before_pipeline_run", run_params=run_params, pipeline=pipeline, catalog=catalog)
 
     @hook_impl
@@ -186,15 +191,22 @@ class GuardedMlflowHook:
 
     def _close_reopened_run(self) -> None:
         """kedro-mlflow re-opens its run before every node and closes it once at the end, so on MLflow 3 the run stays
-        active in this thread: a second session in the same process (a notebook, the API) would nest its run under
-        it. Close what is left of this session's run, nothing the user opened."""
+        active in this thread: a second session in the same process (a notebook) would nest its run under it. Close
+        what is left of this session's run, never a run the user opened before it (kedro-mlflow leaves that open)."""
         import mlflow
 
         run_id = getattr(self._inner, "run_id", None)
-        if not self.enabled or run_id is None:
+        if not self.enabled or run_id is None or run_id == self._users_run:
             return
+
+        def still_open() -> bool:
+            active = mlflow.active_run()
+            return active is not None and active.info.run_id == run_id
+
         try:
-            while (active := mlflow.active_run()) is not None and active.info.run_id == run_id:
-                mlflow.end_run(mlflow.get_run(run_id).info.status)  # the status kedro-mlflow gave it
+            if still_open():
+                status = mlflow.get_run(run_id).info.status  # the status kedro-mlflow gave it
+                while still_open():
+                    mlflow.end_run(status)
         except Exception as exc:  # noqa: BLE001 - the run's outputs are written; only the bookkeeping failed
             self._disable(f"closing the MLflow run failed: {describe(exc)}")
