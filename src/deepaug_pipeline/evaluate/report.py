@@ -258,7 +258,7 @@ def build_report(
 
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>deepaug-pipeline evaluation report</title>",
              "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}p.meta{margin:.2em 0;color:#444}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}img{max-width:100%}p.meta{margin:.2em 0;color:#444}"
              "p.warning{background:#fff3cd;border:1px solid #e0c36b;padding:6px 10px}</style></head><body>",
              "<h1>deepaug-pipeline evaluation report</h1>",
              "".join(f"<p class='{'warning' if line.startswith('Warning') else 'meta'}'>{html.escape(line)}</p>" for line in header),
