@@ -94,11 +94,6 @@ def kedro_session_run(project_root: Path, pipeline: str, env: str = "test", para
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    # MLflow keeps one store per tracking URI string: base's relative sqlite:///mlflow.db would reach the first
-    # project this process ran in. The project's own absolute URI (the same file) keeps projects apart.
-    tracking = project_root / "conf" / env / "mlflow.yml"
-    if not tracking.exists():
-        tracking.write_text(f"server:\n  mlflow_tracking_uri: sqlite:///{project_root / 'mlflow.db'}\n")
     inherited = os.environ.get("MLFLOW_TRACKING_URI")
     try:
         with contextlib.chdir(project_root):  # the catalog's relative paths are relative to the working directory

@@ -118,3 +118,31 @@ def test_the_sessions_run_is_closed_at_the_end_but_a_run_the_user_opened_stays_o
         mlflow.end_run()
     finally:
         mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.parametrize("start_in", ["conf", "data"])
+def test_a_run_started_in_a_subdirectory_tracks_into_the_projects_store(project, start_in):
+    """base's sqlite:///mlflow.db is relative: kedro-mlflow would open it (and MLflow its ./mlruns artifact root) in
+    the directory ``kedro run`` started from, where the review UI, started in the project, never looks."""
+    import contextlib
+
+    import mlflow
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    start = project / start_in
+    inherited = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with contextlib.chdir(start):
+            bootstrap_project(project)
+            with KedroSession.create(project_path=project, env="test") as session:
+                session.load_context()  # kedro-mlflow sets up tracking and the experiment here
+                assert mlflow.get_tracking_uri() == f"sqlite:///{project / 'mlflow.db'}"
+                experiment = mlflow.get_experiment_by_name("deepaug_pipeline")
+    finally:
+        mlflow.set_tracking_uri(None)
+        if inherited is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = inherited
+    assert (project / "mlflow.db").is_file()
+    assert experiment.artifact_location == (project / "mlruns").as_uri()
+    assert sorted(p.name for p in start.iterdir() if "mlflow" in p.name or p.name == "mlruns") == []

@@ -10,6 +10,7 @@ the catalog still save their files locally, and every output is written.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -38,6 +39,22 @@ def tracking_uri(mlflow_conf: dict, project_path: Path) -> str:
     elif "://" not in uri and uri != "databricks":
         uri = (project_path / uri).resolve().as_uri()
     return uri
+
+
+def anchored_to_project(mlflow_conf: dict, project_path: Path) -> dict:
+    """mlflow.yml with its local store pinned to the project: kedro-mlflow makes only scheme-less paths absolute, so
+    a relative ``sqlite:///mlflow.db`` (and MLflow's default artifact root, ``./mlruns``) would follow the directory
+    ``kedro run`` was started from, and the review UI, started in the project, would miss those runs."""
+    conf = copy.deepcopy(mlflow_conf)
+    uri = tracking_uri(conf, project_path)  # mlflow.yml's URI or MLFLOW_TRACKING_URI's, anchored
+    if not uri.startswith("sqlite:///"):
+        return conf
+    conf["server"] = {**(conf.get("server") or {}), "mlflow_tracking_uri": uri}
+    experiment = conf.setdefault("tracking", {}).setdefault("experiment", {})
+    create_kwargs = experiment.get("create_experiment_kwargs") or {}
+    if not create_kwargs.get("artifact_location"):
+        experiment["create_experiment_kwargs"] = {**create_kwargs, "artifact_location": "mlruns"}  # kedro-mlflow anchors it
+    return conf
 
 
 def bounded(call, timeout: float) -> str | None:
@@ -137,6 +154,8 @@ class GuardedMlflowHook:
         except Exception:  # noqa: BLE001 - no mlflow.yml: kedro-mlflow's defaults
             conf = {}
         self.uri = tracking_uri(conf, Path(context.project_path))
+        if conf:
+            loader["mlflow"] = anchored_to_project(conf, Path(context.project_path))  # what kedro-mlflow reads next
         # kedro-mlflow's own set-up is the first contact with the server (it finds or creates the experiment, with
         # its credentials and headers): run it, but give it PROBE_SECONDS at most.
         problem = bounded(lambda: self._inner.after_context_created(context=context), PROBE_SECONDS)
