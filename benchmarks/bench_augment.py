@@ -26,8 +26,8 @@ from deepaug_pipeline.evaluate.strategies import strategy_augment  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
 from deepaug_pipeline.models.training import FitSettings, Trainer  # noqa: E402
 from deepaug_pipeline.search.records import FitRequest  # noqa: E402
-from deepaug_pipeline.search.run import child_settings, policy_space  # noqa: E402
-from deepaug_pipeline.search.trial import ChildSettings, TrialRunner  # noqa: E402
+from deepaug_pipeline.search.run import policy_space  # noqa: E402
+from deepaug_pipeline.search.trial import TrialRunner  # noqa: E402
 
 BATCH = 128
 REPEATS = 5
@@ -136,17 +136,17 @@ def interleaved_fits(fit_without, fit_with) -> dict:
             "seconds": {k: [round(t, 3) for t in v] for k, v in times.items()}}  # fmt: skip
 
 
-def child_fits(splits, cfg: SearchConfig, ingest: IngestConfig) -> dict:
+def child_fits(splits, cfg: SearchConfig) -> dict:
     """The default child (search config): base crop + flip then a search-space policy, against base none and the
     identity policy (the search's own no-augmentation fit), through TrialRunner as a search runs them."""
-    settings = ChildSettings(**{**child_settings(cfg, ingest).__dict__, "epochs": CHILD_EPOCHS})
-    runner = TrialRunner(splits.search_subset, splits.seed_validation_pool, 10, settings, 42, policy_space(cfg, 1).op_indices())
+    child = cfg.child.model_copy(update={"epochs": CHILD_EPOCHS})
+    runner = TrialRunner(splits.search_subset, splits.seed_validation_pool, 10, child, 42, policy_space(cfg, 1).op_indices())
     identity = policy_space(cfg, 1).no_augmentation().to_dict()
     plain = FitRequest("plain", "search", "none", 0, identity)
     augmented = FitRequest("augmented", "search", "standard", 0, SEARCH_LIKE.to_dict())
     out = interleaved_fits(lambda: runner.run(plain), lambda: runner.run(augmented))
     control = interleaved_fits(lambda: runner.run(plain), lambda: runner.run(plain))["with_over_without"]
-    return {"model": cfg.model, "epochs": CHILD_EPOCHS, "images": len(splits.search_subset), "batch": cfg.child_batch_size,
+    return {"model": cfg.child.model, "epochs": CHILD_EPOCHS, "images": len(splits.search_subset), "batch": cfg.child.batch_size,
             **out, "control_same_fit_both_arms": control}  # fmt: skip
 
 
@@ -164,7 +164,7 @@ def evaluate_fits(splits, cfg: EvaluateConfig) -> dict:
 
 def main() -> None:
     cfg, ingest, eval_cfg = SearchConfig(), IngestConfig(), EvaluateConfig()
-    splits = load_fashion_subset(ingest.train_set_size, max(eval_cfg.train_size, ingest.validation_sample_size))
+    splits = load_fashion_subset(ingest.train_set_size)
     gray = splits.search_subset.x[:BATCH]
     rgb = np.random.default_rng(0).integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8)
     search_ops = {1: [ops_lib.OP_INDEX[n] for n in ops_lib.search_ops(1)], 3: [ops_lib.OP_INDEX[n] for n in ops_lib.search_ops(3)]}
@@ -195,16 +195,16 @@ def main() -> None:
     results["single_op_img_per_s_28x28x1"] = {name: single_op_rate(gray, name) for name in HEAVY}
 
     def step_rate(shape, batch: int, options: dict) -> float:
-        model = build_model(cfg.model, shape, 10, **options)
+        model = build_model(cfg.child.model, shape, 10, **options)
         dummy = LabelledImages(np.zeros((batch, *shape), np.uint8), np.zeros(batch, np.int64))
         return train_step_rate(Trainer(model, dummy, FitSettings(epochs=1, batch_size=batch)), shape, batch, REPEATS)
 
     results["training_img_per_s"] = {
-        "child_28x28x1": step_rate((28, 28, 1), cfg.child_batch_size, cfg.model_options),
-        "child_32x32x3": step_rate((32, 32, 3), cfg.child_batch_size, cfg.model_options),
+        "child_28x28x1": step_rate((28, 28, 1), cfg.child.batch_size, cfg.child.model_options),
+        "child_32x32x3": step_rate((32, 32, 3), cfg.child.batch_size, cfg.child.model_options),
         "evaluate_28x28x1": step_rate((28, 28, 1), eval_cfg.batch_size, eval_cfg.model_options),
     }
-    results["child_fit"] = child_fits(splits, cfg, ingest)
+    results["child_fit"] = child_fits(splits, cfg)
     results["evaluate_fit"] = evaluate_fits(splits, eval_cfg)
     graph, train = results["graph_img_per_s"], results["training_img_per_s"]
     results["ratios"] = {

@@ -45,7 +45,7 @@ def augment(x, args, seed):
 
 
 def main(which: list[int]) -> None:
-    splits = load_fashion_subset(max(c[1] for c in CHILDREN), 1000, SEED)
+    splits = load_fashion_subset(max(c[1] for c in CHILDREN), SEED)
     chosen = [CHILDREN[i] for i in which]
     path = RESULTS / "child_regime.json"
     kept = json.loads(path.read_text())["rows"] if path.exists() else []

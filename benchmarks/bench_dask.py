@@ -28,7 +28,7 @@ EXECUTORS = {
 
 def main(trials: int = 10, repeats: int = 2) -> None:
     ingest = IngestConfig()
-    splits = load_fashion_subset(ingest.train_set_size, ingest.validation_sample_size)
+    splits = load_fashion_subset(ingest.train_set_size)
     summary = splits.summary()
     seconds: dict[str, list[float]] = {name: [] for name in EXECUTORS}
     for r in range(repeats):
@@ -36,7 +36,7 @@ def main(trials: int = 10, repeats: int = 2) -> None:
             cfg = SearchConfig(iterations=trials, track_sample_grids=False, reevaluate_top=0, **extra)
             tmp = Path(tempfile.mkdtemp())
             start = time.perf_counter()
-            result = run_search(splits.search_subset, splits.seed_validation_pool, summary, TrialLogStore(tmp), cfg, ingest, 100 + r)
+            result = run_search(splits.search_subset, splits.seed_validation_pool, summary, TrialLogStore(tmp), cfg, 100 + r)
             seconds[name].append(time.perf_counter() - start)
             fits = len(result.records)
             shutil.rmtree(tmp)

@@ -33,15 +33,15 @@ import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
-from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig  # noqa: E402
+from deepaug_pipeline.config import EvaluateConfig, SearchConfig  # noqa: E402
 from deepaug_pipeline.data import LabelledImages  # noqa: E402
 from deepaug_pipeline.evaluate.strategies import strategy_augment  # noqa: E402
 from deepaug_pipeline.models import build_model  # noqa: E402
 from deepaug_pipeline.models.training import Trainer  # noqa: E402
 from deepaug_pipeline.search.reward import reward, validated_epochs  # noqa: E402
-from deepaug_pipeline.search.run import child_settings, policy_space  # noqa: E402
+from deepaug_pipeline.search.run import policy_space  # noqa: E402
 from deepaug_pipeline.search.space import policy_optimizer  # noqa: E402
-from deepaug_pipeline.search.trial import sample_validation_set  # noqa: E402
+from deepaug_pipeline.search.trial import child_fit_settings, sample_validation_set  # noqa: E402
 from deepaug_pipeline.seeding import stream_rng, stream_seed  # noqa: E402
 
 SEEDS = 2  # child fits per augmentation, for both rewards
@@ -83,30 +83,29 @@ class ChildBench:
     def __init__(self, protocol: qp.Protocol) -> None:
         self.protocol = protocol
         self.search = SearchConfig()
-        self.settings = child_settings(self.search, IngestConfig())
+        self.child = self.search.child
         self.initial = [[v.numpy() for v in self._model(s).variables] for s in range(SEEDS)]
-        self.validation = [sample_validation_set(protocol.splits.seed_validation_pool, self.settings.validation_size,
+        self.validation = [sample_validation_set(protocol.splits.seed_validation_pool, self.child.validation_sample_size,
                                                  stream_rng(qp.SEED, "fidelity_validation", s)) for s in range(SEEDS)]  # fmt: skip
         self.held_out = []
         for s, sample in enumerate(self.validation):
-            idx = stream_rng(qp.SEED, "fidelity_density_images", s).permutation(len(sample))[: self.search.density_images]
+            idx = stream_rng(qp.SEED, "fidelity_density_images", s).permutation(len(sample))[: self.child.density_images]
             self.held_out.append(LabelledImages(sample.x[idx], sample.y[idx]))
 
     def _model(self, seed_index: int):
         import keras
 
         keras.utils.set_random_seed(stream_seed(qp.SEED, "fidelity_child", seed_index))
-        s = self.settings
-        return build_model(s.model, self.protocol.child_subset.x.shape[1:], self.protocol.n_classes, **(s.model_options or {}))
+        return build_model(self.child.model, self.protocol.child_subset.x.shape[1:], self.protocol.n_classes, **self.child.model_options)
 
     def trainer(self, candidate: Candidate) -> Trainer:
-        fit = self.settings.fit_settings(validate_last=validated_epochs(self.settings.reward_epochs, self.settings.last_n_epochs))
+        fit = child_fit_settings(self.child, validate_last=validated_epochs(self.child.reward_epochs, self.child.last_n_epochs))
         augment = strategy_augment(candidate.strategy, candidate.policy, EvaluateConfig(), candidate.policy.metadata["base_augmentation"])
         return Trainer(self._model(0), self.protocol.child_subset, fit, augment)
 
     def retrain_reward(self, trainer: Trainer, seed_index: int) -> tuple[float, list]:
         """The reward of one child fit, and the trained weights."""
-        s = self.settings
+        s = self.child
         trainer.reset(self.initial[seed_index])
         history = trainer.fit((), stream_seed(qp.SEED, "fidelity_fit", seed_index), self.validation[seed_index])
         return reward(history, s.reward_epochs, s.last_n_epochs, s.overfit_gap).value, [v.numpy() for v in trainer.model.variables]
@@ -115,7 +114,7 @@ class ChildBench:
         """The base's child of ``seed_index`` scoring its held-out images under the trainer's augmentation."""
         trainer.reset(base_child)
         draws = [trainer.evaluate_augmented((), stream_seed(qp.SEED, "fidelity_density", seed_index, d), self.held_out[seed_index])
-                 for d in range(self.search.density_draws)]  # fmt: skip
+                 for d in range(self.child.density_draws)]  # fmt: skip
         return float(np.mean([accuracy for _, accuracy in draws]))
 
 

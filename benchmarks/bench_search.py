@@ -27,12 +27,12 @@ def main(trials: int = 20, seeds: tuple[int, ...] = (1, 2, 3)) -> None:
     ingest = IngestConfig()
     out: dict = {"trials_per_search": trials, "seeds": list(seeds), "runs": {}}
     for seed in seeds:
-        splits = load_fashion_subset(ingest.train_set_size, ingest.validation_sample_size, seed)
+        splits = load_fashion_subset(ingest.train_set_size, seed)
         for method in ("bayesian", "random"):
             cfg = SearchConfig(method=method, iterations=trials, track_sample_grids=False)
             start = time.perf_counter()
             result = run_search(splits.search_subset, splits.seed_validation_pool, splits.summary(),
-                                TrialLogStore(RESULTS / "search_logs" / f"seed{seed}"), cfg, ingest, seed)  # fmt: skip
+                                TrialLogStore(RESULTS / "search_logs" / f"seed{seed}"), cfg, seed)  # fmt: skip
             best = result.reevaluated[0] if result.reevaluated else None
             out["runs"][f"seed{seed}/{method}"] = {
                 "base": result.noise_floor.base,

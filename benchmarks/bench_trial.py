@@ -27,10 +27,10 @@ from deepaug_pipeline.models import build_model  # noqa: E402
 from deepaug_pipeline.models.flops import forward_flops, training_flops  # noqa: E402
 from deepaug_pipeline.models.training import FitSettings, Trainer  # noqa: E402
 from deepaug_pipeline.search.records import FitRequest, TrainedChild, TrialRecord  # noqa: E402
-from deepaug_pipeline.search.run import child_settings, policy_space  # noqa: E402
+from deepaug_pipeline.search.run import policy_space  # noqa: E402
 from deepaug_pipeline.search.space import policy_optimizer  # noqa: E402
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, track_trial  # noqa: E402
-from deepaug_pipeline.search.trial import ChildSettings, TrialRunner  # noqa: E402
+from deepaug_pipeline.search.trial import TrialRunner  # noqa: E402
 
 REPEATS = 3
 DENSITY_TRIALS = 200  # the density default's iterations
@@ -48,7 +48,7 @@ def step_rate(model_name: str, shape, batch: int) -> dict:
             "params": model.count_params()}  # fmt: skip
 
 
-def density_trial(splits, cfg: SearchConfig, ingest: IngestConfig, runner: TrialRunner) -> dict:
+def density_trial(splits, cfg: SearchConfig, runner: TrialRunner) -> dict:
     """Seconds of each part of one density trial at the default settings (3 children, 1000 images, 2 draws)."""
     cfg = cfg.model_copy(update={"reward": "density"})
     space = policy_space(cfg, 1)
@@ -109,12 +109,12 @@ def density_trial(splits, cfg: SearchConfig, ingest: IngestConfig, runner: Trial
 def main() -> None:
     cfg = SearchConfig()
     ingest = IngestConfig()
-    splits = load_fashion_subset(ingest.train_set_size, ingest.validation_sample_size)
+    splits = load_fashion_subset(ingest.train_set_size)
     rates = dense_rate_gflops()
     peak = rates["conv_gflops"]
     results: dict = {"dense_rate": rates,
-                     "default_config": {k: getattr(cfg, k) for k in ("model", "child_epochs", "child_batch_size", "opt_last_n_epochs")}}  # fmt: skip
-    results["steps"] = {name: step_rate(name, (28, 28, 1), cfg.child_batch_size) for name in (cfg.model, "fastcnn")}
+                     "default_config": {f"child.{k}": getattr(cfg.child, k) for k in ("model", "epochs", "batch_size", "last_n_epochs")}}  # fmt: skip
+    results["steps"] = {name: step_rate(name, (28, 28, 1), cfg.child.batch_size) for name in (cfg.child.model, "fastcnn")}
     for v in results["steps"].values():
         v["fraction_of_conv_rate"] = v["gflops"] / peak
 
@@ -124,18 +124,18 @@ def main() -> None:
     policy = Policy.from_pairs(POLICY).to_dict()
     per_epochs = {}
     for epochs in (4, 8, 16):
-        settings = ChildSettings(**{**child_settings(cfg, ingest).__dict__, "epochs": epochs})
-        runner = TrialRunner(splits.search_subset, splits.seed_validation_pool, 10, settings, 42, space.op_indices())
+        child = cfg.child.model_copy(update={"epochs": epochs})
+        runner = TrialRunner(splits.search_subset, splits.seed_validation_pool, 10, child, 42, space.op_indices())
         request = FitRequest("bench", "search", "standard", 0, policy)
         runner.run(request)  # the first fit traces the graph (once per process)
         per_epochs[epochs] = median([runner.run(request).wall_seconds for _ in range(REPEATS)])
     xs = np.array(sorted(per_epochs))
     ys = np.array([per_epochs[e] for e in xs])
     slope, intercept = np.polyfit(xs, ys, 1)
-    fit_s = float(intercept + slope * cfg.child_epochs)
+    fit_s = float(intercept + slope * cfg.child.epochs)
     model = runner.model
-    n_train, n_val = len(splits.search_subset), ingest.validation_sample_size
-    useful = cfg.child_epochs * n_train * training_flops(model) + cfg.opt_last_n_epochs * n_val * forward_flops(model)
+    n_train, n_val = len(splits.search_subset), cfg.child.validation_sample_size
+    useful = cfg.child.epochs * n_train * training_flops(model) + cfg.child.last_n_epochs * n_val * forward_flops(model)
     results["fit"] = {
         "seconds_by_epochs": {int(k): v for k, v in per_epochs.items()},
         "default_fit_seconds_extrapolated": fit_s,
@@ -145,7 +145,7 @@ def main() -> None:
         "useful_gflop": useful / 1e9,
         "efficiency_vs_conv_rate": useful / (fit_s * peak * 1e9),
     }
-    results["density_trial"] = density_trial(splits, cfg, ingest, runner)
+    results["density_trial"] = density_trial(splits, cfg, runner)
     results["targets"] = {
         "efficiency_at_least_50pct": results["fit"]["efficiency_vs_conv_rate"] >= 0.5,
         "overhead_at_most_5pct": results["fit"]["fixed_overhead_share"] <= 0.05,

@@ -79,13 +79,13 @@ def train_step_rate(trainer, shape, batch: int, repeats: int = 5) -> float:
     return 20 * batch / secs
 
 
-def load_fashion_subset(n_train: int = 2000, n_val: int = 1000, seed: int = 0):
-    """Stratified Fashion-MNIST subset and a validation sample, as the search sees them."""
+def load_fashion_subset(n_train: int = 2000, seed: int = 0):
+    """Stratified Fashion-MNIST subset and the seed validation pool (the rest of TRAIN), as the search sees them."""
     from deepaug_pipeline.config import IngestConfig, SourceConfig
     from deepaug_pipeline.ingest import load_source, split_dataset, validate_source
 
     src = validate_source(load_source(SourceConfig(source="idx", path=str(REPO / "data/01_raw/fashion-mnist"))))
-    splits = split_dataset(src, IngestConfig(train_set_size=n_train, validation_sample_size=n_val), seed)
+    splits = split_dataset(src, IngestConfig(train_set_size=n_train), seed)
     return splits
 
 

@@ -42,16 +42,16 @@ class Protocol:
 
 
 def load(ingest: IngestConfig = IngestConfig()) -> Protocol:
-    splits = load_fashion_subset(TRAIN_IMAGES, ingest.validation_sample_size, SEED)
+    splits = load_fashion_subset(TRAIN_IMAGES, SEED)
     train = splits.search_subset
     idx, _ = stratified_indices(train.y, splits.class_names, ingest.train_set_size, stream_rng(SEED, "child_subset"), "child subset")
     pool = splits.seed_validation_pool
     return Protocol(splits, LabelledImages(train.x[idx], train.y[idx]), LabelledImages(pool.x[:1000], pool.y[:1000]))
 
 
-def search(protocol: Protocol, cfg: SearchConfig, ingest: IngestConfig = IngestConfig()) -> SearchResult:
+def search(protocol: Protocol, cfg: SearchConfig) -> SearchResult:
     summary = replace(protocol.splits, search_subset=protocol.child_subset).summary()
-    return run_search(protocol.child_subset, protocol.splits.seed_validation_pool, summary, STORE, cfg, ingest, SEED)
+    return run_search(protocol.child_subset, protocol.splits.seed_validation_pool, summary, STORE, cfg, SEED)
 
 
 def evaluate(protocol: Protocol, found: Policy, cfg: EvaluateConfig, log_name: str = "evaluate") -> list[EvaluationRun]:

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script: the repos
 from benchmarks.common import RESULTS, machine  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.run_log import read_log  # noqa: E402
+from deepaug_pipeline.search.run import canonical_log_config  # noqa: E402
 
 
 def load(path: Path) -> tuple[dict, list[dict]]:
@@ -34,6 +35,8 @@ def load(path: Path) -> tuple[dict, list[dict]]:
 
 
 def summarise(header: dict, records: list[dict]) -> dict:
+    search = canonical_log_config(header["config"])["search"]  # a log of any version, in today's form
+    child = search["child"]
     by_key = {r["key"]: r for r in records}
     trials = sorted((r for r in records if r["stage"] == "search" and r["status"] == "ok"), key=lambda r: r["trial_id"])
     rewards = np.array([t["reward"] for t in trials])
@@ -59,9 +62,9 @@ def summarise(header: dict, records: list[dict]) -> dict:
     rho = spearmanr([r["search_reward"] for r in reevaluated], [r["mean"] for r in reevaluated]) if len(reevaluated) > 2 else None
     return {
         # A retrain log leaves the density keys out of its config (they change no fit): reward is retrain then.
-        "config": {"reward": header["config"]["search"].get("reward", "retrain"),
-                   **{k: header["config"]["search"].get(k) for k in ("method", "model", "child_epochs", "base_augmentation",
-                                                                      "density_images", "density_draws")}},  # fmt: skip
+        "config": {"reward": search.get("reward", "retrain"), "method": search.get("method"), "model": child.get("model"),
+                   "child_epochs": child.get("epochs"), "base_augmentation": search.get("base_augmentation"),
+                   "density_images": child.get("density_images"), "density_draws": child.get("density_draws")},  # fmt: skip
         "whole_log_seconds": round(max(r["finished_at"] for r in records) - min(r["started_at"] for r in records), 1),
         "stages": stages,
         "search_trials": len(trials),

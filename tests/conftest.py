@@ -83,8 +83,14 @@ def kedro_run(project_root: Path, *args: str, timeout: int = 600) -> subprocess.
 
 
 def search_params(**search) -> str:
-    """``--params=search.k=v,...``: the command-line form of the ``params={"search": search}`` an in-process run takes."""
-    return "--params=" + ",".join(f"search.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in search.items())
+    """``--params=search.k=v,search.child.k=v,...``: the command-line form of the ``params={"search": search}`` an
+    in-process run takes."""
+
+    def flat(prefix: str, section: dict) -> list[str]:
+        return [item for k, v in section.items()
+                for item in (flat(f"{prefix}.{k}", v) if isinstance(v, dict) else [f"{prefix}.{k}={str(v).lower() if isinstance(v, bool) else v}"])]  # fmt: skip
+
+    return "--params=" + ",".join(flat("search", search))
 
 
 def kedro_session_run(project_root: Path, pipeline: str, env: str = "test", params: dict | None = None, **run_args) -> None:

@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from deepaug_pipeline.config import IngestConfig, SearchConfig
+from deepaug_pipeline.config import SearchConfig
 from deepaug_pipeline.run_log import TrialLogStore, read_log
 from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError
 from deepaug_pipeline.search.run import run_search
@@ -48,7 +48,7 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:  # fmt: skip
-        params = {**DASK, "address": cluster.scheduler_address, "iterations": 10, "child_epochs": 4}
+        params = {**DASK, "address": cluster.scheduler_address, "iterations": 10, "child": {"epochs": 4}}
         proc = subprocess.Popen(
             [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test",
              search_params(**params)],
@@ -83,7 +83,7 @@ def test_unreachable_scheduler_fails_fast_with_a_clear_error(tmp_path):
         DaskExecutor(data, data, None, "tcp://127.0.0.1:9", 1, 1, connect_timeout=3)
     assert time.time() - start < 30
     # The search connects to the address its config names, not a LocalCluster (nothing listens on the discard port).
-    cfg = SearchConfig(executor="dask", address="tcp://127.0.0.1:9")
+    cfg = SearchConfig(executor="dask", address="tcp://127.0.0.1:9", child={"validation_sample_size": 10})
     summary = {"image_shape": [12, 12, 1], "n_classes": 2, "sizes": {}}
     with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
-        run_search(data, data, summary, TrialLogStore(tmp_path), cfg, IngestConfig(), seed=0)
+        run_search(data, data, summary, TrialLogStore(tmp_path), cfg, seed=0)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, parse_config, validate_params
+from deepaug_pipeline.config import ConfigError, SearchConfig, parse_config, validate_params
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.ingest.sources import load_idx
 from deepaug_pipeline.run_log import TrialLog, TrialLogMismatch, TrialLogStore, children_dir, read_log
@@ -21,16 +21,21 @@ from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchError, SearchLoop
 from deepaug_pipeline.search.executors import LocalExecutor, RunnerSpec
 from deepaug_pipeline.search.records import FitRequest, TrainedChild
-from deepaug_pipeline.search.run import child_settings, data_fingerprint, log_config, policy_space, run_search
+from deepaug_pipeline.search.run import data_fingerprint, log_config, policy_space, run_search
 from deepaug_pipeline.search.trial import TrialRunner
 from tests.conftest import RAW_FASHION, kedro_session_run, search_params
 
+CHILD = dict(model="fastcnn", model_options={"width": 8, "dense": 16}, epochs=4, batch_size=50, last_n_epochs=1,
+             validation_sample_size=400, density_images=300)  # fmt: skip
 TINY = dict(
     reward="density", iterations=6, opt_initial_points=3, base_augmentation="standard", noise_seeds=2,
-    reevaluate_top=1, reevaluate_seeds=2, model="fastcnn", model_options={"width": 8, "dense": 16}, child_epochs=4,
-    child_batch_size=50, opt_last_n_epochs=1, density_images=300, track_sample_grids=False,
+    reevaluate_top=1, reevaluate_seeds=2, child=CHILD, track_sample_grids=False,
 )  # fmt: skip
-INGEST = IngestConfig(train_set_size=400, validation_sample_size=400)
+
+
+def tiny(child: dict | None = None, **search) -> SearchConfig:
+    """TINY with ``search`` keys and ``child`` keys changed."""
+    return SearchConfig(**{**TINY, **search, "child": {**CHILD, **(child or {})}})
 SUMMARY = {"image_shape": [28, 28, 1], "n_classes": 10, "sizes": {}}
 
 
@@ -43,22 +48,21 @@ def fashion() -> tuple[LabelledImages, LabelledImages]:
     return LabelledImages(x[:400], y[:400]), LabelledImages(x[400:], y[400:])
 
 
-def _search(tmp_path: Path, fashion, **overrides):
+def _search(tmp_path: Path, fashion, child: dict | None = None, **search):
     subset, pool = fashion
-    cfg = SearchConfig(**{**TINY, **overrides})
-    return run_search(subset, pool, SUMMARY, TrialLogStore(tmp_path), cfg, INGEST, seed=3)
+    return run_search(subset, pool, SUMMARY, TrialLogStore(tmp_path), tiny(child, **search), seed=3)
 
 
 def test_children_are_trained_once_and_every_trial_only_scores_them(tmp_path, fashion):
     subset, pool = fashion
     cfg = SearchConfig(**TINY)
-    spec = RunnerSpec(child_settings(cfg, INGEST), 10, 3, policy_space(cfg, 1).op_indices())
+    spec = RunnerSpec(cfg.child, 10, 3, policy_space(cfg, 1).op_indices())
     executor = LocalExecutor(subset, pool, spec)
     trainer = executor.runner.trainer
     fits = []
     real_fit = trainer.fit
     trainer.fit = lambda *a, **k: fits.append(a) or real_fit(*a, **k)  # counts the real fits
-    config = log_config(cfg, INGEST, 3, SUMMARY, data_fingerprint(subset, pool))
+    config = log_config(cfg, 3, SUMMARY, data_fingerprint(subset, pool))
     with TrialLog(tmp_path / "d.jsonl", config) as trial_log:
         result = SearchLoop(policy_space(cfg, 1), cfg, 3, trial_log, executor).run()
 
@@ -88,8 +92,7 @@ def test_children_are_trained_once_and_every_trial_only_scores_them(tmp_path, fa
 
 def test_a_destructive_policy_scores_below_the_base_alone_on_real_images(fashion):
     subset, pool = fashion
-    cfg = SearchConfig(**{**TINY, "child_epochs": 8})
-    runner = TrialRunner(subset, pool, 10, child_settings(cfg, INGEST), seed=3)
+    runner = TrialRunner(subset, pool, 10, tiny({"epochs": 8}).child, seed=3)
     trained = runner.run(FitRequest.baseline("standard", 0, Policy((), p_none=1.0).to_dict(), keep_weights=True))
     assert trained.status == "ok" and trained.reward > 0.5
     children = (TrainedChild(0, trained.weights),)
@@ -127,7 +130,7 @@ def test_density_images_cover_every_class_when_the_pool_is_sorted_by_class(fashi
     subset, pool = fashion
     order = np.argsort(pool.y, kind="stable")  # an image folder is read class by class
     by_class = LabelledImages(pool.x[order], pool.y[order])
-    runner = TrialRunner(subset, by_class, 10, child_settings(SearchConfig(**{**TINY, "density_images": 200}), INGEST), seed=3)
+    runner = TrialRunner(subset, by_class, 10, tiny({"density_images": 200}).child, seed=3)
     held_out = runner.density_images(0)
     assert len(held_out) == 200 and len(np.unique(held_out.y)) == 10
     assert np.array_equal(runner.density_images(0).y, held_out.y)  # the same images for every policy
@@ -135,16 +138,16 @@ def test_density_images_cover_every_class_when_the_pool_is_sorted_by_class(fashi
 
 def test_density_config_is_fingerprinted_and_checked_before_work(tmp_path, fashion):
     subset, pool = fashion
-    config = lambda cfg: log_config(cfg, INGEST, 3, SUMMARY, data_fingerprint(subset, pool))  # noqa: E731
+    config = lambda cfg: log_config(cfg, 3, SUMMARY, data_fingerprint(subset, pool))  # noqa: E731
     with TrialLog(tmp_path / "d.jsonl", config(SearchConfig(**TINY))) as written:
         written.append({"key": "baseline/standard/s0", "stage": "baseline"})
-    with pytest.raises(TrialLogMismatch, match="search.density_draws: 2 → 4"):
-        TrialLog(tmp_path / "d.jsonl", config(SearchConfig(**{**TINY, "density_draws": 4})))
-    with pytest.raises(ConfigError, match="search.density_images=5000 exceeds ingest.validation_sample_size=400"):
-        validate_params({"ingest": {"validation_sample_size": 400}, "search": {"reward": "density", "density_images": 5000}})
+    with pytest.raises(TrialLogMismatch, match="search.child.density_draws: 2 → 4"):
+        TrialLog(tmp_path / "d.jsonl", config(tiny({"density_draws": 4})))
+    with pytest.raises(ConfigError, match="child.density_images=5000 exceeds child.validation_sample_size=400"):
+        validate_params({"search": {"reward": "density", "child": {"validation_sample_size": 400, "density_images": 5000}}})
     retrain = SearchConfig().result_defining()
-    assert "density_draws" not in retrain and "reward" not in retrain  # logs from before the density reward resume
-    assert SearchConfig(reward="density").result_defining()["density_draws"] == 2
+    assert "density_draws" not in retrain["child"] and "reward" not in retrain  # logs from before the density reward resume
+    assert SearchConfig(reward="density").result_defining()["child"]["density_draws"] == 2
     assert SearchConfig(reward="density").n_iterations == 200 and SearchConfig().n_iterations == 20
     assert SearchConfig(reward="density").trial_log_name == "bayesian-density"
     with pytest.raises(ConfigError, match="search.reward"):
@@ -163,7 +166,7 @@ def test_missing_children_are_named_and_fresh_start_archives_them_with_the_log(t
         _search(tmp_path, fashion, iterations=7)
     assert len(read_log(log_path)[1]) == len(first.records)  # nothing re-run or lost
 
-    again = _search(tmp_path, fashion, density_draws=3, fresh_start=True)
+    again = _search(tmp_path, fashion, {"density_draws": 3}, fresh_start=True)
     archived = sorted(tmp_path.glob("bayesian-density.*.children"))
     assert len(archived) == 1 and (archived[0] / "baseline-standard-s0.npz").exists()
     assert (children_dir(log_path) / "baseline-standard-s1.npz").exists() and again.reward == "density"
@@ -171,7 +174,7 @@ def test_missing_children_are_named_and_fresh_start_archives_them_with_the_log(t
 
 def test_kill_9_under_density_loses_at_most_the_trial_in_flight(project):
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian-density.jsonl"
-    params = {"reward": "density", "iterations": 40, "density_images": 100, "track_sample_grids": False}
+    params = {"reward": "density", "iterations": 40, "child": {"density_images": 100}, "track_sample_grids": False}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test", search_params(**params)], cwd=project,
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

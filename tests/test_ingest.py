@@ -204,7 +204,7 @@ def _fashion_like(n=400, n_classes=4, seed=0):
 
 def test_split_sizes_stratification_and_disjointness():
     src = _fashion_like()
-    splits = split_dataset(src, IngestConfig(train_set_size=100, validation_sample_size=50), seed=3)
+    splits = split_dataset(src, IngestConfig(train_set_size=100), seed=3)
     assert len(splits.search_subset) == 100 and len(splits.seed_validation_pool) == 300
     assert np.bincount(splits.search_subset.y).tolist() == [25] * 4
     assert np.bincount(splits.seed_validation_pool.y).tolist() == [75] * 4
@@ -216,7 +216,7 @@ def test_split_sizes_stratification_and_disjointness():
 
 def test_split_is_seeded_and_reproducible():
     src = _fashion_like()
-    cfg = IngestConfig(train_set_size=100, validation_sample_size=50)
+    cfg = IngestConfig(train_set_size=100)
     a, b, c = (split_dataset(src, cfg, seed=s) for s in (1, 1, 2))
     assert np.array_equal(a.search_subset.x, b.search_subset.x)
     assert not np.array_equal(a.search_subset.x, c.search_subset.x)
@@ -224,19 +224,14 @@ def test_split_is_seeded_and_reproducible():
 
 def test_holdout_test_split_when_the_source_has_none():
     x, y = make_images(500, 5)
-    splits = split_dataset(validate_source(_source(x, y)), IngestConfig(train_set_size=100, validation_sample_size=50, test_fraction=0.2), 0)
+    splits = split_dataset(validate_source(_source(x, y)), IngestConfig(train_set_size=100, test_fraction=0.2), 0)
     assert len(splits.test) == 100 and np.bincount(splits.test.y).tolist() == [20] * 5
     assert len(splits.search_subset) + len(splits.seed_validation_pool) == 400
 
 
 def test_train_set_size_larger_than_what_exists():
     with pytest.raises(DataValidationError, match=r"ingest.train_set_size=500 is larger than what exists: .* 400 images"):
-        split_dataset(_fashion_like(), IngestConfig(train_set_size=500, validation_sample_size=50), 0)
-
-
-def test_seed_pool_smaller_than_validation_sample():
-    with pytest.raises(DataValidationError, match=r"pool would hold 100 images .* fewer than ingest.validation_sample_size=150"):
-        split_dataset(_fashion_like(), IngestConfig(train_set_size=300, validation_sample_size=150), 0)
+        split_dataset(_fashion_like(), IngestConfig(train_set_size=500), 0)
 
 
 def test_class_with_too_few_images_for_the_stratified_split():
@@ -245,7 +240,7 @@ def test_class_with_too_few_images_for_the_stratified_split():
     y[0] = 2  # class 2 has one image: it cannot be on both sides
     src = validate_source(_source(x, y, class_names=["a", "b", "rare"]))
     with pytest.raises(DataValidationError, match=r"class 'rare' \(label 2\) has 1 image\(s\): too few for a stratified"):
-        split_dataset(src, IngestConfig(train_set_size=100, validation_sample_size=50, test_fraction=0.2), 0)
+        split_dataset(src, IngestConfig(train_set_size=100, test_fraction=0.2), 0)
 
 
 # --------------------------------------------------------------------------- config

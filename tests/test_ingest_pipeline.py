@@ -41,7 +41,7 @@ def test_ingest_pipeline_with_sequential_runner():
     catalog = DataCatalog(
         {
             "raw_images": MemoryDataset(src),
-            "params:ingest": MemoryDataset({"train_set_size": 60, "validation_sample_size": 30}),
+            "params:ingest": MemoryDataset({"train_set_size": 60}),
             "params:seed": MemoryDataset(7),
             **{name: MemoryDataset() for name in ("search_subset", "seed_validation_pool", "test_set", "dataset_summary")},
         }

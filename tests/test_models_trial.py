@@ -11,12 +11,13 @@ import tensorflow as tf
 
 from deepaug_pipeline.augment.baselines import base_params
 from deepaug_pipeline.augment.policy import Policy
+from deepaug_pipeline.config import ChildConfig
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.models import ModelConfigError, build_model
 from deepaug_pipeline.models.training import FitSettings, History, Trainer
 from deepaug_pipeline.search.records import FitRequest
 from deepaug_pipeline.search.reward import reward, validated_epochs
-from deepaug_pipeline.search.trial import ChildSettings, TrialRunner
+from deepaug_pipeline.search.trial import TrialRunner
 from tests.conftest import make_images
 
 
@@ -145,8 +146,8 @@ def _data(n=120, size=(14, 14)):
 POLICY = Policy.from_pairs([[("rotate", 0.5), ("cutout", 0.4)], [("translate-x", 0.3), ("crop", 0.5)]] * 5)
 OTHER = Policy.from_pairs([[("shear", 0.9), ("dropout", 0.4)], [("invert", 1.0), ("gaussian-blur", 0.5)]] * 5)
 IDENTITY = Policy.from_pairs([[("identity", 0.0), ("identity", 0.0)]] * 10, p_none=1.0)
-SETTINGS = ChildSettings(model="fastcnn", model_options={"width": 4, "dense": 8}, epochs=3, batch_size=30,
-                         last_n_epochs=2, validation_size=40)  # fmt: skip
+SETTINGS = ChildConfig(model="fastcnn", model_options={"width": 4, "dense": 8}, epochs=3, batch_size=30, learning_rate=0.05,
+                       last_n_epochs=2, validation_sample_size=40)  # fmt: skip
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -191,7 +192,7 @@ def test_identity_policy_under_the_standard_base_trains_on_different_images_than
 def test_pretraining_sets_each_seeds_starting_weights():
     data, pool = _data(), _data(100)
     plain = TrialRunner(data, pool, 4, SETTINGS, seed=5)
-    pre = TrialRunner(data, pool, 4, ChildSettings(**{**SETTINGS.__dict__, "first_train_epochs": 2}), seed=5)
+    pre = TrialRunner(data, pool, 4, ChildConfig(**{**SETTINGS.model_dump(), "first_train_epochs": 2}), seed=5)
     assert any(not np.array_equal(a, b) for a, b in zip(plain.start_state(0), pre.start_state(0)))
     start = [w.copy() for w in pre.start_state(0)]
     pre.run(_fit(POLICY))
@@ -199,14 +200,14 @@ def test_pretraining_sets_each_seeds_starting_weights():
 
 
 def test_nan_loss_marks_the_trial_failed_with_reward_zero(custom_models):
-    settings = ChildSettings(**{**SETTINGS.__dict__, "model": "my_models.exploding", "model_options": {}})
+    settings = ChildConfig(**{**SETTINGS.model_dump(), "model": "my_models.exploding", "model_options": {}})
     outcome = TrialRunner(_data(), _data(100), 4, settings, seed=1).run(_fit(POLICY))
     assert outcome.status == "failed" and outcome.reward == 0.0
     assert "non-finite loss" in outcome.reason
 
 
 def test_an_exception_marks_the_trial_failed_and_is_reported(custom_models):
-    settings = ChildSettings(**{**SETTINGS.__dict__, "model": "my_models.broken", "model_options": {}})
+    settings = ChildConfig(**{**SETTINGS.model_dump(), "model": "my_models.broken", "model_options": {}})
     outcome = TrialRunner(_data(), _data(100), 4, settings, seed=1).run(_fit(POLICY))
     assert outcome.status == "failed" and outcome.reward == 0.0
     assert "deliberately broken layer" in outcome.reason

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -19,22 +20,22 @@ from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.cli import command_hint
-from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
+from deepaug_pipeline.config import ConfigError, EvaluateConfig, SearchConfig, validate_params
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.final import run_grid
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.results import results_table as evaluate_results_table
 from deepaug_pipeline.evaluate.strategies import strategy_aliases
-from deepaug_pipeline.run_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, fingerprint, read_log
+from deepaug_pipeline.run_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, TrialLogStore, fingerprint, read_log
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.results import StaleSearchOutputs
-from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, log_config, policy_space
+from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, log_config, policy_space, run_search
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
 from deepaug_pipeline.seeding import stream_seed
-from tests.conftest import GRID_MIN_SIDE, assert_real_png, kedro_run, kedro_session_run, make_images, mlflow_runs, search_params, squashed_output
+from tests.conftest import GRID_MIN_SIDE, REPO, assert_real_png, kedro_run, kedro_session_run, make_images, mlflow_runs, search_params, squashed_output
 
 
 # --------------------------------------------------------------------------- space
@@ -366,7 +367,7 @@ def test_kedro_search_end_to_end_with_mlflow(project):
     parents, children = mlflow_runs(project)
     assert len(parents) == 1 and len(children) == 12
     parent = parents[0]
-    assert parent.data.params["search.child_epochs"] == "2"
+    assert parent.data.params["search.child.epochs"] == "2"
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"best_policy.json", "top_policies.json", "convergence.png", "trials.csv"}
     rewards, wall, policies = (table.set_index("key")[c] for c in ("reward", "wall_seconds", "policy"))
     # The search in numbers on its own run, so searches sort against each other.
@@ -430,12 +431,12 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     assert all(c.info.status == "KILLED" for c in children if c.data.tags["key"] not in finished or c.info.status == "RUNNING")
 
     # A changed config is refused, and the log is kept; fresh_start archives it and starts over.
-    changed = kedro_run(project, "--pipelines=search", "--env=test", search_params(**params, child_epochs=3))
+    changed = kedro_run(project, "--pipelines=search", "--env=test", search_params(**params, child={"epochs": 3}))
     assert changed.returncode != 0
-    assert "writtenunderadifferentsearchconfig(search.child_epochs:2→3)" in squashed_output(changed)
+    assert "writtenunderadifferentsearchconfig(search.child.epochs:2→3)" in squashed_output(changed)
     assert "Tostartafresh:kedrorun--pipelines=search--params=search.fresh_start=true(same--env)" in squashed_output(changed)
     assert read_log(log_path)[1] == after
-    kedro_session_run(project, "search", params={"search": {**params, "child_epochs": 3, "fresh_start": True}})
+    kedro_session_run(project, "search", params={"search": {**params, "child": {"epochs": 3}, "fresh_start": True}})
     archived = [p for p in log_path.parent.glob("bayesian.*.jsonl")]
     assert len(archived) == 1 and read_log(archived[0])[1] == after
     assert len(read_log(log_path)[1]) == expected
@@ -469,43 +470,64 @@ def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
     assert data_fingerprint(a, a) != data_fingerprint(b, a)
     summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {"search_subset": 60}}
     cfg = SearchConfig()
-    TrialLog(tmp_path / "l.jsonl", log_config(cfg, IngestConfig(), 0, summary, data_fingerprint(a, a))).append(_entry("a"))
+    TrialLog(tmp_path / "l.jsonl", log_config(cfg, 0, summary, data_fingerprint(a, a))).append(_entry("a"))
     with pytest.raises(TrialLogMismatch, match=r"data.content: '[0-9a-f]{16}' → '[0-9a-f]{16}'"):
-        TrialLog(tmp_path / "l.jsonl", log_config(cfg, IngestConfig(), 0, summary, data_fingerprint(b, a)))
+        TrialLog(tmp_path / "l.jsonl", log_config(cfg, 0, summary, data_fingerprint(b, a)))
 
 
-# log_config(SearchConfig(), IngestConfig(), 0, <12x12x1, 4 classes, 60 images>, "c0ffee"), as d01353b computed it
-PINNED_FINGERPRINT = "659dd9f09cf84f4f"
+# log_config(SearchConfig(), 0, <12x12x1, 4 classes, 60 images>, "c0ffee"), as the nested child section computes it
+PINNED_FINGERPRINT = "6ee3f1ad4c5d9c05"
 
 
-def test_a_log_from_a_version_that_recorded_unused_keys_still_resumes(tmp_path):
-    """Versions of 2026-11-30 wrote the density keys under retrain and ``ingest.value_range: null`` into the header
-    (benchmarks/results/retrain_default_search.jsonl.gz is one such log); they change no fit, so the log resumes."""
-    summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {"search_subset": 60}}
-    today = log_config(SearchConfig(), IngestConfig(), 0, summary, "c0ffee")
-    older = {**today, "search": {**today["search"], "reward": "retrain", "density_images": 1000, "density_draws": 2},
-             "ingest": {**today["ingest"], "value_range": None}}  # fmt: skip
+def test_a_log_from_an_older_version_still_resumes(tmp_path):
+    """benchmarks/results/retrain_default_search.jsonl.gz was written on 2026-11-30 by a version that kept DeepAugment's
+    flat child keys (``child_epochs``, ``opt_last_n_epochs``), the validation sample size under ``ingest``, and the
+    density keys under retrain. None of that changes a fit, so today's default search resumes the log."""
+    with gzip.open(REPO / "benchmarks" / "results" / "retrain_default_search.jsonl.gz", "rt") as fh:
+        lines = fh.readlines()
+    header = json.loads(lines[0])
+    older = header["config"]
+    assert "child_epochs" in older["search"] and "validation_sample_size" in older["ingest"]  # the old form, as written
+    today = log_config(SearchConfig(), older["seed"], older["data"], older["data"]["content"])
+    assert fingerprint(today) != header["fingerprint"]
     path = tmp_path / "bayesian.jsonl"
-    with TrialLog(path, older) as written:
-        written.append(_entry("baseline/none/s0"))
-    assert fingerprint(older) != fingerprint(today)
-    # Today's fingerprint of this config, pinned: a change to what it covers must be deliberate (logs stop resuming).
-    assert fingerprint(today) == PINNED_FINGERPRINT
+    path.write_text("".join(lines))
     with TrialLog(path, today, canonical=canonical_log_config) as resumed:
-        assert [t["key"] for t in resumed.trials] == ["baseline/none/s0"]
-        assert resumed.fingerprint == fingerprint(older)  # its outputs' stamp names the file as it is on disk
-    # A difference that changes the fits is still refused, and named as it is, not as the unused keys.
-    changed = log_config(SearchConfig(child_epochs=5, opt_last_n_epochs=3), IngestConfig(), 0, summary, "c0ffee")
-    with pytest.raises(TrialLogMismatch, match=r"config \(search.child_epochs: 60 → 5\)"):
-        TrialLog(path, changed, canonical=canonical_log_config)
-    with TrialLog(path, today, canonical=canonical_log_config) as resumed:
-        assert [t["key"] for t in resumed.trials] == ["baseline/none/s0"]
+        assert len(resumed.trials) == len(lines) - 1 > 40
+        assert resumed.fingerprint == header["fingerprint"]  # its outputs' stamp names the file as it is on disk
+    # A difference that changes the fits is still refused, and named as it is today, the moved key included.
+    for child, named in [({"epochs": 5}, "search.child.epochs: 60 → 5"),
+                         ({"validation_sample_size": 4000}, "search.child.validation_sample_size: 5000 → 4000")]:  # fmt: skip
+        changed = log_config(SearchConfig(child=child), older["seed"], older["data"], older["data"]["content"])
+        with pytest.raises(TrialLogMismatch, match=re.escape(f"config ({named})")):
+            TrialLog(path, changed, canonical=canonical_log_config)
+    # Today's fingerprint of a fixed config, pinned: a change to what it covers must be deliberate (logs stop resuming).
+    summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {"search_subset": 60}}
+    assert fingerprint(log_config(SearchConfig(), 0, summary, "c0ffee")) == PINNED_FINGERPRINT
+
+
+def test_a_validation_sample_larger_than_the_pool_is_refused_before_any_fit(tmp_path):
+    x, y = make_images(160, 4, (12, 12))
+    subset, pool = LabelledImages(x[:60], y[:60]), LabelledImages(x[60:], y[60:])
+    cfg = SearchConfig(child={"model": "fastcnn", "validation_sample_size": 150})
+    summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {"search_subset": 60, "seed_validation_pool": 100}}
+    with pytest.raises(ConfigError, match=r"search.child.validation_sample_size=150 exceeds the seed validation pool \(100 images"):
+        run_search(subset, pool, summary, TrialLogStore(tmp_path), cfg, seed=0)
+    assert list(tmp_path.iterdir()) == []  # no trial log begun
+
+
+def test_a_moved_key_is_refused_with_where_it_went():
+    with pytest.raises(ConfigError, match=r"'child_epochs' is now 'search.child.epochs'; 'opt_last_n_epochs' is now "
+                                          r"'search.child.last_n_epochs'"):  # fmt: skip
+        validate_params({"search": {"child_epochs": 5, "opt_last_n_epochs": 2}})
+    with pytest.raises(ConfigError, match=r"'validation_sample_size' is now 'search.child.validation_sample_size'"):
+        validate_params({"ingest": {"validation_sample_size": 400}})
 
 
 def test_a_model_name_typo_is_refused_before_ingest_and_blocks_nothing(project):
-    result = kedro_run(project, "--pipelines=search", "--env=test", "--params=search.model=fastcn")
+    result = kedro_run(project, "--pipelines=search", "--env=test", "--params=search.child.model=fastcn")
     assert result.returncode == 1
-    assert "Error(ConfigError):badvaluefor'parameters.search.model':unknownmodel'fastcn'" in squashed_output(result)
+    assert "Error(ConfigError):badvaluefor'parameters.search.child.model':unknownmodel'fastcn'" in squashed_output(result)
     assert "Traceback" not in result.stdout + result.stderr  # a message the user can act on, not 300 lines
     assert not (project / "data" / "05_model_input").exists()  # nothing ingested, no trial log written
     assert not (project / "data" / "07_model_output").exists()

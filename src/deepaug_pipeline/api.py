@@ -15,7 +15,15 @@ import numpy as np
 import pandas as pd
 
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.config import ConfigError, IngestConfig, SearchConfig, SourceConfig, parse_config, validate_params
+from deepaug_pipeline.config import (
+    DEEPAUGMENT_CHILD_KEYS,
+    ConfigError,
+    IngestConfig,
+    SearchConfig,
+    SourceConfig,
+    parse_config,
+    validate_params,
+)
 from deepaug_pipeline.data import ImageSource, LabelledImages
 from deepaug_pipeline.ingest import DataValidationError, load_source, split_dataset, validate_source
 from deepaug_pipeline.run_log import TrialLogStore
@@ -36,8 +44,10 @@ _METHODS = {"bayesian_optimization": "bayesian", "random_search": "random", "bay
 
 
 def split_config(config: dict[str, Any] | None) -> dict[str, Any]:
-    """Flat seed-style keys → the project's parameter tree (``seed``, ``ingest``, ``search``), validated."""
-    params: dict[str, Any] = {"ingest": {}, "search": {}}
+    """Flat seed-style keys (DeepAugment's: ``child_epochs``, ``opt_last_n_epochs``, ...) → the project's parameter
+    tree (``seed``, ``ingest``, ``search`` with its ``child``), validated."""
+    params: dict[str, Any] = {"ingest": {}, "search": {"child": {}}}
+    child_keys = {**DEEPAUGMENT_CHILD_KEYS, "validation_sample_size": "validation_sample_size"}
     for key, value in (config or {}).items():
         if key == "seed":
             params["seed"] = value
@@ -47,6 +57,10 @@ def split_config(config: dict[str, Any] | None) -> dict[str, Any]:
             params["search"]["method"] = _METHODS[value]
         elif key in IngestConfig.model_fields:
             params["ingest"][key] = value
+        elif key in child_keys:
+            params["search"]["child"][child_keys[key]] = value
+        elif key == "child" and isinstance(value, dict):  # the project's own nested form
+            params["search"]["child"].update(value)
         elif key in SearchConfig.model_fields:
             params["search"][key] = value
         else:
@@ -85,7 +99,7 @@ class DeepAugment:
         self._search = parse_config(SearchConfig, {**self.params["search"], "iterations": int(iterations)}, "search")
         self._result = run_search(
             self.search_subset, self.seed_validation_pool, self.dataset_summary, TrialLogStore(self.workdir / "trial_logs"),
-            self._search, parse_config(IngestConfig, self.params["ingest"], "ingest"), self.seed,
+            self._search, self.seed,
         )  # fmt: skip
         return results.top_policies_table(self.top_policies())
 

@@ -44,7 +44,8 @@ def validation_problems(exc: ValidationError, where: str, key_kind: str) -> list
             problems.append(f"unknown {key_kind} '{key}'")
         else:
             message = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own checks
-            problems.append(f"bad value for '{key}': {message} (got {err.get('input')!r})")
+            got = "" if isinstance(err.get("input"), dict) else f" (got {err.get('input')!r})"  # a whole section: too long
+            problems.append(f"bad value for '{key}': {message}{got}")
     return problems
 
 
@@ -87,13 +88,17 @@ class IngestConfig(_Strict):
     """How the training split is divided for the search."""
 
     train_set_size: int = Field(1000, ge=10, description="images in the stratified search subset (the child's training set)")
-    validation_sample_size: int = Field(5000, ge=10, description="images in each seed's validation sample, drawn from the pool")
     test_fraction: float = Field(
         0.2, gt=0.0, lt=0.9, description="held-out share when the source has no test split (npz, image_folder)"
     )
     value_range: tuple[float, float] | None = Field(
         None, description="the raw pixel values' range, mapped onto 0-255; null: uint8 as is, floats in [0, 1]"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        return refuse_moved_keys(data, {"validation_sample_size": "search.child.validation_sample_size"})
 
     @model_validator(mode="after")
     def _check(self) -> IngestConfig:
@@ -109,9 +114,55 @@ ModelName = Annotated[str, AfterValidator(check_model_name)]
 # --------------------------------------------------------------------------- search
 DEFAULT_ITERATIONS = {"retrain": 20, "density": 200}
 
+# DeepAugment's flat names for what is now ``search.child``: its notebook config uses them (api.py), and trial logs
+# written before the child had its own section recorded them (``search_result_defining`` maps them).
+DEEPAUGMENT_CHILD_KEYS = {
+    "model": "model", "model_options": "model_options", "child_epochs": "epochs",
+    "child_first_train_epochs": "first_train_epochs", "child_batch_size": "batch_size", "child_optimizer": "optimizer",
+    "child_learning_rate": "learning_rate", "child_schedule": "schedule", "reward_epochs": "reward_epochs",
+    "opt_last_n_epochs": "last_n_epochs", "overfit_gap": "overfit_gap", "density_images": "density_images",
+    "density_draws": "density_draws",
+}  # fmt: skip
+
+
+def refuse_moved_keys(data: Any, moved: dict[str, str]) -> Any:
+    """A config of an older version names a key where it no longer lives: say where it went, not just "unknown"."""
+    if isinstance(data, dict):
+        found = [f"'{key}' is now '{moved[key]}'" for key in data if key in moved]
+        if found:
+            raise ValueError("moved keys: " + "; ".join(found))
+    return data
+
+
+class ChildConfig(_Strict):
+    """The child each trial trains, the validation sample it is scored on, and how its reward is read."""
+
+    model: ModelName = "wrn_10_1"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(60, ge=1)
+    first_train_epochs: int = Field(0, ge=0, description="pre-train each seed's child without augmentation first")
+    batch_size: int = Field(32, ge=1)
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
+    learning_rate: float = Field(0.02, gt=0)
+    schedule: Literal["constant", "cosine"] = "cosine"
+    validation_sample_size: int = Field(5000, ge=10, description="images in each seed's validation sample, drawn from the pool")
+    reward_epochs: Literal["last", "best_non_overfit"] = Field(
+        "last", description="last: mean of the last K epochs; best_non_overfit: DeepAugment's K best epochs under overfit_gap"
+    )
+    last_n_epochs: int = Field(3, ge=1, description="K, the epochs the reward averages")
+    overfit_gap: float = Field(0.10, ge=0.0, le=1.0, description="best_non_overfit: an epoch counts if train - val accuracy <= this")
+    density_images: int = Field(1000, ge=10, description="density reward: held-out images each trained child is scored on")
+    density_draws: int = Field(2, ge=1, description="density reward: augmentation draws per held-out image")
+
+    @model_validator(mode="after")
+    def _check(self) -> ChildConfig:
+        if self.last_n_epochs > self.epochs:
+            raise ValueError(f"last_n_epochs={self.last_n_epochs} exceeds epochs={self.epochs}")
+        return self
+
 
 class SearchConfig(_Strict):
-    """The Bayesian search loop and its child fits (DeepAugment's config keys keep their names)."""
+    """The Bayesian search loop; ``child`` is what each trial trains."""
 
     method: Literal["bayesian", "random"] = "bayesian"
     reward: Literal["retrain", "density"] = Field(
@@ -121,8 +172,6 @@ class SearchConfig(_Strict):
     iterations: int | None = Field(
         None, ge=1, description="policy trials, not counting the base's fits; null: 20 under retrain, 200 under density"
     )
-    density_images: int = Field(1000, ge=10, description="density: held-out images each trained child is scored on")
-    density_draws: int = Field(2, ge=1, description="density: augmentation draws per held-out image")
     opt_initial_points: int = Field(10, ge=1, description="random points before the surrogate takes over")
     surrogate: Literal["RF", "ET", "GP"] = "RF"
     acquisition: Literal["EI", "PI", "LCB", "gp_hedge"] = "EI"
@@ -141,19 +190,7 @@ class SearchConfig(_Strict):
     )
     reevaluate_top: int = Field(5, ge=0, description="top policies re-trained on fresh seeds, paired with the base")
     reevaluate_seeds: int = Field(3, ge=2, description="fresh seeds per re-evaluated policy")
-    model: ModelName = "wrn_10_1"
-    model_options: dict[str, Any] = Field(default_factory=dict)
-    child_epochs: int = Field(60, ge=1)
-    child_first_train_epochs: int = Field(0, ge=0)
-    child_batch_size: int = Field(32, ge=1)
-    child_optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
-    child_learning_rate: float = Field(0.02, gt=0)
-    child_schedule: Literal["constant", "cosine"] = "cosine"
-    reward_epochs: Literal["last", "best_non_overfit"] = Field(
-        "last", description="last: mean of the last K epochs; best_non_overfit: DeepAugment's K best epochs under overfit_gap"
-    )
-    opt_last_n_epochs: int = Field(3, ge=1, description="K, the epochs the reward averages")
-    overfit_gap: float = Field(0.10, ge=0.0, le=1.0, description="best_non_overfit: an epoch counts if train - val accuracy <= this")
+    child: ChildConfig = ChildConfig()
     top_k: int = Field(20, ge=1)
     combine_top: int = Field(5, ge=1, description="best_policy.json combines at most this many accepted policies")
     fresh_start: bool = Field(False, description="archive a trial log written under another config and start over")
@@ -163,10 +200,18 @@ class SearchConfig(_Strict):
     threads_per_worker: int = Field(1, ge=1, description="dask: threads per worker, and TF threads in each")
     address: str | None = Field(None, description="dask: an existing scheduler, e.g. tcp://host:8786")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        return refuse_moved_keys(data, {key: f"search.child.{child_key}" for key, child_key in DEEPAUGMENT_CHILD_KEYS.items()})
+
     @model_validator(mode="after")
     def _check(self) -> SearchConfig:
-        if self.opt_last_n_epochs > self.child_epochs:
-            raise ValueError(f"opt_last_n_epochs={self.opt_last_n_epochs} exceeds child_epochs={self.child_epochs}")
+        if self.reward == "density" and self.child.density_images > self.child.validation_sample_size:
+            raise ValueError(
+                f"child.density_images={self.child.density_images} exceeds child.validation_sample_size="
+                f"{self.child.validation_sample_size}: density scores a part of each seed's validation sample"
+            )
         if self.ops is not None:
             unknown = [o for o in self.ops if o not in OP_NAMES]
             if unknown:
@@ -198,14 +243,18 @@ SEARCH_BUDGET_KEYS = frozenset({"iterations", "top_k", "combine_top", "fresh_sta
 def search_result_defining(search: dict[str, Any]) -> dict[str, Any]:
     """The search keys that change what a fit computes. Keys that change nothing in this config are left out: the
     density keys under retrain, ``screen_ops`` when off. It takes a search section of any version (a trial log's
-    header too), so a log that differs from today's config only in these keys (absent, or recorded by a version
-    that wrote them) compares equal and resumes; any other key still counts."""
+    header too: DeepAugment's flat child keys are moved into ``child``), so a log that differs from today's config
+    only in these keys (absent, or recorded by a version that wrote them) compares equal and resumes; any other key
+    still counts."""
+    flat = {k: v for k, v in search.items() if k not in DEEPAUGMENT_CHILD_KEYS}
+    child = {**{DEEPAUGMENT_CHILD_KEYS[k]: v for k, v in search.items() if k in DEEPAUGMENT_CHILD_KEYS}, **flat.pop("child", {})}
     unused = set(SEARCH_BUDGET_KEYS)
     if search.get("reward", "retrain") != "density":
-        unused |= {"reward", "density_images", "density_draws"}
+        unused.add("reward")
+        child = {k: v for k, v in child.items() if k not in ("density_images", "density_draws")}
     if not search.get("screen_ops", False):
         unused.add("screen_ops")
-    return {k: v for k, v in search.items() if k not in unused}
+    return {**{k: v for k, v in flat.items() if k not in unused}, "child": child}
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -254,14 +303,6 @@ class ProjectParams(_Strict):
     search: SearchConfig = SearchConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
-    @model_validator(mode="after")
-    def _check(self) -> ProjectParams:
-        if self.search.reward == "density" and self.search.density_images > self.ingest.validation_sample_size:
-            raise ValueError(
-                f"search.density_images={self.search.density_images} exceeds ingest.validation_sample_size="
-                f"{self.ingest.validation_sample_size}: density scores a part of each seed's validation sample"
-            )
-        return self
 
 
 def validate_params(params: dict) -> ProjectParams:

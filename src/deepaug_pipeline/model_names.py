@@ -1,5 +1,5 @@
 """Model names, checked without building anything (and without importing Keras): config validation uses this, so a
-typo in ``search.model`` is refused before ingest, not after it."""
+typo in ``search.child.model`` is refused before ingest, not after it."""
 
 from __future__ import annotations
 

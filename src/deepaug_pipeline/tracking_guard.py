@@ -53,7 +53,7 @@ def anchored_to_project(mlflow_conf: dict, project_path: Path) -> dict:
     experiment = conf.setdefault("tracking", {}).setdefault("experiment", {})
     create_kwargs = experiment.get("create_experiment_kwargs") or {}
     if not create_kwargs.get("artifact_location"):
-        experiment["create_experiment_kwargs"] = {**create_kwargs, "artifact_location": "mlruns"}  # kedro-mlflow anchors it
+        experiment["create_experiment_kwargs"] = {**create_kwargs, "artifact_location": (project_path / "mlruns").resolve().as_uri()}
     return conf
 
 

@@ -90,12 +90,5 @@ def split_dataset(source: ImageSource, cfg: IngestConfig, seed: int) -> DatasetS
             f"ingest.train_set_size={cfg.train_set_size} is larger than what exists: the training split has {n} "
             "images, and the seed validation pool needs the rest"
         )
-    pool_size = n - cfg.train_set_size
-    if pool_size < cfg.validation_sample_size:
-        raise DataValidationError(
-            f"the seed validation pool would hold {pool_size} images ({n} training images - "
-            f"ingest.train_set_size={cfg.train_set_size}), fewer than "
-            f"ingest.validation_sample_size={cfg.validation_sample_size}"
-        )
     subset_idx, pool_idx = stratified_indices(train.y, names, cfg.train_set_size, stream_rng(seed, "search_subset"), "search subset")
     return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, names)

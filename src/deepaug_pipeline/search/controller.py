@@ -147,7 +147,7 @@ class SearchLoop:
         if not rewards:
             raise SearchError(
                 f"the child failed to train with the base augmentation alone, so there is nothing to compare policies "
-                f"with ({'; '.join(failures)}). Check search.model, search.model_options and the learning rate."
+                f"with ({'; '.join(failures)}). Check search.child.model, search.child.model_options and search.child.learning_rate."
             )
         for failure in failures:
             log.warning("Base augmentation left out of the choice, a fit failed: %s", failure)

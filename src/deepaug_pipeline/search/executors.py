@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
-from deepaug_pipeline.search.trial import ChildSettings, TrialRunner
+from deepaug_pipeline.config import ChildConfig
+from deepaug_pipeline.search.trial import TrialRunner
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,14 @@ class ExecutorError(RuntimeError):
 class RunnerSpec:
     """How to build a TrialRunner (plain values: it is pickled to Dask workers)."""
 
-    settings: ChildSettings
+    child: ChildConfig
     n_classes: int
     seed: int
     op_indices: tuple[int, ...]
     data_hash: str = ""  # the data's content: a worker that outlives a search never reuses another's images
 
     def build(self, subset: LabelledImages, pool: LabelledImages) -> TrialRunner:
-        return TrialRunner(subset, pool, self.n_classes, self.settings, self.seed, self.op_indices)
+        return TrialRunner(subset, pool, self.n_classes, self.child, self.seed, self.op_indices)
 
 
 class LocalExecutor:
@@ -70,7 +71,7 @@ def run_on_worker(spec: RunnerSpec, request: FitRequest, subset: LabelledImages,
 
     with _RUNNER_LOCK:
         configure_tensorflow(threads)
-        key = repr(spec)  # the settings hold a dict: not hashable
+        key = repr(spec)  # the child config holds a dict: not hashable
         if key not in _RUNNERS:
             _RUNNERS[key] = spec.build(subset, pool)
         return _RUNNERS[key].run(request)

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from deepaug_pipeline.augment import ops as ops_lib
-from deepaug_pipeline.config import IngestConfig, SearchConfig, search_result_defining
+from deepaug_pipeline.config import ConfigError, SearchConfig, search_result_defining
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.controller import SearchLoop
@@ -16,7 +16,6 @@ from deepaug_pipeline.search.executors import DaskExecutor, LocalExecutor, Runne
 from deepaug_pipeline.search.records import SearchResult
 from deepaug_pipeline.search.space import PolicySpace
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker
-from deepaug_pipeline.search.trial import ChildSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +29,13 @@ def policy_space(cfg: SearchConfig, channels: int) -> PolicySpace:
     return PolicySpace(names, cfg.sub_policies, cfg.ops_per_sub_policy, cfg.per_op_probability, cfg.p_none)
 
 
-def child_settings(cfg: SearchConfig, ingest: IngestConfig) -> ChildSettings:
-    return ChildSettings(
-        model=cfg.model,
-        model_options=dict(cfg.model_options),
-        epochs=cfg.child_epochs,
-        first_train_epochs=cfg.child_first_train_epochs,
-        batch_size=cfg.child_batch_size,
-        optimizer=cfg.child_optimizer,
-        learning_rate=cfg.child_learning_rate,
-        schedule=cfg.child_schedule,
-        reward_epochs=cfg.reward_epochs,
-        last_n_epochs=cfg.opt_last_n_epochs,
-        overfit_gap=cfg.overfit_gap,
-        validation_size=ingest.validation_sample_size,
-        density_images=cfg.density_images,
-        density_draws=cfg.density_draws,
-    )
+def check_pool(cfg: SearchConfig, pool_size: int) -> None:
+    """Each seed's validation sample is drawn from the seed validation pool: refused before any fit if it cannot be."""
+    if pool_size < cfg.child.validation_sample_size:
+        raise ConfigError(
+            f"search.child.validation_sample_size={cfg.child.validation_sample_size} exceeds the seed validation pool "
+            f"({pool_size} images: the training split less ingest.train_set_size)"
+        )
 
 
 def data_fingerprint(*splits: LabelledImages) -> str:
@@ -59,21 +48,25 @@ def data_fingerprint(*splits: LabelledImages) -> str:
     return digest.hexdigest()[:16]
 
 
-def log_config(cfg: SearchConfig, ingest: IngestConfig, seed: int, data_summary: dict, data_hash: str) -> dict:
-    """What the trial log's fingerprint covers: anything that changes a fit's result, the data's content included."""
+def log_config(cfg: SearchConfig, seed: int, data_summary: dict, data_hash: str) -> dict:
+    """What the trial log's fingerprint covers: anything that changes a fit's result, the data's content included
+    (which also covers the ingest settings that made the subset and the pool)."""
     return canonical_log_config({
         "seed": seed,
         "search": cfg.model_dump(),
-        "ingest": ingest.model_dump(),
         "data": {**{k: data_summary[k] for k in ("image_shape", "n_classes", "sizes")}, "content": data_hash},
     })  # fmt: skip
 
 
 def canonical_log_config(config: dict) -> dict:
     """A search log's config, of this version or an older one, in the form the fingerprint is taken of: the search
-    keys that change a fit, and the ingest keys that are set (``value_range`` only when stated)."""
-    ingest = {k: v for k, v in config.get("ingest", {}).items() if v is not None}
-    return {**config, "search": search_result_defining(config.get("search", {})), "ingest": ingest}
+    keys that change a fit (``search_result_defining``). Older versions also recorded the ingest section: its
+    ``validation_sample_size`` is now the child's; the rest made the data, whose content the log records."""
+    search = config.get("search", {})
+    moved = (config.get("ingest") or {}).get("validation_sample_size")
+    if moved is not None:
+        search = {**search, "child": {"validation_sample_size": moved, **search.get("child", {})}}
+    return {**{k: v for k, v in config.items() if k != "ingest"}, "search": search_result_defining(search)}
 
 
 def run_search(
@@ -82,18 +75,18 @@ def run_search(
     data_summary: dict,
     store: TrialLogStore,
     cfg: SearchConfig,
-    ingest: IngestConfig,
     seed: int,
     tracking: TrackingTarget | None = None,
 ) -> SearchResult:
     """Resume or start the search: baseline, policy trials, re-evaluation."""
+    check_pool(cfg, len(pool))
     space = policy_space(cfg, int(subset.x.shape[-1]))
     data_hash = data_fingerprint(subset, pool)
-    config = log_config(cfg, ingest, seed, data_summary, data_hash)
+    config = log_config(cfg, seed, data_summary, data_hash)
     with store.open(cfg.trial_log_name, config, cfg.fresh_start, canonical=canonical_log_config) as trial_log:
         if trial_log.archived:
             log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
-        spec = RunnerSpec(child_settings(cfg, ingest), data_summary["n_classes"], seed, space.op_indices(), data_hash)
+        spec = RunnerSpec(cfg.child, data_summary["n_classes"], seed, space.op_indices(), data_hash)
         if cfg.executor == "local":
             executor = LocalExecutor(subset, pool, spec)
         else:

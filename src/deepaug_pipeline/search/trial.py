@@ -11,42 +11,24 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass
 
 import numpy as np
 
 from deepaug_pipeline.augment.baselines import base_augment, base_params
 from deepaug_pipeline.augment.policy import Policy, apply_policy
+from deepaug_pipeline.config import ChildConfig
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.models import build_model
 from deepaug_pipeline.models.training import FitSettings, Trainer, no_augmentation
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
-from deepaug_pipeline.search.reward import RewardEpochs, reward, validated_epochs
+from deepaug_pipeline.search.reward import reward, validated_epochs
 from deepaug_pipeline.seeding import stream_rng, stream_seed
 
 
-@dataclass(frozen=True)
-class ChildSettings:
-    """What a fit trains and how it is scored."""
-
-    model: str = "wrn_10_1"
-    model_options: dict | None = None
-    epochs: int = 30
-    first_train_epochs: int = 0
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    learning_rate: float = 0.05
-    schedule: str = "cosine"
-    reward_epochs: RewardEpochs = "last"
-    last_n_epochs: int = 3
-    overfit_gap: float = 0.10
-    validation_size: int = 5000
-    density_images: int = 1000  # density reward: held-out images per child, from its seed's validation sample
-    density_draws: int = 2
-
-    def fit_settings(self, epochs: int | None = None, validate_last: int | None = None) -> FitSettings:
-        return FitSettings(epochs=epochs or self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
-                           learning_rate=self.learning_rate, schedule=self.schedule, validate_last=validate_last)  # fmt: skip
+def child_fit_settings(child: ChildConfig, epochs: int | None = None, validate_last: int | None = None) -> FitSettings:
+    """How the child trains: ``epochs`` of it (all by default), validating the last ``validate_last`` only."""
+    return FitSettings(epochs=epochs or child.epochs, batch_size=child.batch_size, optimizer=child.optimizer,
+                       learning_rate=child.learning_rate, schedule=child.schedule, validate_last=validate_last)  # fmt: skip
 
 
 def sample_validation_set(pool: LabelledImages, size: int, rng: np.random.Generator) -> LabelledImages:
@@ -63,7 +45,7 @@ class TrialRunner:
         subset: LabelledImages,
         pool: LabelledImages,
         n_classes: int,
-        settings: ChildSettings,
+        child: ChildConfig,
         seed: int,
         op_indices: tuple[int, ...] | None = None,
     ) -> None:
@@ -72,7 +54,7 @@ class TrialRunner:
         from deepaug_pipeline.devices import configure_tensorflow
 
         configure_tensorflow()
-        self.settings = settings
+        self.child = child
         self.seed = seed
         self.subset = subset
         self.pool = pool
@@ -84,7 +66,7 @@ class TrialRunner:
             return apply_policy(base_augment(x, base, s_base), policy, s_policy, op_indices)
 
         model = self._model_for_seed(0)
-        fit = settings.fit_settings(validate_last=validated_epochs(settings.reward_epochs, settings.last_n_epochs))
+        fit = child_fit_settings(child, validate_last=validated_epochs(child.reward_epochs, child.last_n_epochs))
         self.trainer = Trainer(model, subset, fit, augment=augment)
         self._pretrainer: Trainer | None = None
         self._starts: dict[int, list] = {}
@@ -95,17 +77,16 @@ class TrialRunner:
         import keras
 
         keras.utils.set_random_seed(stream_seed(self.seed, "child_init", seed_index))
-        s = self.settings
-        return build_model(s.model, self.subset.x.shape[1:], self.n_classes, **(s.model_options or {}))
+        return build_model(self.child.model, self.subset.x.shape[1:], self.n_classes, **self.child.model_options)
 
     def start_state(self, seed_index: int) -> list:
         """The initial weights of seed ``seed_index`` (pre-trained without augmentation when configured)."""
         if seed_index not in self._starts:
             state = [v.numpy() for v in self._model_for_seed(seed_index).variables]
-            if self.settings.first_train_epochs > 0:
+            if self.child.first_train_epochs > 0:
                 if self._pretrainer is None:
                     self._pretrainer = Trainer(self.trainer.model, self.subset,
-                                               self.settings.fit_settings(self.settings.first_train_epochs), no_augmentation)  # fmt: skip
+                                               child_fit_settings(self.child, self.child.first_train_epochs), no_augmentation)  # fmt: skip
                 self._pretrainer.reset(state)
                 self._pretrainer.fit((), stream_seed(self.seed, "pretrain", seed_index), self.validation(seed_index))
                 state = [v.numpy() for v in self.trainer.model.variables]
@@ -117,7 +98,7 @@ class TrialRunner:
         numbers, so policies on one seed differ by the policy, not by the sample)."""
         if seed_index not in self._validation:
             rng = stream_rng(self.seed, "validation", seed_index)
-            self._validation[seed_index] = sample_validation_set(self.pool, self.settings.validation_size, rng)
+            self._validation[seed_index] = sample_validation_set(self.pool, self.child.validation_sample_size, rng)
         return self._validation[seed_index]
 
     def density_images(self, seed_index: int) -> LabelledImages:
@@ -125,7 +106,7 @@ class TrialRunner:
         seed's validation sample (which keeps the source's order, often class by class), the same for every policy."""
         if seed_index not in self._density_images:
             sample = self.validation(seed_index)
-            idx = stream_rng(self.seed, "density_images", seed_index).permutation(len(sample))[: self.settings.density_images]
+            idx = stream_rng(self.seed, "density_images", seed_index).permutation(len(sample))[: self.child.density_images]
             self._density_images[seed_index] = LabelledImages(sample.x[idx], sample.y[idx])
         return self._density_images[seed_index]
 
@@ -139,7 +120,7 @@ class TrialRunner:
         return base_params(request.base), Policy.from_dict(request.policy).tensors()
 
     def _fit(self, request: FitRequest) -> dict:
-        s = self.settings
+        s = self.child
         self.trainer.reset(self.start_state(request.seed_index))
         history = self.trainer.fit(self._augmentation(request), stream_seed(self.seed, "fit", request.seed_index), self.validation(request.seed_index))
         if not history.finite:
@@ -152,7 +133,7 @@ class TrialRunner:
     def _score(self, request: FitRequest) -> dict:
         """The density reward: the mean accuracy of the base's trained children on their own held-out validation
         images, transformed by base + policy (``density_draws`` draws each); per child in the history."""
-        s = self.settings
+        s = self.child
         args = self._augmentation(request)
         accuracy, loss = [], []
         for child in request.children:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from deepaug_pipeline.config import IngestConfig, SearchConfig, parse_config
+from deepaug_pipeline.config import SearchConfig, parse_config
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.devices import configure_tensorflow
 from deepaug_pipeline.pipelines import Figure
@@ -20,7 +20,6 @@ def search_policies(
     dataset_summary: dict,
     trial_logs: TrialLogStore,
     search: dict,
-    ingest: dict,
     seed: int,
 ) -> SearchResult:
     """Run (or resume) the search; every fit is in the trial log as soon as it ends."""
@@ -33,7 +32,6 @@ def search_policies(
         dataset_summary,
         trial_logs,
         parse_config(SearchConfig, search, "search"),
-        parse_config(IngestConfig, ingest, "ingest"),
         seed,
         TrackingTarget.from_active_run(),
     )
@@ -59,7 +57,6 @@ def plot_convergence(
     seed_validation_pool: LabelledImages,
     dataset_summary: dict,
     search: dict,
-    ingest: dict,
     seed: int,
 ) -> Figure:
     """Trial rewards and the best so far, with the other search method overlaid when its log exists."""
@@ -69,7 +66,7 @@ def plot_convergence(
 
     cfg = parse_config(SearchConfig, search, "search")
     data_hash = data_fingerprint(search_subset, seed_validation_pool)
-    config = log_config(cfg, parse_config(IngestConfig, ingest, "ingest"), seed, dataset_summary, data_hash)
+    config = log_config(cfg, seed, dataset_summary, data_hash)
     config["search"] = {k: v for k, v in config["search"].items() if k != "method"}
     tables = {
         method: results.records_table([TrialRecord.from_json(t) for t in records])

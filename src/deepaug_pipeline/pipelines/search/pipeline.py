@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 search_policies,
                 ["search_subset", "seed_validation_pool", "dataset_summary", "trial_logs",
-                 "params:search", "params:ingest", "params:seed"],
+                 "params:search", "params:seed"],
                 "trials",
                 name="search_policies",
             ),
@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 plot_convergence,
                 ["trials_table", "trial_logs", "search_subset", "seed_validation_pool", "dataset_summary",
-                 "params:search", "params:ingest", "params:seed"],
+                 "params:search", "params:seed"],
                 "convergence_plot",
                 name="plot_convergence",
             ),
