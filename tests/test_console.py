@@ -25,10 +25,19 @@ for pipeline in pipelines.values():
     for node in pipeline.nodes:
         typing.get_type_hints(node.func)
 print(sorted(pipelines), sorted(m for m in ("tensorflow", "keras", "matplotlib") if m in sys.modules))
+# TensorFlowHook configures TensorFlow before the tagged nodes (every search and evaluate node), never for ingest's.
+from deepaug_pipeline.hooks import TensorFlowHook
+hook = TensorFlowHook()
+for node in pipelines["ingest"].nodes:
+    hook.before_node_run(node)
+untagged = [n.name for n in (pipelines["search"] - pipelines["ingest"] + pipelines["evaluate"]).nodes if "tensorflow" not in n.tags]
+print("tensorflow" in sys.modules, untagged)
+hook.before_node_run(pipelines["evaluate"].nodes[0])
+print("tensorflow" in sys.modules)
 """
     result = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split("\n")[-2] == "['__default__', 'evaluate', 'ingest', 'search'] []"
+    assert result.stdout.split("\n")[-4:-1] == ["['__default__', 'evaluate', 'ingest', 'search'] []", "False []", "True"]
 
 
 def test_kedro_registry_list_prints_no_warning(project: Path):

@@ -7,6 +7,7 @@ import logging
 from kedro.framework.hooks import hook_impl
 
 from deepaug_pipeline.config import ConfigError, validate_params
+from deepaug_pipeline.pipelines import TENSORFLOW_TAG
 
 # Where the summary points a reader: the outputs they open first.
 SEARCH_FILES = ("best_policy", "top_policies_table", "trials_table", "convergence_plot")
@@ -43,6 +44,18 @@ class ConfigValidationHook:
                 "(with the same --env)."
             )
         raise ConfigError(f"missing pipeline inputs: {', '.join(where)}")
+
+
+class TensorFlowHook:
+    """TensorFlow is configured (GPU memory growth, so trial processes can share a GPU) before a node that uses it
+    first imports the library, which builds tensors as it loads and so initialises the GPU. The nodes carry the tag."""
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        if TENSORFLOW_TAG in node.tags:
+            from deepaug_pipeline.devices import configure_tensorflow
+
+            configure_tensorflow()
 
 
 class RunSummaryHook:

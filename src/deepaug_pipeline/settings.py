@@ -7,7 +7,7 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from deepaug_pipeline.hooks import ConfigValidationHook, RunSummaryHook
+from deepaug_pipeline.hooks import ConfigValidationHook, RunSummaryHook, TensorFlowHook
 from deepaug_pipeline.tracking_guard import GuardedMlflowHook
 
 # MLflow asks for type hints on the predict method of kedro-mlflow's KedroPipelineModel when that class is defined
@@ -19,7 +19,7 @@ logging.getLogger("py.warnings").addFilter(lambda record: "Add type hints to the
 # kedro-mlflow's hooks run behind a bounded check of the tracking server (tracking_guard.py), not from its entry
 # point. Hooks registered later run first: parameters are validated before the server is asked anything.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # the distribution name is spelt both ways
-HOOKS = (GuardedMlflowHook(), ConfigValidationHook(), RunSummaryHook())
+HOOKS = (GuardedMlflowHook(), ConfigValidationHook(), RunSummaryHook(), TensorFlowHook())
 
 # Kedro logs through rich, which wraps output that is not a terminal (a log file, CI) at 80 columns and splits
 # every trial line and the closing summary; rich reads COLUMNS at each write.

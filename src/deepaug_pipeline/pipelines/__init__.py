@@ -1,8 +1,9 @@
 """The Kedro pipelines: ingest, search, evaluate.
 
-Their nodes import the library inside the node functions, after ``configure_tensorflow()`` (the library builds
-tensors as it loads): Kedro imports the nodes of every pipeline a command names (all of them for ``kedro run`` and
-``kedro registry list``), and TensorFlow alone took seconds of that (tests/test_console.py)."""
+Their nodes import the library inside the node functions, after ``TensorFlowHook`` has configured TensorFlow for
+the nodes tagged ``tensorflow`` (the library builds tensors as it loads): Kedro imports the nodes of every pipeline a
+command names (all of them for ``kedro run`` and ``kedro registry list``), and TensorFlow alone took seconds of that
+(tests/test_console.py)."""
 
 from __future__ import annotations
 
@@ -13,4 +14,6 @@ if TYPE_CHECKING:
 else:
     Figure = object  # Kedro resolves the nodes' type hints when a run starts; the real class would load Matplotlib
 
-__all__ = ["Figure"]
+TENSORFLOW_TAG = "tensorflow"  # the nodes that run TensorFlow (search, evaluate; not ingest): see TensorFlowHook
+
+__all__ = ["TENSORFLOW_TAG", "Figure"]

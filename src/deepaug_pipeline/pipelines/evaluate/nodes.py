@@ -10,7 +10,6 @@ import pandas as pd
 
 from deepaug_pipeline.config import EvaluateConfig, parse_config
 from deepaug_pipeline.data import LabelledImages
-from deepaug_pipeline.devices import configure_tensorflow
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.pipelines import Figure
 from deepaug_pipeline.run_log import TrialLogStore
@@ -28,7 +27,6 @@ def evaluate_strategies(
     seed: int,
 ) -> list[EvaluationRun]:
     """Train the final model for every strategy × seed (resuming logged runs); score each on the test split."""
-    configure_tensorflow()
     from deepaug_pipeline.augment.policy import Policy
     from deepaug_pipeline.evaluate.final import FinalTrainer, final_splits, run_grid
     from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, strategy_aliases
@@ -57,7 +55,6 @@ def evaluate_strategies(
 
 def summarise_evaluation(evaluation_runs: list[EvaluationRun], best_policy: dict, evaluate: dict) -> tuple[pd.DataFrame, dict]:
     """The comparison table, and its numbers as MLflow metrics."""
-    configure_tensorflow()
     from deepaug_pipeline.augment.policy import Policy
     from deepaug_pipeline.evaluate.results import results_table
     from deepaug_pipeline.evaluate.strategies import found_base
@@ -85,7 +82,6 @@ def write_report(
     seed: int,
 ) -> tuple[str, str, Figure, Figure]:
     """report.md, a self-contained report.html, the test-error dot plot and the learning curves."""
-    configure_tensorflow()
     import matplotlib.pyplot as plt
 
     from deepaug_pipeline.augment.grid import sample_grid

@@ -2,6 +2,7 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from deepaug_pipeline.pipelines import TENSORFLOW_TAG
 from deepaug_pipeline.pipelines.evaluate.nodes import evaluate_strategies, summarise_evaluation, write_report
 
 
@@ -24,5 +25,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["report_md", "report_html", "evaluation_results_plot", "learning_curves_plot"],
                 name="write_report",
             ),
-        ]
+        ],
+        tags=TENSORFLOW_TAG,  # TensorFlowHook configures TensorFlow before each of these nodes
     )  # fmt: skip

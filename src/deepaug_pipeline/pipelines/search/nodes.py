@@ -7,7 +7,6 @@ import pandas as pd
 
 from deepaug_pipeline.config import SearchConfig, parse_config
 from deepaug_pipeline.data import LabelledImages
-from deepaug_pipeline.devices import configure_tensorflow
 from deepaug_pipeline.pipelines import Figure
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.records import SearchResult, TrialRecord
@@ -23,7 +22,6 @@ def search_policies(
     seed: int,
 ) -> SearchResult:
     """Run (or resume) the search; every fit is in the trial log as soon as it ends."""
-    configure_tensorflow()
     from deepaug_pipeline.search.run import run_search
 
     result = run_search(
@@ -40,7 +38,6 @@ def search_policies(
 
 def summarise_trials(trials: SearchResult, search: dict) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict, dict]:
     """Trial table, top-k policies (JSON and CSV), the combined best policy, and the search's metrics (MLflow)."""
-    configure_tensorflow()
     from deepaug_pipeline.search import results
 
     cfg = parse_config(SearchConfig, search, "search")
@@ -60,7 +57,6 @@ def plot_convergence(
     seed: int,
 ) -> Figure:
     """Trial rewards and the best so far, with the other search method overlaid when its log exists."""
-    configure_tensorflow()
     from deepaug_pipeline.search import results
     from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, log_config
 
@@ -78,7 +74,6 @@ def plot_convergence(
 
 def plot_best_policy(best_policy: dict, search_subset: LabelledImages) -> Figure:
     """Sample grid of the combined best policy on real images."""
-    configure_tensorflow()
     from deepaug_pipeline.augment.grid import sample_grid
     from deepaug_pipeline.augment.policy import Policy
 

@@ -2,6 +2,7 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from deepaug_pipeline.pipelines import TENSORFLOW_TAG
 from deepaug_pipeline.pipelines.search.nodes import plot_best_policy, plot_convergence, search_policies, summarise_trials
 
 
@@ -29,5 +30,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_convergence",
             ),
             node(plot_best_policy, ["best_policy", "search_subset"], "best_policy_grid", name="plot_best_policy"),
-        ]
+        ],
+        tags=TENSORFLOW_TAG,  # TensorFlowHook configures TensorFlow before each of these nodes
     )  # fmt: skip
