@@ -60,6 +60,15 @@ def test_the_table_holds_every_op_the_issue_lists():
     assert deepaugment | extra | autoaugment == set(ALL_OPS)
 
 
+def test_randaugments_list_is_torchvisions_in_its_order():
+    """A draw picks the op at its place in the list, so the order is part of what a seed produces: pinned."""
+    assert ops_lib.RANDAUGMENT_OPS == (
+        "identity", "auto-contrast", "equalize", "rotate", "solarize", "color", "posterize",
+        "contrast", "brightness", "sharpness", "shear-x", "shear-y", "translate-x", "translate-y",
+    )  # fmt: skip
+    assert sorted(op.randaugment for op in ops_lib.OPS if op.randaugment is not None) == list(range(14))  # no gap, no tie
+
+
 def test_docs_are_generated_from_the_table():
     assert (REPO / "docs" / "ops.md").read_text() == ops_lib.ops_markdown()
 

@@ -34,6 +34,8 @@ class OpSpec:
     identity_at_zero: bool = True
     signed: bool = False  # the direction is drawn per image
     families: tuple[str, ...] = ()  # deepaugment, autoaugment, extra
+    randaugment: int | None = None  # its place in RandAugment's (and TrivialAugment's) list, torchvision's order:
+    # a draw picks the op at that place, so the order is part of what a seed produces
     wide_high: float | None = None  # TrivialAugment-Wide's larger range, where it differs
 
     def param_of(self, m: tf.Tensor) -> tf.Tensor:
@@ -49,15 +51,15 @@ class OpSpec:
 
 DA, AA, EX = "deepaugment", "autoaugment", "extra"
 OPS: tuple[OpSpec, ...] = (
-    OpSpec("identity", kernels.identity, 0, 0, "none", families=(AA,)),
+    OpSpec("identity", kernels.identity, 0, 0, "none", families=(AA,), randaugment=0),
     # geometric
     OpSpec("crop", kernels.crop, 0, 0.25, "fraction of each side cropped, then resized back", families=(DA,)),
-    OpSpec("rotate", kernels.rotate, 0, 30, "degrees, random sign", signed=True, families=(DA, AA), wide_high=135),
+    OpSpec("rotate", kernels.rotate, 0, 30, "degrees, random sign", signed=True, families=(DA, AA), wide_high=135, randaugment=3),
     OpSpec("shear", kernels.shear, 0, 0.3, "shear factor on both axes, random signs", signed=True, families=(DA,)),
-    OpSpec("shear-x", kernels.shear_x, 0, 0.3, "horizontal shear factor, random sign", signed=True, families=(AA,), wide_high=0.99),
-    OpSpec("shear-y", kernels.shear_y, 0, 0.3, "vertical shear factor, random sign", signed=True, families=(AA,), wide_high=0.99),
-    OpSpec("translate-x", kernels.translate_x, 0, 0.3, "fraction of width, random sign", signed=True, families=(DA, AA), wide_high=1.0),
-    OpSpec("translate-y", kernels.translate_y, 0, 0.3, "fraction of height, random sign", signed=True, families=(DA, AA), wide_high=1.0),
+    OpSpec("shear-x", kernels.shear_x, 0, 0.3, "horizontal shear factor, random sign", signed=True, families=(AA,), wide_high=0.99, randaugment=10),
+    OpSpec("shear-y", kernels.shear_y, 0, 0.3, "vertical shear factor, random sign", signed=True, families=(AA,), wide_high=0.99, randaugment=11),
+    OpSpec("translate-x", kernels.translate_x, 0, 0.3, "fraction of width, random sign", signed=True, families=(DA, AA), wide_high=1.0, randaugment=12),
+    OpSpec("translate-y", kernels.translate_y, 0, 0.3, "fraction of height, random sign", signed=True, families=(DA, AA), wide_high=1.0, randaugment=13),
     OpSpec("horizontal-flip", kernels.horizontal_flip, 0, 0.5, "probability of a left-right flip", families=(DA,)),
     OpSpec("vertical-flip", kernels.vertical_flip, 0, 0.5, "probability of an up-down flip", families=(DA,)),
     OpSpec("perspective-transform", kernels.perspective, 0, 0.15, "corner shift as a fraction of the side", families=(EX,)),
@@ -66,7 +68,7 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("gaussian-blur", kernels.gaussian_blur, 0, 0.06, "sigma as a fraction of the shorter side", families=(DA,)),
     OpSpec("sharpen", kernels.sharpen, 0, 1.0, "blend weight of a 3x3 sharpen kernel", families=(DA,)),
     OpSpec("emboss", kernels.emboss, 0, 1.0, "blend weight of a 3x3 emboss kernel", families=(DA,)),
-    OpSpec("sharpness", kernels.sharpness, 0, 0.9, "PIL enhance factor 1 ± p", signed=True, families=(AA,), wide_high=0.99),
+    OpSpec("sharpness", kernels.sharpness, 0, 0.9, "PIL enhance factor 1 ± p", signed=True, families=(AA,), wide_high=0.99, randaugment=9),
     # noise and occlusion
     OpSpec("additive-gaussian-noise", kernels.additive_gaussian_noise, 0, 0.2, "noise std (pixel scale 0-1)", families=(DA,)),
     OpSpec("dropout", kernels.dropout, 0, 0.3, "fraction of pixels set to 0", families=(DA,)),
@@ -76,18 +78,18 @@ OPS: tuple[OpSpec, ...] = (
     # intensity
     OpSpec("gamma-contrast", kernels.gamma_contrast, 0, math.log(2.5), "log gamma, random sign (gamma in [1/2.5, 2.5])", signed=True, families=(DA,)),
     OpSpec("brighten", kernels.brighten, 0, 40 / 255, "value added, random sign (pixel scale 0-1)", signed=True, families=(DA,)),
-    OpSpec("brightness", kernels.brightness, 0, 0.9, "PIL enhance factor 1 ± p", signed=True, families=(AA,), wide_high=0.99),
-    OpSpec("contrast", kernels.contrast, 0, 0.9, "PIL enhance factor 1 ± p", signed=True, families=(AA,), wide_high=0.99),
+    OpSpec("brightness", kernels.brightness, 0, 0.9, "PIL enhance factor 1 ± p", signed=True, families=(AA,), wide_high=0.99, randaugment=8),
+    OpSpec("contrast", kernels.contrast, 0, 0.9, "PIL enhance factor 1 ± p", signed=True, families=(AA,), wide_high=0.99, randaugment=7),
     OpSpec("invert", kernels.invert, 0, 1.0, "probability of inverting", families=(DA,)),
-    OpSpec("solarize", kernels.solarize, 0, 1.0, "inverts pixels above 1 - p", families=(AA,)),
-    OpSpec("posterize", kernels.posterize, 0, 4, "bits removed (8 - p kept)", families=(AA,), wide_high=6),
-    OpSpec("auto-contrast", kernels.auto_contrast, 0, 0, "none (stretches each channel to 0-1)", identity_at_zero=False, families=(AA,)),
-    OpSpec("equalize", kernels.equalize, 0, 0, "none (histogram equalization per channel)", identity_at_zero=False, families=(AA,)),
+    OpSpec("solarize", kernels.solarize, 0, 1.0, "inverts pixels above 1 - p", families=(AA,), randaugment=4),
+    OpSpec("posterize", kernels.posterize, 0, 4, "bits removed (8 - p kept)", families=(AA,), wide_high=6, randaugment=6),
+    OpSpec("auto-contrast", kernels.auto_contrast, 0, 0, "none (stretches each channel to 0-1)", identity_at_zero=False, families=(AA,), randaugment=1),
+    OpSpec("equalize", kernels.equalize, 0, 0, "none (histogram equalization per channel)", identity_at_zero=False, families=(AA,), randaugment=2),
     OpSpec("histogram-equalize", kernels.histogram_equalize, 0, 1.0, "blend weight of the equalized image", families=(EX,)),
     OpSpec("fog", kernels.fog, 0, 0.7, "haze density", families=(DA,)),
     OpSpec("clouds", kernels.clouds, 0, 0.9, "cloud opacity", families=(DA,)),
     # colour
-    OpSpec("color", kernels.color, 0, 0.9, "PIL saturation factor 1 ± p", colour_only=True, signed=True, families=(AA,), wide_high=0.99),
+    OpSpec("color", kernels.color, 0, 0.9, "PIL saturation factor 1 ± p", colour_only=True, signed=True, families=(AA,), wide_high=0.99, randaugment=5),
     OpSpec("grayscale", kernels.grayscale, 0, 1.0, "blend weight of the gray image", colour_only=True, families=(EX,)),
     OpSpec("add-to-hue-and-saturation", kernels.add_to_hue_and_saturation, 0, 0.1, "hue shift (turns) and 2p saturation, random signs", colour_only=True, signed=True, families=(DA,)),
 )  # fmt: skip
@@ -109,10 +111,7 @@ OP_INDEX: dict[str, int] = {name: i for i, name in enumerate(OP_NAMES)}
 IDENTITY = OP_INDEX["identity"]
 
 DEEPAUGMENT_OPS = tuple(op.name for op in OPS if DA in op.families)
-RANDAUGMENT_OPS = (
-    "identity", "auto-contrast", "equalize", "rotate", "solarize", "color", "posterize",
-    "contrast", "brightness", "sharpness", "shear-x", "shear-y", "translate-x", "translate-y",
-)  # fmt: skip
+RANDAUGMENT_OPS = tuple(op.name for op in sorted((op for op in OPS if op.randaugment is not None), key=lambda op: op.randaugment))
 TRIVIALAUGMENT_OPS = RANDAUGMENT_OPS
 
 
@@ -198,15 +197,17 @@ def ops_markdown() -> str:
         "",
         "Generated from `src/deepaug_pipeline/augment/ops.py` (`OPS`) by "
         "`python -m deepaug_pipeline.augment.ops > docs/ops.md`. A magnitude m ∈ [0, 1] maps linearly to the "
-        "parameter: p = low + (high − low) · m. Signed ops draw their direction per image.",
+        "parameter: p = low + (high − low) · m. Signed ops draw their direction per image. RandAugment and "
+        "TrivialAugment draw from the ops with a RandAugment place, in that order (torchvision's).",
         "",
-        "| op | parameter | low (m=0) | high (m=1) | TA-Wide high | families | colour only | identity at m=0 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| op | parameter | low (m=0) | high (m=1) | TA-Wide high | families | RandAugment place | colour only | identity at m=0 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for op in OPS:
         wide = "" if op.wide_high is None else f"{op.wide_high:g}"
+        place = "" if op.randaugment is None else str(op.randaugment)
         lines.append(
-            f"| {op.name} | {op.param} | {op.low:g} | {op.high:.4g} | {wide} | {', '.join(op.families)} | "
+            f"| {op.name} | {op.param} | {op.low:g} | {op.high:.4g} | {wide} | {', '.join(op.families)} | {place} | "
             f"{'yes' if op.colour_only else ''} | {'yes' if op.identity_at_zero else 'no'} |"
         )
     lines += [
