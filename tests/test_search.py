@@ -64,7 +64,7 @@ def test_skopt_numpy_scalars_are_serialised_cleanly():
 
 
 # --------------------------------------------------------------------------- trial log
-CONFIG = {"seed": 1, "search": {"child_epochs": 2}}
+CONFIG = {"seed": 1, "search": {"child": {"epochs": 2}}}
 
 
 def _entry(key: str, reward: float = 0.5) -> dict:
@@ -88,8 +88,8 @@ def test_log_survives_a_line_cut_short_by_a_crash(tmp_path):
 def test_log_under_another_config_is_refused_then_archived_on_request(tmp_path):
     path = tmp_path / "log.jsonl"
     TrialLog(path, CONFIG).append(_entry("a"))
-    changed = {"seed": 1, "search": {"child_epochs": 5}}
-    with pytest.raises(TrialLogMismatch, match=r"different search config \(search.child_epochs: 2 → 5\).*fresh_start"):
+    changed = {"seed": 1, "search": {"child": {"epochs": 5}}}
+    with pytest.raises(TrialLogMismatch, match=r"different search config \(search.child.epochs: 2 → 5\).*fresh_start"):
         TrialLog(path, changed)
     assert read_log(path)[1][0]["key"] == "a"  # untouched
     fresh = TrialLog(path, changed, fresh_start=True)

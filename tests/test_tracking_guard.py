@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deepaug_pipeline.run_log import read_log
-from deepaug_pipeline.tracking_guard import tracking_problem, tracking_uri
+from deepaug_pipeline.tracking_guard import anchored_to_project, tracking_problem, tracking_uri
 from tests.conftest import free_port, kedro_run, squashed_output
 
 SEARCH_OUTPUTS = ("data/07_model_output/trials.csv", "data/07_model_output/top_policies.json",
@@ -35,6 +35,16 @@ def test_the_uri_is_resolved_as_kedro_mlflow_resolves_it(tmp_path):
     assert tracking_uri({"server": {"mlflow_tracking_uri": "http://host:5000"}}, tmp_path) == "http://host:5000"
     assert tracking_uri({}, tmp_path) == (tmp_path / "mlruns").as_uri()
     assert tracking_problem(f"sqlite:///{tmp_path}/fresh.db") is None  # a new file is created, not a problem
+    # Only a relative sqlite store is anchored (kedro-mlflow reads this form); a location the user set is kept.
+    conf = {"server": {"mlflow_tracking_uri": "sqlite:///mlflow.db"}, "tracking": {"experiment": {"name": "e"}}}
+    anchored = anchored_to_project(conf, tmp_path)
+    assert anchored["server"]["mlflow_tracking_uri"] == f"sqlite:///{tmp_path}/mlflow.db"
+    assert anchored["tracking"]["experiment"]["create_experiment_kwargs"]["artifact_location"] == (tmp_path / "mlruns" / "e").as_uri()
+    set_by_user = {**conf, "tracking": {"experiment": {"name": "e", "create_experiment_kwargs": {"artifact_location": "s3://b/e"}}}}
+    assert anchored_to_project(set_by_user, tmp_path)["tracking"]["experiment"]["create_experiment_kwargs"]["artifact_location"] == "s3://b/e"
+    for uri in ("http://host:5000", f"sqlite:///{tmp_path}/shared.db", "sqlite:///:memory:", "databricks"):
+        assert anchored_to_project({**conf, "server": {"mlflow_tracking_uri": uri}}, tmp_path)["server"]["mlflow_tracking_uri"] == uri
+    assert anchored_to_project({**conf, "tracking": None}, tmp_path)["tracking"] is None  # kedro-mlflow refuses it itself
 
 
 @pytest.mark.parametrize("fault", ["refused port", "malformed sqlite file"])
@@ -144,5 +154,5 @@ def test_a_run_started_in_a_subdirectory_tracks_into_the_projects_store(project,
         if inherited is not None:
             os.environ["MLFLOW_TRACKING_URI"] = inherited
     assert (project / "mlflow.db").is_file()
-    assert experiment.artifact_location == (project / "mlruns").as_uri()
+    assert experiment.artifact_location == (project / "mlruns" / "deepaug_pipeline").as_uri()
     assert sorted(p.name for p in start.iterdir() if "mlflow" in p.name or p.name == "mlruns") == []

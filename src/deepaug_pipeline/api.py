@@ -29,7 +29,7 @@ from deepaug_pipeline.ingest import DataValidationError, load_source, split_data
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.records import SearchResult
-from deepaug_pipeline.search.run import run_search
+from deepaug_pipeline.search.run import check_pool, run_search
 
 
 def load_dataset(source: str, **options: Any) -> ImageSource:
@@ -57,10 +57,14 @@ def split_config(config: dict[str, Any] | None) -> dict[str, Any]:
             params["search"]["method"] = _METHODS[value]
         elif key in IngestConfig.model_fields:
             params["ingest"][key] = value
-        elif key in child_keys:
-            params["search"]["child"][child_keys[key]] = value
-        elif key == "child" and isinstance(value, dict):  # the project's own nested form
-            params["search"]["child"].update(value)
+        elif key in child_keys or key == "child":  # DeepAugment's flat names, or the project's own nested form
+            if key == "child" and not isinstance(value, dict):
+                raise ConfigError(f"bad value for 'config.child': a dict of search.child keys, got {type(value).__name__}")
+            given = value if key == "child" else {child_keys[key]: value}
+            twice = sorted(set(given) & set(params["search"]["child"]))
+            if twice:
+                raise ConfigError(f"config sets search.child.{twice[0]} twice (a flat DeepAugment key and 'child'): keep one")
+            params["search"]["child"].update(given)
         elif key in SearchConfig.model_fields:
             params["search"][key] = value
         else:
@@ -91,6 +95,7 @@ class DeepAugment:
         splits = split_dataset(validate_source(source, "images", ingest.value_range), ingest, self.seed)
         self.search_subset, self.seed_validation_pool, self.test_set = splits.search_subset, splits.seed_validation_pool, splits.test
         self.dataset_summary = splits.summary()
+        check_pool(parse_config(SearchConfig, self.params["search"], "search"), len(self.seed_validation_pool))  # now, not at optimize()
         self._result: SearchResult | None = None
         self._search: SearchConfig | None = None
 

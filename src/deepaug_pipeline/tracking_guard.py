@@ -31,29 +31,39 @@ PROBE_SECONDS = 20.0
 
 
 def tracking_uri(mlflow_conf: dict, project_path: Path) -> str:
-    """The URI kedro-mlflow will use, for messages: mlflow.yml's, else MLFLOW_TRACKING_URI, else ``mlruns``; a
-    relative local path is shown from the project root."""
-    uri = str(((mlflow_conf or {}).get("server") or {}).get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "mlruns")
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+    """The URI kedro-mlflow will use: mlflow.yml's, else MLFLOW_TRACKING_URI, else ``mlruns``; a relative local path
+    is taken from the project root (``anchored_to_project`` hands kedro-mlflow that form)."""
+    uri = given_uri(mlflow_conf)
+    if relative_sqlite(uri):
         uri = f"sqlite:///{(project_path / uri[len('sqlite:///'):]).resolve()}"
     elif "://" not in uri and uri != "databricks":
         uri = (project_path / uri).resolve().as_uri()
     return uri
 
 
+def given_uri(mlflow_conf: dict) -> str:
+    return str(((mlflow_conf or {}).get("server") or {}).get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "mlruns")
+
+
+def relative_sqlite(uri: str) -> bool:
+    return uri.startswith("sqlite:///") and not uri.startswith("sqlite:////") and uri != "sqlite:///:memory:"
+
+
 def anchored_to_project(mlflow_conf: dict, project_path: Path) -> dict:
-    """mlflow.yml with its local store pinned to the project: kedro-mlflow makes only scheme-less paths absolute, so
-    a relative ``sqlite:///mlflow.db`` (and MLflow's default artifact root, ``./mlruns``) would follow the directory
+    """mlflow.yml with a relative sqlite store pinned to the project: kedro-mlflow makes only scheme-less paths
+    absolute, so ``sqlite:///mlflow.db`` (and MLflow's default artifact root, ``./mlruns``) would follow the directory
     ``kedro run`` was started from, and the review UI, started in the project, would miss those runs."""
     conf = copy.deepcopy(mlflow_conf)
-    uri = tracking_uri(conf, project_path)  # mlflow.yml's URI or MLFLOW_TRACKING_URI's, anchored
-    if not uri.startswith("sqlite:///"):
+    if not relative_sqlite(given_uri(conf)):
         return conf
-    conf["server"] = {**(conf.get("server") or {}), "mlflow_tracking_uri": uri}
-    experiment = conf.setdefault("tracking", {}).setdefault("experiment", {})
-    create_kwargs = experiment.get("create_experiment_kwargs") or {}
-    if not create_kwargs.get("artifact_location"):
-        experiment["create_experiment_kwargs"] = {**create_kwargs, "artifact_location": (project_path / "mlruns").resolve().as_uri()}
+    conf["server"] = {**(conf.get("server") or {}), "mlflow_tracking_uri": tracking_uri(conf, project_path)}
+    experiment = (conf.get("tracking") or {}).get("experiment")
+    if isinstance(experiment, dict):  # else kedro-mlflow's own validation refuses the file (and tracking goes off)
+        create_kwargs = experiment.get("create_experiment_kwargs") or {}
+        if not create_kwargs.get("artifact_location"):
+            # MLflow's default is ./mlruns/<experiment id>; the id does not exist before the experiment, the name does
+            location = project_path / "mlruns" / str(experiment.get("name") or "Default")
+            experiment["create_experiment_kwargs"] = {**create_kwargs, "artifact_location": location.resolve().as_uri()}
     return conf
 
 
