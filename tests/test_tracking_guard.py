@@ -146,8 +146,11 @@ def test_a_run_started_in_a_subdirectory_tracks_into_the_projects_store(project,
         with contextlib.chdir(start):
             bootstrap_project(project)
             with KedroSession.create(project_path=project, env="test") as session:
-                session.load_context()  # kedro-mlflow sets up tracking and the experiment here
+                context = session.load_context()  # kedro-mlflow sets up tracking and the experiment here
                 assert mlflow.get_tracking_uri() == f"sqlite:///{project / 'mlflow.db'}"
+                # The trial and evaluation logs too: a run started elsewhere resumes the project's logs.
+                for logs in ("trial_logs", "evaluation_logs"):
+                    assert context.catalog.load(logs).directory == project / "data" / "07_model_output" / logs
                 experiment = mlflow.get_experiment_by_name("deepaug_pipeline")
     finally:
         mlflow.set_tracking_uri(None)

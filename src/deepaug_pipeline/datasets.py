@@ -80,10 +80,12 @@ class LabelledImagesDataset(AbstractDataset[LabelledImages, LabelledImages]):
 
 
 class TrialLogStoreDataset(AbstractDataset[None, TrialLogStore]):
-    """The folder of append-only trial logs; the search node appends to it trial by trial."""
+    """The folder of append-only trial logs; the search node appends to it trial by trial. The folder is ``path``:
+    Kedro anchors that key (like ``filepath``) to the project, so a run started in a subdirectory resumes the same
+    logs."""
 
-    def __init__(self, directory: str, metadata: dict[str, Any] | None = None) -> None:
-        self._directory = Path(directory)
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._directory = Path(path)
         self.metadata = metadata
 
     def load(self) -> TrialLogStore:
@@ -96,4 +98,4 @@ class TrialLogStoreDataset(AbstractDataset[None, TrialLogStore]):
         return True
 
     def _describe(self) -> dict[str, Any]:
-        return {"directory": str(self._directory)}
+        return {"path": str(self._directory)}
