@@ -102,7 +102,9 @@ def kedro_session_run(project_root: Path, pipeline: str, env: str = "test", para
 
     inherited = os.environ.get("MLFLOW_TRACKING_URI")
     try:
-        with contextlib.chdir(project_root):  # the catalog's relative paths are relative to the working directory
+        # As `kedro run` in the project root: Kedro anchors the catalog's paths and the guard the sqlite store, but
+        # MLflow still places its Default experiment's artifact root in the working directory.
+        with contextlib.chdir(project_root):
             bootstrap_project(project_root)
             with KedroSession.create(project_path=project_root, env=env, runtime_params=params) as session:
                 session.run(pipeline_names=[pipeline], **run_args)

@@ -304,7 +304,6 @@ class ProjectParams(_Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
 
 
-
 def validate_params(params: dict) -> ProjectParams:
     """Validate the whole parameter tree, naming the first bad key."""
     return parse_config(ProjectParams, params, "parameters")

@@ -12,9 +12,9 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from deepaug_pipeline.config import ChildConfig
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
-from deepaug_pipeline.config import ChildConfig
 from deepaug_pipeline.search.trial import TrialRunner
 
 log = logging.getLogger(__name__)
