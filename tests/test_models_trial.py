@@ -168,6 +168,14 @@ def test_same_seed_same_reward_after_other_fits_and_nothing_retraces():
     assert again.reward == first.reward and _same(again.history, first.history)
     assert not any(_same(b.history, first.history) for b in between)
     assert runner.trainer.traces == 1  # one trace for the process: policies, bases and seeds are data
+    # ... and no tf.data function inside it: tf.data instantiates a dataset's functions for every iterator, i.e. every
+    # fit, which for a loop body holding the augmentation cost ~1.5 s a fit (`for x, y in ds` becomes a ReduceDataset).
+    validation = runner.validation(0)
+    fit_arguments = (runner._augmentation(_fit(POLICY)), tf.constant(0, tf.int64), tf.constant(validation.x),
+                     tf.constant(validation.y.astype(np.int32)))  # fmt: skip
+    graph = runner.trainer._fit_fn.get_concrete_function(*fit_arguments).graph
+    dataset_functions = {op.type for op in graph.get_operations()} & {"ReduceDataset", "MapDataset", "ParallelMapDatasetV2"}
+    assert not dataset_functions, dataset_functions
 
 
 def test_seeds_change_initial_weights_data_order_and_validation_sample():
