@@ -62,7 +62,11 @@ class FinalTrainer:
 
         settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                                learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule)  # fmt: skip
-        self.trainer = Trainer(self._model(self._run_seed(0)), train, settings, augment)
+        # Seed 0's graph seed for every run, whichever the process trains first (a resumed evaluation): see Trainer.
+        self.trainer = Trainer(self._model(self._run_seed(0)), train, settings, augment, graph_seed=self._run_seed(0))
+        # Every seed's initial weights before the first fit: drawing them seeds TensorFlow, which clears its kernel
+        # cache, so one drawn per run made every run instantiate the training graph again.
+        self._initial_weights = [[v.numpy() for v in self._model(self._run_seed(i)).variables] for i in range(cfg.seeds)]
 
     def _run_seed(self, seed_index: int) -> int:
         return stream_seed(self.seed, "evaluate", seed_index)
@@ -78,7 +82,7 @@ class FinalTrainer:
         if strategy not in self.strategies:
             raise ValueError(f"strategy '{strategy}' needs the search's best policy" if strategy == "standard+found" else f"unknown strategy '{strategy}'")
         run_seed = self._run_seed(seed_index)
-        self.trainer.reset([v.numpy() for v in self._model(run_seed).variables])  # this seed's initial weights
+        self.trainer.reset(self._initial_weights[seed_index])
         start = time.perf_counter()
         strategy_index = tf.constant(self.strategies.index(strategy), tf.int32)
         history = self.trainer.fit(strategy_index, run_seed, self.val)

@@ -80,7 +80,8 @@ def keras_optimizer(settings: FitSettings, steps_total: int) -> keras.optimizers
 
 
 class Trainer:
-    """Trains one model on one training set, many times, each from the same starting point."""
+    """Trains one model on one training set, many times, each from the same starting point. A fit's data order is
+    drawn from its seed and ``graph_seed``."""
 
     def __init__(
         self,
@@ -88,10 +89,12 @@ class Trainer:
         train: LabelledImages,
         settings: FitSettings,
         augment: AugmentFn = no_augmentation,
+        graph_seed: int = 87654321,  # TensorFlow's own graph seed when none was set (0 fails in tf.data's shuffle)
     ) -> None:
         self.model = model
         self.settings = settings
         self.augment = augment
+        self.graph_seed = graph_seed
         self.traces = 0  # how often the fit graph was traced: once per process is the target
         self.scoring_traces = 0  # the same for the augmented evaluation (density reward)
         self._train_x = tf.constant(train.x)
@@ -172,6 +175,10 @@ class Trainer:
 
     def _fit_graph(self, aug_args, seed, val_x, val_y):
         self.traces += 1
+        # tf.data's shuffle pairs each fit's seed with the graph's seed, which a traced graph otherwise takes from the
+        # global seed at tracing: whichever run Keras seeded last (a resumed search's first seed, a Dask worker's first
+        # fit). Set here, a fit's data order depends on its own seed only.
+        tf.random.set_seed(self.graph_seed)
         s = self.settings
         n = int(self._train_x.shape[0])
         seed = tf.cast(seed, tf.int64)

@@ -33,9 +33,10 @@ class RunnerSpec:
     seed: int
     op_indices: tuple[int, ...]
     data_hash: str = ""  # the data's content: a worker that outlives a search never reuses another's images
+    n_seeds: int = 1  # the seeds the search trains under (base noise and re-evaluation)
 
     def build(self, subset: LabelledImages, pool: LabelledImages) -> TrialRunner:
-        return TrialRunner(subset, pool, self.n_classes, self.child, self.seed, self.op_indices)
+        return TrialRunner(subset, pool, self.n_classes, self.child, self.seed, self.op_indices, self.n_seeds)
 
 
 class LocalExecutor:

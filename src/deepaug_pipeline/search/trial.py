@@ -48,6 +48,7 @@ class TrialRunner:
         child: ChildConfig,
         seed: int,
         op_indices: tuple[int, ...] | None = None,
+        n_seeds: int = 1,
     ) -> None:
         import tensorflow as tf
 
@@ -65,10 +66,18 @@ class TrialRunner:
             s_base, s_policy = tf.unstack(tf.random.experimental.stateless_split(fit_seed, 2))
             return apply_policy(base_augment(x, base, s_base), policy, s_policy, op_indices)
 
-        model = self._model_for_seed(0)
+        # The data order of every fit, whichever seed a process fits first, is that of seed 0's graph seed (the one
+        # logs written before it was fixed have).
+        self._graph_seed = stream_seed(seed, "child_init", 0)
         fit = child_fit_settings(child, validate_last=validated_epochs(child.reward_epochs, child.last_n_epochs))
-        self.trainer = Trainer(model, subset, fit, augment=augment)
+        self.trainer = Trainer(self._model_for_seed(0), subset, fit, augment=augment, graph_seed=self._graph_seed)
         self._pretrainer: Trainer | None = None
+        # Keras draws initial weights under TensorFlow's global seed, and setting that clears TensorFlow's kernel
+        # cache: a seed drawn after the first fit makes the next fit instantiate its graph again (~1 s here). So the
+        # seeds a search uses (``n_seeds``) are drawn now; any other when first asked for.
+        self._initial_weights: dict[int, list] = {}
+        for seed_index in range(n_seeds):
+            self.initial_weights(seed_index)
         self._starts: dict[int, list] = {}
         self._validation: dict[int, LabelledImages] = {}
         self._density_images: dict[int, LabelledImages] = {}
@@ -79,14 +88,20 @@ class TrialRunner:
         keras.utils.set_random_seed(stream_seed(self.seed, "child_init", seed_index))
         return build_model(self.child.model, self.subset.x.shape[1:], self.n_classes, **self.child.model_options)
 
+    def initial_weights(self, seed_index: int) -> list:
+        """Seed ``seed_index``'s randomly initialised weights."""
+        if seed_index not in self._initial_weights:
+            self._initial_weights[seed_index] = [v.numpy() for v in self._model_for_seed(seed_index).variables]
+        return self._initial_weights[seed_index]
+
     def start_state(self, seed_index: int) -> list:
         """The initial weights of seed ``seed_index`` (pre-trained without augmentation when configured)."""
         if seed_index not in self._starts:
-            state = [v.numpy() for v in self._model_for_seed(seed_index).variables]
+            state = self.initial_weights(seed_index)
             if self.child.first_train_epochs > 0:
                 if self._pretrainer is None:
-                    self._pretrainer = Trainer(self.trainer.model, self.subset,
-                                               child_fit_settings(self.child, self.child.first_train_epochs), no_augmentation)  # fmt: skip
+                    self._pretrainer = Trainer(self.trainer.model, self.subset, child_fit_settings(self.child, self.child.first_train_epochs),
+                                               no_augmentation, graph_seed=self._graph_seed)  # fmt: skip
                 self._pretrainer.reset(state)
                 self._pretrainer.fit((), stream_seed(self.seed, "pretrain", seed_index), self.validation(seed_index))
                 state = [v.numpy() for v in self.trainer.model.variables]
