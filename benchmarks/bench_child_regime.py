@@ -56,7 +56,7 @@ def main(which: list[int]) -> None:
         shape, n_classes = train.x.shape[1:], len(splits.class_names)
         settings = FitSettings(epochs=epochs, batch_size=batch, optimizer="sgd", learning_rate=lr, schedule="cosine",
                                validate_last=LAST_K)  # fmt: skip
-        trainer = Trainer(build_model(model_name, shape, n_classes), train, settings, augment)
+        trainer = Trainer(build_model(model_name, shape, n_classes), train, settings, augment, graph_seed=stream_seed(SEED, "child_init", 0))
         for s in range(SEEDS):
             keras.utils.set_random_seed(stream_seed(SEED, "child_init", s))
             state = [v.numpy() for v in build_model(model_name, shape, n_classes).variables]

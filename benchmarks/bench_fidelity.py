@@ -101,7 +101,7 @@ class ChildBench:
     def trainer(self, candidate: Candidate) -> Trainer:
         fit = child_fit_settings(self.child, validate_last=validated_epochs(self.child.reward_epochs, self.child.last_n_epochs))
         augment = strategy_augment(candidate.strategy, candidate.policy, EvaluateConfig(), candidate.policy.metadata["base_augmentation"])
-        return Trainer(self._model(0), self.protocol.child_subset, fit, augment)
+        return Trainer(self._model(0), self.protocol.child_subset, fit, augment, graph_seed=stream_seed(qp.SEED, "fidelity_child", 0))
 
     def retrain_reward(self, trainer: Trainer, seed_index: int) -> tuple[float, list]:
         """The reward of one child fit, and the trained weights."""

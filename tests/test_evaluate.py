@@ -86,8 +86,8 @@ def test_one_final_graph_for_every_strategy_and_seed_with_the_results_of_a_graph
     assert again.history == first.history and again.test_accuracy == first.test_accuracy
     assert again.key == "standard+found/1" and again.ok
     assert all(b.history != first.history for b in between)
-    # The same numbers as a model and a graph of its own for that run (how evaluate trained before), traced under
-    # that run's global seed: the evaluation's graph seed (seed 0's) sets the data order, not the seed last set.
+    # The same numbers as a model and a graph of its own for that run, traced under that run's global seed: the
+    # evaluation's graph seed (seed 0's) sets the data order, not the seed Keras set last.
     keras.utils.set_random_seed(stream_seed(3, "evaluate", 1))
     model = build_model(cfg.model, train.x.shape[1:], 4, **cfg.model_options)
     settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,

@@ -146,7 +146,7 @@ def search_ops(channels: int, names: tuple[str, ...] = DEEPAUGMENT_OPS) -> tuple
 
 # --------------------------------------------------------------------------- dispatch
 # Not autograph-converted: the kernels are plain graph code (their one branch is tf.cond, written out), and converting
-# the ~350 functions below took ~5 s of every process's first trace.
+# the ~350 functions below took ~2.3 s of every process's first trace on 2 cores.
 @tf.autograph.experimental.do_not_convert
 def apply_ops(
     images: tf.Tensor, op_ids: tf.Tensor, magnitudes: tf.Tensor, seed: tf.Tensor, available: Sequence[int] | None = None

@@ -89,7 +89,7 @@ class Trainer:
         train: LabelledImages,
         settings: FitSettings,
         augment: AugmentFn = no_augmentation,
-        graph_seed: int = 87654321,  # TensorFlow's own graph seed when none was set (0 fails in tf.data's shuffle)
+        graph_seed: int = 87654321,  # TensorFlow's own graph seed when none was set (0 fails: tf.data's shuffle takes a tensor seed)
     ) -> None:
         self.model = model
         self.settings = settings

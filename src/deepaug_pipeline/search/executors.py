@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from deepaug_pipeline.config import ChildConfig
 from deepaug_pipeline.data import LabelledImages
@@ -33,7 +33,9 @@ class RunnerSpec:
     seed: int
     op_indices: tuple[int, ...]
     data_hash: str = ""  # the data's content: a worker that outlives a search never reuses another's images
-    n_seeds: int = 1  # the seeds the search trains under (base noise and re-evaluation)
+    # The seeds the search trains under (base noise and re-evaluation), drawn up front; not in repr, the key of a
+    # Dask worker's runner, since a resumed search with more re-evaluation seeds can use the runner it has.
+    n_seeds: int = field(default=1, repr=False)
 
     def build(self, subset: LabelledImages, pool: LabelledImages) -> TrialRunner:
         return TrialRunner(subset, pool, self.n_classes, self.child, self.seed, self.op_indices, self.n_seeds)

@@ -66,8 +66,8 @@ class TrialRunner:
             s_base, s_policy = tf.unstack(tf.random.experimental.stateless_split(fit_seed, 2))
             return apply_policy(base_augment(x, base, s_base), policy, s_policy, op_indices)
 
-        # The data order of every fit, whichever seed a process fits first, is that of seed 0's graph seed (the one
-        # logs written before it was fixed have).
+        # Every fit's data order comes from seed 0's graph seed, whichever seed a process fits first (before this was
+        # set, an uninterrupted local search traced under that value too).
         self._graph_seed = stream_seed(seed, "child_init", 0)
         fit = child_fit_settings(child, validate_last=validated_epochs(child.reward_epochs, child.last_n_epochs))
         self.trainer = Trainer(self._model_for_seed(0), subset, fit, augment=augment, graph_seed=self._graph_seed)
