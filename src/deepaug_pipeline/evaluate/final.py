@@ -62,11 +62,13 @@ class FinalTrainer:
 
         settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                                learning_rate=cfg.learning_rate, momentum=cfg.momentum, schedule=cfg.schedule)  # fmt: skip
+        # Every seed's initial weights before the first fit (seed 0's from the model the trainer trains): drawing them
+        # seeds TensorFlow, which clears its kernel cache, so one drawn per run made every run instantiate the training
+        # graph again.
+        models = [self._model(self._run_seed(i)) for i in range(cfg.seeds)]
+        self._initial_weights = [[v.numpy() for v in model.variables] for model in models]
         # Seed 0's graph seed for every run, whichever the process trains first (a resumed evaluation): see Trainer.
-        self.trainer = Trainer(self._model(self._run_seed(0)), train, settings, augment, graph_seed=self._run_seed(0))
-        # Every seed's initial weights before the first fit: drawing them seeds TensorFlow, which clears its kernel
-        # cache, so one drawn per run made every run instantiate the training graph again.
-        self._initial_weights = [[v.numpy() for v in self._model(self._run_seed(i)).variables] for i in range(cfg.seeds)]
+        self.trainer = Trainer(models[0], train, settings, augment, graph_seed=self._run_seed(0))
 
     def _run_seed(self, seed_index: int) -> int:
         return stream_seed(self.seed, "evaluate", seed_index)

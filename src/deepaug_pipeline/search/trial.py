@@ -66,17 +66,18 @@ class TrialRunner:
             s_base, s_policy = tf.unstack(tf.random.experimental.stateless_split(fit_seed, 2))
             return apply_policy(base_augment(x, base, s_base), policy, s_policy, op_indices)
 
-        # Every fit's data order comes from seed 0's graph seed, whichever seed a process fits first (before this was
-        # set, an uninterrupted local search traced under that value too).
-        self._graph_seed = stream_seed(seed, "child_init", 0)
-        fit = child_fit_settings(child, validate_last=validated_epochs(child.reward_epochs, child.last_n_epochs))
-        self.trainer = Trainer(self._model_for_seed(0), subset, fit, augment=augment, graph_seed=self._graph_seed)
-        self._pretrainer: Trainer | None = None
         # Keras draws initial weights under TensorFlow's global seed, and setting that clears TensorFlow's kernel
         # cache: a seed drawn after the first fit makes the next fit instantiate its graph again (~1 s here). So the
-        # seeds a search uses (``n_seeds``) are drawn now; any other when first asked for.
-        self._initial_weights: dict[int, list] = {}
-        for seed_index in range(n_seeds):
+        # seeds a search uses (``n_seeds``) are drawn now, seed 0's from the child the trainer trains; any other when
+        # first asked for.
+        model = self._model_for_seed(0)
+        self._initial_weights = {0: [v.numpy() for v in model.variables]}
+        # Every fit's data order comes from seed 0's graph seed, whichever seed a process fits first (before this was
+        # set, an uninterrupted local search traced under that value too).
+        fit = child_fit_settings(child, validate_last=validated_epochs(child.reward_epochs, child.last_n_epochs))
+        self.trainer = Trainer(model, subset, fit, augment=augment, graph_seed=stream_seed(seed, "child_init", 0))
+        self._pretrainer: Trainer | None = None
+        for seed_index in range(1, n_seeds):
             self.initial_weights(seed_index)
         self._starts: dict[int, list] = {}
         self._validation: dict[int, LabelledImages] = {}
@@ -101,7 +102,7 @@ class TrialRunner:
             if self.child.first_train_epochs > 0:
                 if self._pretrainer is None:
                     self._pretrainer = Trainer(self.trainer.model, self.subset, child_fit_settings(self.child, self.child.first_train_epochs),
-                                               no_augmentation, graph_seed=self._graph_seed)  # fmt: skip
+                                               no_augmentation, graph_seed=self.trainer.graph_seed)  # fmt: skip
                 self._pretrainer.reset(state)
                 self._pretrainer.fit((), stream_seed(self.seed, "pretrain", seed_index), self.validation(seed_index))
                 state = [v.numpy() for v in self.trainer.model.variables]
