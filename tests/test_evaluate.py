@@ -114,6 +114,27 @@ def test_runs_are_logged_as_before_and_resume_as_they_were(tmp_path):
         assert run_grid(cfg, run_log, lambda s, i: pytest.fail(f"{s}/{i} trained again"), aliases) == runs
 
 
+def test_a_test_size_scores_a_stratified_sample_and_its_default_keeps_old_logs_resuming():
+    from deepaug_pipeline.data import LabelledImages
+    from deepaug_pipeline.evaluate.final import test_sample
+
+    labels = np.repeat(np.arange(4), [400, 300, 200, 100])
+    test = LabelledImages(np.arange(len(labels)).reshape(-1, 1, 1, 1), labels)
+    names = ["a", "b", "c", "d"]
+    sample = test_sample(test, names, EvaluateConfig(test_size=100), seed=3)
+    assert np.bincount(sample.y).tolist() == [40, 30, 20, 10]  # each class in its share of the split
+    assert (labels[sample.x.ravel()] == sample.y).all() and len(np.unique(sample.x)) == 100  # images keep their labels
+    assert np.array_equal(test_sample(test, names, EvaluateConfig(test_size=100), seed=3).x, sample.x)  # seeded
+    assert not np.array_equal(test_sample(test, names, EvaluateConfig(test_size=100), seed=4).x, sample.x)
+    assert test_sample(test, names, EvaluateConfig(), seed=3) is test
+    assert test_sample(test, names, EvaluateConfig(test_size=5000), seed=3) is test
+    # A log written before the key existed has no test_size: at its default the key stays out of the fingerprint.
+    assert "test_size" not in EvaluateConfig().result_defining()
+    assert EvaluateConfig(test_size=100).result_defining()["test_size"] == 100
+    with pytest.raises(ConfigError, match="test_size"):
+        parse_config(EvaluateConfig, {"test_size": 0}, "evaluate")
+
+
 def test_comparison_chart_is_a_dot_plot_fitted_to_the_errors_and_curves_are_told_apart():
     from deepaug_pipeline.evaluate.report import learning_curves, error_dot_plot
 
@@ -214,6 +235,7 @@ def test_search_then_evaluate_writes_the_report(project):
     assert lines[2].startswith("Dataset: 10 classes (T-shirt/top, Trouser, Pullover, Dress, …), 28×28×1 images;")
     assert f"MLflow runs: search {search_id}, evaluate {evaluate_id}." in lines[3]
     assert lines[4].startswith("Final model: wrn_10_1, 300 training images, 2 epochs")
+    assert lines[4].rstrip().endswith("scored on a stratified sample of 1000 of the 10000 untouched test images.")
     assert lines[5].startswith("Warning: this is a smoke-test configuration (2 epochs, 300 training images).")
     assert run_of["evaluate"].data.tags["search_run_id"] == search_id
     assert md.index("## Verdict") < md.index("- Lowest mean test error: ") < md.index("## Comparison")

@@ -272,6 +272,7 @@ class EvaluateConfig(_Strict):
     model_options: dict[str, Any] = Field(default_factory=lambda: {"dropout": 0.0, "weight_decay": 0.0005})
     train_size: int | None = Field(4000, ge=10, description="stratified subset of TRAIN; null = all of it")
     validation_size: int = Field(1000, ge=10, description="held-out TRAIN images for the learning curves (never test)")
+    test_size: int | None = Field(None, ge=10, description="stratified sample of the test split to score on; null = all of it")
     epochs: int = Field(120, ge=1)
     batch_size: int = Field(128, ge=1)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
@@ -291,7 +292,9 @@ class EvaluateConfig(_Strict):
         return self
 
     def result_defining(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"fresh_start", "strategies", "seeds"})
+        # test_size at its default is left out, so evaluation logs written before the key existed still resume.
+        unset = {"test_size"} if self.test_size is None else set()
+        return self.model_dump(exclude={"fresh_start", "strategies", "seeds"} | unset)
 
 
 # --------------------------------------------------------------------------- whole parameter tree

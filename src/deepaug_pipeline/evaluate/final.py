@@ -40,6 +40,14 @@ def final_splits(
     return LabelledImages(rest.x[idx_train], rest.y[idx_train]), val
 
 
+def test_sample(test: LabelledImages, class_names: list[str], cfg: EvaluateConfig, seed: int) -> LabelledImages:
+    """The test images every final model is scored on: a stratified ``test_size`` sample, or all of them."""
+    if cfg.test_size is None or cfg.test_size >= len(test.y):
+        return test
+    idx, _ = stratified_indices(test.y, class_names, cfg.test_size, stream_rng(seed, "eval_test"), "test sample")
+    return LabelledImages(test.x[idx], test.y[idx])
+
+
 class FinalTrainer:
     """The final model for every strategy and seed of one evaluation, on one traced training graph.
 

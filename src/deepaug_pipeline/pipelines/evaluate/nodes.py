@@ -28,7 +28,7 @@ def evaluate_strategies(
 ) -> list[EvaluationRun]:
     """Train the final model for every strategy × seed (resuming logged runs); score each on the test split."""
     from deepaug_pipeline.augment.policy import Policy
-    from deepaug_pipeline.evaluate.final import FinalTrainer, final_splits, run_grid
+    from deepaug_pipeline.evaluate.final import FinalTrainer, final_splits, run_grid, test_sample
     from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, strategy_aliases
     from deepaug_pipeline.search.results import check_current
     from deepaug_pipeline.search.run import data_fingerprint
@@ -40,13 +40,14 @@ def evaluate_strategies(
         np.concatenate([search_subset.x, seed_validation_pool.x]), np.concatenate([search_subset.y, seed_validation_pool.y])
     )
     train, val = final_splits(train_all, dataset_summary["class_names"], cfg, seed)
+    test = test_sample(test_set, dataset_summary["class_names"], cfg, seed)
     config = {"seed": seed, "evaluate": cfg.result_defining(), "found_policy": policy_identity(found),
               "data": {**{k: dataset_summary[k] for k in ("image_shape", "n_classes", "sizes")},
-                       "content": data_fingerprint(train, val, test_set)}}  # fmt: skip
+                       "content": data_fingerprint(train, val, test)}}  # fmt: skip
     n_classes = dataset_summary["n_classes"]
     base = found_base(found)
     with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate") as run_log:
-        trainer = FinalTrainer(train, val, test_set, n_classes, found, cfg, seed, base)
+        trainer = FinalTrainer(train, val, test, n_classes, found, cfg, seed, base)
         runs = run_grid(cfg, run_log, trainer.run, strategy_aliases(base, found))
     log_evaluation_runs(runs)
     return runs
