@@ -21,6 +21,7 @@ from tests.conftest import kedro_session_run, make_images, mlflow_runs, search_p
 DASK = {"executor": "dask", "n_workers": 2, "threads_per_worker": 1}
 
 
+@pytest.mark.slow
 def test_dask_search_logs_every_trial_once_nested_under_one_parent(project):
     kedro_session_run(project, "search", params={"search": {**DASK, "iterations": 6}})
     trials = read_log(project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl")[1]
@@ -39,6 +40,7 @@ def test_dask_search_logs_every_trial_once_nested_under_one_parent(project):
     assert sorted(c.data.tags["key"] for c in children) == sorted(keys)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_search_loses_nothing(project):
     """The search runs on a cluster the test holds, so the scheduler says which worker is running a fit: that one is
     killed (its nanny starts a new one), after two fits are logged."""

@@ -53,6 +53,7 @@ def _search(tmp_path: Path, fashion, child: dict | None = None, **search):
     return run_search(subset, pool, SUMMARY, TrialLogStore(tmp_path), tiny(child, **search), seed=3)
 
 
+@pytest.mark.slow
 def test_children_are_trained_once_and_every_trial_only_scores_them(tmp_path, fashion):
     subset, pool = fashion
     cfg = SearchConfig(**TINY)
@@ -90,6 +91,7 @@ def test_children_are_trained_once_and_every_trial_only_scores_them(tmp_path, fa
     assert not ax.patches  # no noise band of retrained rewards
 
 
+@pytest.mark.slow
 def test_a_destructive_policy_scores_below_the_base_alone_on_real_images(fashion):
     subset, pool = fashion
     runner = TrialRunner(subset, pool, 10, tiny({"epochs": 8}).child, seed=3)
@@ -112,6 +114,7 @@ def test_a_destructive_policy_scores_below_the_base_alone_on_real_images(fashion
     assert runner.trainer.scoring_traces == 1
 
 
+@pytest.mark.slow
 def test_the_op_screen_scores_each_op_alone_on_the_real_children_and_pairs_it_with_the_base(tmp_path, fashion):
     result = _search(tmp_path, fashion, screen_ops=True, ops=["identity", "invert", "brightness"], iterations=3)
     reference = next(r for r in result.records if r.key == "reference/density")
@@ -154,6 +157,7 @@ def test_density_config_is_fingerprinted_and_checked_before_work(tmp_path, fashi
         parse_config(SearchConfig, {"reward": "densty"}, "search")
 
 
+@pytest.mark.slow
 def test_missing_children_are_named_and_fresh_start_archives_them_with_the_log(tmp_path, fashion):
     first = _search(tmp_path, fashion)
     log_path = Path(first.log_path)
@@ -172,6 +176,7 @@ def test_missing_children_are_named_and_fresh_start_archives_them_with_the_log(t
     assert (children_dir(log_path) / "baseline-standard-s1.npz").exists() and again.reward == "density"
 
 
+@pytest.mark.slow
 def test_kill_9_under_density_loses_at_most_the_trial_in_flight(project):
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian-density.jsonl"
     params = {"reward": "density", "iterations": 40, "child": {"density_images": 100}, "track_sample_grids": False}

@@ -202,6 +202,7 @@ def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():
             assert f"- {line}" in verdict_section and line in page
 
 
+@pytest.mark.slow
 def test_evaluate_without_search_outputs_says_to_run_the_search(project):
     result = kedro_run(project, "--pipelines=evaluate", "--env=test")
     assert result.returncode != 0
@@ -210,6 +211,7 @@ def test_evaluate_without_search_outputs_says_to_run_the_search(project):
     assert f"best_policy({project}/data/07_model_output/best_policy.json)" in text
 
 
+@pytest.mark.slow
 def test_search_then_evaluate_writes_the_report(project):
     kedro_session_run(project, "search")
     kedro_session_run(project, "evaluate")

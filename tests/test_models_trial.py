@@ -159,6 +159,7 @@ def _fit(policy: Policy, base: str = "standard", seed_index: int = 0) -> FitRequ
     return FitRequest(f"fit/{base}/{seed_index}", "search", base, seed_index, policy.to_dict())
 
 
+@pytest.mark.slow
 def test_same_seed_same_reward_after_other_fits_and_nothing_retraces():
     runner = TrialRunner(_data(), _data(100), 4, SETTINGS, seed=5)
     first = runner.run(_fit(POLICY))
@@ -178,6 +179,7 @@ def test_same_seed_same_reward_after_other_fits_and_nothing_retraces():
     assert not dataset_functions, dataset_functions
 
 
+@pytest.mark.slow
 def test_a_fit_is_the_same_whichever_seed_the_process_fitted_first():
     """A resumed search, or a Dask worker, may first fit a seed other than 0; Keras then last seeded TensorFlow with
     that seed's, and a graph traced under it shuffled the data in another order for every later fit."""

@@ -8,11 +8,13 @@ import re
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_tutorial_notebook_executes(tmp_path, monkeypatch):
     nb = nbformat.read(REPO / "notebooks" / "tutorial.ipynb", as_version=4)
     work = tmp_path / "notebooks"

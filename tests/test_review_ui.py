@@ -48,6 +48,7 @@ def mlflow_server(project):
 
 
 # Skipped only outside CI: in CI (CI=true) a missing browser is a failure, not a skip.
+@pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and os.environ.get("CI") != "true", reason="needs Debian's chromium and chromium-driver")
 def test_experiment_page_lists_the_search_with_its_trials_nested(mlflow_server, tmp_path):
     from selenium import webdriver

@@ -333,6 +333,7 @@ TEST_KEYS = (["baseline/standard/s0", "baseline/standard/s1"] + [f"trial/{i}" fo
              + ["reevaluate/base/s2", "reevaluate/base/s3"])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_kedro_search_end_to_end_with_mlflow(project):
     result = kedro_run(project, "--pipelines=search", "--env=test")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -398,6 +399,7 @@ def test_kedro_search_end_to_end_with_mlflow(project):
     assert_real_png(downloaded / "policy_grid.png")
 
 
+@pytest.mark.slow
 def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl"
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
@@ -442,6 +444,7 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     assert len(read_log(log_path)[1]) == expected
 
 
+@pytest.mark.slow
 def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
     kedro_session_run(project, "search")
     kedro_session_run(project, "search", params={"search": {"method": "random"}})
@@ -524,6 +527,7 @@ def test_a_moved_key_is_refused_with_where_it_went():
         validate_params({"ingest": {"validation_sample_size": 400}})
 
 
+@pytest.mark.slow
 def test_a_model_name_typo_is_refused_before_ingest_and_blocks_nothing(project):
     result = kedro_run(project, "--pipelines=search", "--env=test", "--params=search.child.model=fastcn")
     assert result.returncode == 1

@@ -47,6 +47,7 @@ def test_the_uri_is_resolved_as_kedro_mlflow_resolves_it(tmp_path):
     assert anchored_to_project({**conf, "tracking": None}, tmp_path)["tracking"] is None  # kedro-mlflow refuses it itself
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["refused port", "malformed sqlite file"])
 def test_unusable_tracking_warns_once_and_the_search_writes_every_output(project, fault, monkeypatch):
     if fault == "refused port":
@@ -66,6 +67,7 @@ def test_unusable_tracking_warns_once_and_the_search_writes_every_output(project
     assert elapsed < 240  # the search itself takes about 30 s; MLflow's default retries took about 4 minutes
 
 
+@pytest.mark.slow
 def test_a_server_killed_mid_search_costs_seconds_and_every_output_is_written(project, tmp_path):
     port = free_port()
     server = subprocess.Popen(
