@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script: the repository root, for ``benchmarks``
 from benchmarks.common import RESULTS, machine  # noqa: E402
 from benchmarks.summarise_search_log import load, summarise  # noqa: E402
-from deepaug_pipeline.search.run import canonical_log_config  # noqa: E402
+from deepaug_pipeline.config import canonical_log_config  # noqa: E402
 
 
 def method_figures(summary: dict) -> dict:

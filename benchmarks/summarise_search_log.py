@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script: the repos
 from benchmarks.common import RESULTS, machine  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.run_log import read_log  # noqa: E402
-from deepaug_pipeline.search.run import canonical_log_config  # noqa: E402
+from deepaug_pipeline.config import canonical_log_config  # noqa: E402
 
 
 def load(path: Path) -> tuple[dict, list[dict]]:

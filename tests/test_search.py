@@ -20,18 +20,18 @@ from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.cli import command_hint
-from deepaug_pipeline.config import ConfigError, EvaluateConfig, SearchConfig, validate_params
+from deepaug_pipeline.config import ConfigError, EvaluateConfig, SearchConfig, canonical_log_config, validate_params
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.final import run_grid
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.results import results_table as evaluate_results_table
 from deepaug_pipeline.evaluate.strategies import strategy_aliases
-from deepaug_pipeline.run_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, TrialLogStore, fingerprint, read_log
+from deepaug_pipeline.run_log import TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, TrialLogStore, fingerprint, read_log, refuse_changed_config
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.results import StaleSearchOutputs
-from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, log_config, policy_space, run_search
+from deepaug_pipeline.search.run import data_fingerprint, log_config, policy_space, run_search
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
 from deepaug_pipeline.seeding import stream_seed
@@ -433,8 +433,11 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     assert all(c.info.status == "KILLED" for c in children if c.data.tags["key"] not in finished or c.info.status == "RUNNING")
 
     # A changed config is refused, and the log is kept; fresh_start archives it and starts over.
+    subset = project / "data" / "05_model_input" / "search_subset.npz"
+    ingested = subset.stat().st_mtime_ns
     changed = kedro_run(project, "--pipelines=search", "--env=test", search_params(**params, child={"epochs": 3}))
     assert changed.returncode != 0
+    assert subset.stat().st_mtime_ns == ingested and "Runningnode" not in squashed_output(changed)  # refused before ingest
     assert "writtenunderadifferentsearchconfig(search.child.epochs:2→3)" in squashed_output(changed)
     assert "Tostartafresh:kedrorun--pipelines=search--params=search.fresh_start=true(same--env)" in squashed_output(changed)
     assert read_log(log_path)[1] == after
@@ -504,6 +507,15 @@ def test_a_log_from_an_older_version_still_resumes(tmp_path):
         changed = log_config(SearchConfig(child=child), older["seed"], older["data"], older["data"]["content"])
         with pytest.raises(TrialLogMismatch, match=re.escape(f"config ({named})")):
             TrialLog(path, changed, canonical=canonical_log_config)
+    # The check made before the data is loaded (seed and search keys only) lets the old log through as well, and
+    # refuses the same change by the same name.
+    known = canonical_log_config({"seed": older["seed"], "search": SearchConfig().model_dump()})
+    refuse_changed_config(path, known, "search", canonical_log_config)
+    changed = canonical_log_config({"seed": older["seed"], "search": SearchConfig(child={"epochs": 5}).model_dump()})
+    with pytest.raises(TrialLogMismatch, match=re.escape("config (search.child.epochs: 60 → 5)")):
+        refuse_changed_config(path, changed, "search", canonical_log_config)
+    with pytest.raises(TrialLogMismatch, match=re.escape("config (seed: 42 → 7)")):
+        refuse_changed_config(path, {**known, "seed": 7}, "search", canonical_log_config)
     # Today's fingerprint of a fixed config, pinned: a change to what it covers must be deliberate (logs stop resuming).
     summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {"search_subset": 60}}
     assert fingerprint(log_config(SearchConfig(), 0, summary, "c0ffee")) == PINNED_FINGERPRINT
@@ -555,6 +567,8 @@ def test_a_log_without_records_never_blocks_the_next_run(tmp_path):
     path = tmp_path / "log.jsonl"
     TrialLog(path, CONFIG)  # a run that failed before its first fit leaves a header only
     other = {"seed": 2}
+    refuse_changed_config(path, other)  # nor does the check before the data is loaded
+    refuse_changed_config(tmp_path / "absent.jsonl", other)
     assert TrialLog(path, other).trials == [] and read_log(path)[0]["config"] == other
     path.write_text('{"type": "header", "finger')  # a header torn by kill -9
     assert TrialLog(path, CONFIG).trials == [] and read_log(path)[0]["config"] == CONFIG

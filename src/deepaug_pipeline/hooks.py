@@ -6,7 +6,8 @@ import logging
 
 from kedro.framework.hooks import hook_impl
 
-from deepaug_pipeline.config import ConfigError, validate_params
+from deepaug_pipeline.config import ConfigError, canonical_log_config, validate_params
+from deepaug_pipeline.run_log import refuse_changed_config
 from deepaug_pipeline.pipelines import TENSORFLOW_TAG
 
 # Where the summary points a reader: the outputs they open first.
@@ -22,17 +23,27 @@ def _filepath(catalog, name: str) -> str:
 
 
 class ConfigValidationHook:
-    """Reject bad parameters and missing pipeline inputs before any work starts."""
+    """Reject bad parameters, missing pipeline inputs and a trial log written under another search config before any
+    work starts (ingest included: on a user's image folder it may take minutes)."""
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        validate_params(context.params)
+        self._params = validate_params(context.params)
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        missing = sorted(
-            name for name in pipeline.inputs() if not name.startswith("params:") and name != "parameters" and not catalog.exists(name)
-        )
+        inputs = pipeline.inputs()
+        self._refuse_missing_inputs(inputs, catalog)
+        search = self._params.search
+        if "trial_logs" in inputs and not search.fresh_start:
+            # The seed and the search keys are known now; the data's part of the log's config is checked once the
+            # data is loaded, when the search opens its log.
+            known = canonical_log_config({"seed": self._params.seed, "search": search.model_dump()})
+            refuse_changed_config(catalog.load("trial_logs").path_for(search.trial_log_name), known, "search", canonical_log_config)
+
+    @staticmethod
+    def _refuse_missing_inputs(inputs: set[str], catalog) -> None:
+        missing = sorted(name for name in inputs if not name.startswith("params:") and name != "parameters" and not catalog.exists(name))
         if not missing:
             return
         where = [f"{name} ({_filepath(catalog, name)})" for name in missing]

@@ -57,6 +57,31 @@ def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def _mismatch(path: Path, logged: dict, config: dict, section: str) -> TrialLogMismatch:
+    changes = "; ".join(_diff(logged, config)) or "unknown differences"
+    return TrialLogMismatch(
+        f"the log {path} was written under a different {section} config ({changes}). Nothing was run. To keep it "
+        f"and start afresh, set {section}.fresh_start: true; the old log is then renamed, not deleted. Or restore the "
+        "old config to resume it.",
+        section,
+    )
+
+
+def refuse_changed_config(path: str | Path, known: dict[str, Any], section: str = "search",
+                          canonical: Callable[[dict], dict] | None = None) -> None:  # fmt: skip
+    """Before any work (the data is loaded later): refuse the log at ``path`` if its records were written under a
+    config that differs in the keys of ``known``, the part of the config known without the data. Opening the log
+    later checks the whole config as before; a log without records never blocks, as there."""
+    path = Path(path)
+    if not path.exists():
+        return
+    header, trials = read_log(path)
+    logged = (canonical or (lambda c: c))(header.get("config", {}))
+    logged_known = {key: logged[key] for key in known if key in logged}
+    if trials and fingerprint(logged_known) != fingerprint(known):
+        raise _mismatch(path, logged_known, known, section)
+
+
 class TrialLog:
     """One run's durable record of finished fits: a search's trials, or an evaluation's final models."""
 
@@ -102,13 +127,7 @@ class TrialLog:
                 shutil.rmtree(children_dir(self.path), ignore_errors=True)
             elif damaged or not same:
                 if not fresh_start:
-                    changes = "; ".join(_diff(logged_config, config)) or "unknown differences"
-                    raise TrialLogMismatch(
-                        f"the log {self.path} was written under a different {section} config ({changes}). "
-                        f"Nothing was run. To keep it and start afresh, set {section}.fresh_start: true; the old log is "
-                        "then renamed, not deleted. Or restore the old config to resume it.",
-                        section,
-                    )
+                    raise _mismatch(self.path, logged_config, config, section)
                 self.archived = self.path.with_name(f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{self.path.suffix}")
                 self.path.rename(self.archived)
                 if children_dir(self.path).exists():  # the trained children belong to the archived log

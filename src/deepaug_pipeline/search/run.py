@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from deepaug_pipeline.augment import ops as ops_lib
-from deepaug_pipeline.config import ConfigError, SearchConfig, search_result_defining
+from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_log_config
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.controller import SearchLoop
@@ -56,17 +56,6 @@ def log_config(cfg: SearchConfig, seed: int, data_summary: dict, data_hash: str)
         "search": cfg.model_dump(),
         "data": {**{k: data_summary[k] for k in ("image_shape", "n_classes", "sizes")}, "content": data_hash},
     })  # fmt: skip
-
-
-def canonical_log_config(config: dict) -> dict:
-    """A search log's config, of this version or an older one, in the form the fingerprint is taken of: the search
-    keys that change a fit (``search_result_defining``). Older versions also recorded the ingest section: its
-    ``validation_sample_size`` is now the child's; the rest made the data, whose content the log records."""
-    search = config.get("search", {})
-    moved = (config.get("ingest") or {}).get("validation_sample_size")
-    if moved is not None:
-        search = {**search, "child": {"validation_sample_size": moved, **search.get("child", {})}}
-    return {**{k: v for k, v in config.items() if k != "ingest"}, "search": search_result_defining(search)}
 
 
 def run_search(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from deepaug_pipeline.config import SearchConfig, parse_config
+from deepaug_pipeline.config import SearchConfig, canonical_log_config, parse_config
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.pipelines import Figure
 from deepaug_pipeline.run_log import TrialLogStore
@@ -58,7 +58,7 @@ def plot_convergence(
 ) -> Figure:
     """Trial rewards and the best so far, with the other search method overlaid when its log exists."""
     from deepaug_pipeline.search import results
-    from deepaug_pipeline.search.run import canonical_log_config, data_fingerprint, log_config
+    from deepaug_pipeline.search.run import data_fingerprint, log_config
 
     cfg = parse_config(SearchConfig, search, "search")
     data_hash = data_fingerprint(search_subset, seed_validation_pool)
