@@ -116,18 +116,25 @@ def test_runs_are_logged_as_before_and_resume_as_they_were(tmp_path):
 
 def test_a_test_size_scores_a_stratified_sample_and_its_default_keeps_old_logs_resuming():
     from deepaug_pipeline.data import LabelledImages
-    from deepaug_pipeline.evaluate.final import test_sample
+    from deepaug_pipeline.evaluate.final import scoring_sample
 
     labels = np.repeat(np.arange(4), [400, 300, 200, 100])
     test = LabelledImages(np.arange(len(labels)).reshape(-1, 1, 1, 1), labels)
     names = ["a", "b", "c", "d"]
-    sample = test_sample(test, names, EvaluateConfig(test_size=100), seed=3)
+    sample = scoring_sample(test, names, EvaluateConfig(test_size=100), seed=3)
     assert np.bincount(sample.y).tolist() == [40, 30, 20, 10]  # each class in its share of the split
     assert (labels[sample.x.ravel()] == sample.y).all() and len(np.unique(sample.x)) == 100  # images keep their labels
-    assert np.array_equal(test_sample(test, names, EvaluateConfig(test_size=100), seed=3).x, sample.x)  # seeded
-    assert not np.array_equal(test_sample(test, names, EvaluateConfig(test_size=100), seed=4).x, sample.x)
-    assert test_sample(test, names, EvaluateConfig(), seed=3) is test
-    assert test_sample(test, names, EvaluateConfig(test_size=5000), seed=3) is test
+    assert np.array_equal(scoring_sample(test, names, EvaluateConfig(test_size=100), seed=3).x, sample.x)  # seeded
+    assert not np.array_equal(scoring_sample(test, names, EvaluateConfig(test_size=100), seed=4).x, sample.x)
+    assert scoring_sample(test, names, EvaluateConfig(), seed=3) is test
+    assert scoring_sample(test, names, EvaluateConfig(test_size=5000), seed=3) is test
+    # A sample, unlike a split, may take every image of a class; it may not leave a class out.
+    assert len(scoring_sample(test, names, EvaluateConfig(test_size=999), seed=3).y) == 999
+    rare = LabelledImages(test.x[:401], labels[:401].copy())
+    rare.y[-1] = 3  # class 'd' has a single test image; classes 'b' and 'c' none
+    assert np.bincount(scoring_sample(rare, names, EvaluateConfig(test_size=300), seed=3).y).tolist() == [299, 0, 0, 1]
+    with pytest.raises(ConfigError, match=r"evaluate.test_size=20 leaves class\(es\) 'd' out of the test sample"):
+        scoring_sample(rare, names, EvaluateConfig(test_size=20), seed=3)
     # A log written before the key existed has no test_size: at its default the key stays out of the fingerprint.
     assert "test_size" not in EvaluateConfig().result_defining()
     assert EvaluateConfig(test_size=100).result_defining()["test_size"] == 100

@@ -273,7 +273,8 @@ Strategy = Literal["none", "standard", "standard+found", "standard+randaugment",
 
 
 class EvaluateConfig(_Strict):
-    """The final comparison: a larger model trained per strategy and seed, scored on the untouched test split."""
+    """The final comparison: a larger model trained per strategy and seed, scored on the untouched test split (or a
+    stratified sample of it)."""
 
     strategies: list[Strategy] = Field(
         default_factory=lambda: ["none", "standard", "standard+found", "standard+randaugment", "standard+trivialaugment"]

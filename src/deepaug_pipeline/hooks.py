@@ -1,4 +1,5 @@
-"""Project hooks: refuse bad parameters and missing inputs before any node runs; end every run with a summary."""
+"""Project hooks: refuse bad parameters, missing inputs and a trial log of another search config before any node
+runs; end every run with a summary."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from deepaug_pipeline.pipelines import TENSORFLOW_TAG
 # Where the summary points a reader: the outputs they open first.
 SEARCH_FILES = ("best_policy", "top_policies_table", "trials_table", "convergence_plot")
 EVALUATE_FILES = ("report_html", "report_md")
+SEARCH_NODE = "search_policies"  # the node that opens the trial log
 MLFLOW_UI = "http://127.0.0.1:5000"  # `kedro mlflow ui`'s default address (conf/base/mlflow.yml, ui:)
 
 log = logging.getLogger(__name__)
@@ -28,18 +30,23 @@ class ConfigValidationHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._params = validate_params(context.params)
+        validate_params(context.params)
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        inputs = pipeline.inputs()
-        self._refuse_missing_inputs(inputs, catalog)
-        search = self._params.search
-        if "trial_logs" in inputs and not search.fresh_start:
-            # The seed and the search keys are known now; the data's part of the log's config is checked once the
-            # data is loaded, when the search opens its log.
-            known = canonical_log_config({"seed": self._params.seed, "search": search.model_dump()})
-            refuse_changed_config(catalog.load("trial_logs").path_for(search.trial_log_name), known, "search", canonical_log_config)
+        self._refuse_missing_inputs(pipeline.inputs(), catalog)
+        if any(node.name == SEARCH_NODE for node in pipeline.nodes):
+            self._refuse_changed_search(validate_params(catalog.load("parameters")), catalog)
+
+    @staticmethod
+    def _refuse_changed_search(params, catalog) -> None:
+        """The seed and the search keys are known before ingest; the data's part of the trial log's config is
+        checked once the data is loaded, when the search opens its log."""
+        if params.search.fresh_start:
+            return
+        known = canonical_log_config({"seed": params.seed, "search": params.search.model_dump()})
+        path = catalog.load("trial_logs").path_for(params.search.trial_log_name)
+        refuse_changed_config(path, known, "search", canonical_log_config)
 
     @staticmethod
     def _refuse_missing_inputs(inputs: set[str], catalog) -> None:
@@ -83,7 +90,7 @@ class RunSummaryHook:
 
     @hook_impl
     def after_node_run(self, node, catalog, inputs, outputs, is_async) -> None:
-        if node.name == "search_policies":
+        if node.name == SEARCH_NODE:
             from deepaug_pipeline.search.tracking import TrackingTarget
 
             self._search = outputs["trials"]

@@ -14,11 +14,11 @@ import numpy as np
 import tensorflow as tf
 
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.config import EvaluateConfig, Strategy
+from deepaug_pipeline.config import ConfigError, EvaluateConfig, Strategy
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.strategies import strategy_augment
-from deepaug_pipeline.ingest.split import stratified_indices
+from deepaug_pipeline.ingest.split import stratified_allocation, stratified_indices
 from deepaug_pipeline.models import build_model
 from deepaug_pipeline.models.training import FitSettings, Trainer
 from deepaug_pipeline.run_log import TrialLog
@@ -40,11 +40,19 @@ def final_splits(
     return LabelledImages(rest.x[idx_train], rest.y[idx_train]), val
 
 
-def test_sample(test: LabelledImages, class_names: list[str], cfg: EvaluateConfig, seed: int) -> LabelledImages:
-    """The test images every final model is scored on: a stratified ``test_size`` sample, or all of them."""
+def scoring_sample(test: LabelledImages, class_names: list[str], cfg: EvaluateConfig, seed: int) -> LabelledImages:
+    """The test images every final model is scored on: a stratified ``test_size`` sample, or all of them. Unlike a
+    split, a sample may take every image of a class; it must take at least one of each."""
     if cfg.test_size is None or cfg.test_size >= len(test.y):
         return test
-    idx, _ = stratified_indices(test.y, class_names, cfg.test_size, stream_rng(seed, "eval_test"), "test sample")
+    alloc = stratified_allocation(test.y, len(class_names), cfg.test_size)
+    counts = np.bincount(test.y, minlength=len(class_names))
+    empty = [f"'{class_names[c]}'" for c in np.flatnonzero((counts > 0) & (alloc < 1))]
+    if empty:
+        raise ConfigError(f"evaluate.test_size={cfg.test_size} leaves class(es) {', '.join(empty)} out of the test sample "
+                          f"({len(test.y)} test images, {len(class_names)} classes): raise it, or set null to score them all")  # fmt: skip
+    rng = stream_rng(seed, "eval_test")
+    idx = np.sort(np.concatenate([rng.choice(np.flatnonzero(test.y == c), alloc[c], replace=False) for c in np.flatnonzero(alloc)]))
     return LabelledImages(test.x[idx], test.y[idx])
 
 

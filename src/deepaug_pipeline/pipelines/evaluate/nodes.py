@@ -26,9 +26,10 @@ def evaluate_strategies(
     evaluate: dict,
     seed: int,
 ) -> list[EvaluationRun]:
-    """Train the final model for every strategy × seed (resuming logged runs); score each on the test split."""
+    """Train the final model for every strategy × seed (resuming logged runs); score each on the test split (or the
+    stratified sample of it that ``test_size`` asks for)."""
     from deepaug_pipeline.augment.policy import Policy
-    from deepaug_pipeline.evaluate.final import FinalTrainer, final_splits, run_grid, test_sample
+    from deepaug_pipeline.evaluate.final import FinalTrainer, final_splits, run_grid, scoring_sample
     from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, strategy_aliases
     from deepaug_pipeline.search.results import check_current
     from deepaug_pipeline.search.run import data_fingerprint
@@ -40,8 +41,9 @@ def evaluate_strategies(
         np.concatenate([search_subset.x, seed_validation_pool.x]), np.concatenate([search_subset.y, seed_validation_pool.y])
     )
     train, val = final_splits(train_all, dataset_summary["class_names"], cfg, seed)
-    test = test_sample(test_set, dataset_summary["class_names"], cfg, seed)
-    config = {"seed": seed, "evaluate": cfg.result_defining(), "found_policy": policy_identity(found),
+    test = scoring_sample(test_set, dataset_summary["class_names"], cfg, seed)
+    scored = cfg if test is not test_set else cfg.model_copy(update={"test_size": None})  # a size ≥ the split is all of it
+    config = {"seed": seed, "evaluate": scored.result_defining(), "found_policy": policy_identity(found),
               "data": {**{k: dataset_summary[k] for k in ("image_shape", "n_classes", "sizes")},
                        "content": data_fingerprint(train, val, test)}}  # fmt: skip
     n_classes = dataset_summary["n_classes"]
