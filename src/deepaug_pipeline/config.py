@@ -224,6 +224,12 @@ class SearchConfig(_Strict):
         return self.method if self.reward == "retrain" else f"{self.method}-{self.reward}"
 
     @property
+    def n_seeds(self) -> int:
+        """Seed indices a search trains: 0 .. noise_seeds - 1 for the base (seed 0 for the trials too), then the fresh
+        re-evaluation seeds."""
+        return self.noise_seeds + self.reevaluate_seeds
+
+    @property
     def n_iterations(self) -> int:
         """Policy trials: a density trial costs forward passes only, so it gets ten times as many by default."""
         if self.iterations is not None:

@@ -224,7 +224,7 @@ class SearchLoop:
     def _reevaluate(self) -> list[PairedGain]:
         cfg = self.cfg
         top = ranked_search_trials(list(self.records.values()))[: cfg.reevaluate_top]
-        seeds = range(cfg.noise_seeds, cfg.noise_seeds + cfg.reevaluate_seeds)  # fresh: neither noise nor search seeds
+        seeds = range(cfg.noise_seeds, cfg.n_seeds)  # fresh: neither noise nor search seeds
         base = self.floor.base
         requests = [FitRequest.reevaluate(None, base, s, self._identity) for s in seeds]
         requests += [FitRequest.reevaluate(t.trial_id, base, s, t.policy) for t in top for s in seeds]

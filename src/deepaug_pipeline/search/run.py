@@ -75,7 +75,7 @@ def run_search(
     with store.open(cfg.trial_log_name, config, cfg.fresh_start, canonical=canonical_log_config) as trial_log:
         if trial_log.archived:
             log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
-        spec = RunnerSpec(cfg.child, data_summary["n_classes"], seed, space.op_indices(), data_hash, cfg.noise_seeds + cfg.reevaluate_seeds)
+        spec = RunnerSpec(cfg.child, data_summary["n_classes"], seed, space.op_indices(), data_hash, cfg.n_seeds)
         if cfg.executor == "local":
             executor = LocalExecutor(subset, pool, spec)
         else:
