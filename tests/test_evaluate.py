@@ -189,6 +189,17 @@ def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
     aliased_runs = [replace(r, strategy="standard+found", same_as="none") for r in same if r.strategy == "none"]
     aliased = verdict(results_table([r for r in same if r.strategy == "none"] + aliased_runs, ["none", "standard+found"]))
     assert aliased[1] == "crop + flip + found policy: the same runs as none, nothing to compare."
+    # No policy beat the base: found reuses standard's runs, so its comparisons with the others would repeat
+    # standard's; it says so once, and the other comparisons keep the lines they have without it.
+    found_is_standard = [replace(r, strategy="standard+found", key=f"standard+found/{r.seed_index}", same_as="standard")
+                         for r in runs if r.strategy == "standard"]  # fmt: skip
+    strategies = ["none", "standard", "standard+found", "standard+trivialaugment"]
+    without_found = verdict(results_table([r for r in runs if r.strategy != "standard+found"], strategies[:2] + strategies[3:]))
+    with_alias = verdict(results_table([r for r in runs if r.strategy != "standard+found"] + found_is_standard, strategies))
+    assert [line for line in with_alias if "found policy" in line] == [
+        "crop + flip + found policy: the same runs as standard (crop + flip), nothing to compare."
+    ]
+    assert [line for line in with_alias if "found policy" not in line] == without_found
 
 
 def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():

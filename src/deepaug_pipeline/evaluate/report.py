@@ -157,11 +157,14 @@ def verdict(table: pd.DataFrame) -> list[str]:
         return ["No run finished, so there is nothing to compare."]
     best = rows["test_error_mean"].idxmin()
     lines = [f"Lowest mean test error: {rows.loc[best, 'label']} ({rows.loc[best, 'test_error_mean'] * 100:.2f}%)."]
+    made = {(a, b) for a, b in COMPARISONS if a in rows.index and b in rows.index}
     for a, b in COMPARISONS:
-        if a not in rows.index or b not in rows.index:
+        if (a, b) not in made:
             continue
         if same_as.get(a) == b:
             lines.append(f"{rows.loc[a, 'label']}: the same runs as {rows.loc[b, 'label']}, nothing to compare.")
+        elif a in same_as and ({(same_as[a], b), (b, same_as[a])} & made):
+            continue  # the same comparison as one of the strategy whose runs it reuses, already said
         else:
             lines.append(_compare(rows.loc[a], rows.loc[b]))
     return lines
