@@ -18,7 +18,7 @@ from deepaug_pipeline.config import ConfigError, EvaluateConfig, Strategy
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.strategies import strategy_augment
-from deepaug_pipeline.ingest.split import stratified_allocation, stratified_indices
+from deepaug_pipeline.ingest.split import stratified_allocation, stratified_draw, stratified_indices
 from deepaug_pipeline.models import build_model
 from deepaug_pipeline.models.training import FitSettings, Trainer
 from deepaug_pipeline.run_log import TrialLog
@@ -51,8 +51,7 @@ def scoring_sample(test: LabelledImages, class_names: list[str], cfg: EvaluateCo
     if empty:
         raise ConfigError(f"evaluate.test_size={cfg.test_size} leaves class(es) {', '.join(empty)} out of the test sample "
                           f"({len(test.y)} test images, {len(class_names)} classes): raise it, or set null to score them all")  # fmt: skip
-    rng = stream_rng(seed, "eval_test")
-    idx = np.sort(np.concatenate([rng.choice(np.flatnonzero(test.y == c), alloc[c], replace=False) for c in np.flatnonzero(alloc)]))
+    idx = stratified_draw(test.y, alloc, stream_rng(seed, "eval_test"))
     return LabelledImages(test.x[idx], test.y[idx])
 
 

@@ -63,13 +63,15 @@ def stratified_indices(
                 f"{what} of {size} out of {counts.sum()} (it would get {alloc[c]} and leave {counts[c] - alloc[c]}); "
                 "every class needs at least one image on each side"
             )
-    chosen = []
-    for c in np.flatnonzero(counts):
-        members = np.flatnonzero(labels == c)
-        chosen.append(rng.choice(members, size=alloc[c], replace=False))
-    picked = np.sort(np.concatenate(chosen))
+    picked = stratified_draw(labels, alloc, rng)
     rest = np.setdiff1d(np.arange(len(labels)), picked, assume_unique=True)
     return picked, rest
+
+
+def stratified_draw(labels: np.ndarray, alloc: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``alloc[c]`` images drawn at random from each class ``c`` that has any."""
+    counts = np.bincount(labels, minlength=len(alloc))
+    return np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), size=alloc[c], replace=False) for c in np.flatnonzero(counts)]))
 
 
 def _take(split: LabelledImages, idx: np.ndarray) -> LabelledImages:
