@@ -15,6 +15,7 @@ TINY = {
     "noise_seeds": 2, "reevaluate_top": 2, "reevaluate_seeds": 2, "opt_last_n_epochs": 1, "opt_initial_points": 2,
     "child_epochs": 2, "child_first_train_epochs": 0, "child_batch_size": 40, "validation_sample_size": 60,
     "model_options": {"width": 4, "dense": 8},
+    "reevaluate_stop_early": False,  # every re-evaluation fit runs, so the trial count below is fixed
 }  # fmt: skip
 
 

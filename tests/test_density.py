@@ -29,7 +29,7 @@ CHILD = dict(model="fastcnn", model_options={"width": 8, "dense": 16}, epochs=4,
              validation_sample_size=400, density_images=300)  # fmt: skip
 TINY = dict(
     reward="density", iterations=6, opt_initial_points=3, base_augmentation="standard", noise_seeds=2,
-    reevaluate_top=1, reevaluate_seeds=2, child=CHILD, track_sample_grids=False,
+    reevaluate_top=1, reevaluate_seeds=2, reevaluate_stop_early=False, child=CHILD, track_sample_grids=False,
 )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, OpScreen, choose_base, paired_gain, screened_out
+from deepaug_pipeline.search.noise import ACCEPT_SE, BaseChoice, NoiseFloor, OpScreen, choose_base, paired_gain, reachable_z, screened_out
 
 
 def test_noise_floor_gain_and_its_standard_error():
@@ -63,3 +63,28 @@ def test_an_op_is_screened_out_only_when_every_magnitude_hurts_beyond_two_se():
         OpScreen("f", 0.25, 0.0, None), OpScreen("f", 0.75, -0.5, 0.1),
     ]
     assert screened_out(screens) == ("a", "c", "e")
+
+
+@pytest.mark.parametrize("gains, remaining", [((-0.004,), 2), ((0.003,), 2), ((0.01, -0.02), 1), ((0.002, 0.001), 3),
+                                              ((-0.01, -0.02), 3), ((0.0,), 2), ((0.005, -0.001, 0.002), 2)])
+def test_reachable_z_is_the_supremum_over_every_completion(gains, remaining):
+    """No completion of the remaining seeds beats the bound, and equal completions come as close as we like."""
+    bound = reachable_z(gains, remaining)
+    rng = np.random.default_rng(0)
+    rest = rng.normal(rng.uniform(-0.05, 0.2, (20000, 1)), rng.uniform(1e-4, 0.05, (20000, 1)), (20000, remaining))
+    equal = np.repeat(np.geomspace(1e-4, 1e4, 400)[:, None], remaining, axis=1)
+    completed = np.hstack([np.broadcast_to(gains, (20400, len(gains))), np.vstack([rest, equal])])
+    n = completed.shape[1]
+    z = completed.mean(axis=1) / (completed.std(axis=1, ddof=1) / math.sqrt(n))
+    assert z.max() <= bound + 1e-9
+    if bound < 1e6:  # a positive known gain: equal completions make the spread vanish, z unbounded
+        assert z.max() > bound - 1e-3 * max(1.0, abs(bound))
+
+
+def test_with_three_seeds_one_negative_pair_settles_a_candidate_and_one_positive_keeps_it():
+    assert reachable_z((-0.0001,), 2) == pytest.approx(ACCEPT_SE) and not reachable_z((-0.0001,), 2) > ACCEPT_SE
+    assert reachable_z((0.0001,), 2) > 1e6  # the next two equal to it: no spread, accepted
+    assert reachable_z((), 3) == math.inf and reachable_z((0.01,), 0) == -math.inf  # nothing known; one pair only
+    assert reachable_z((-0.001,), 4) > ACCEPT_SE  # with 5 seeds the rest could still outweigh it
+    full = paired_gain(0, {3: 0.86, 4: 0.88, 5: 0.87}, {3: 0.84, 4: 0.85, 5: 0.85})
+    assert reachable_z(full.gains, 0) == pytest.approx(full.z)

@@ -161,7 +161,50 @@ def test_auto_base_measures_three_bases_and_every_gain_is_against_the_chosen_one
         assert t.base == "standard" and t.seed_index == 0
         assert t.gain == pytest.approx(t.reward - floor.rewards[0])  # the base on the same seed
         assert t.gain_se == pytest.approx(floor.std * np.sqrt(2))
-    assert len(executor.calls) == 9 + 5 + 3 * (1 + 2)
+    # Every policy's first paired gain is negative, which with 3 seeds no later pair can outweigh beyond 2 SE: the
+    # re-evaluation stops after its first seed (the base and the 2 candidates once).
+    assert len(executor.calls) == 9 + 5 + (1 + 2)
+    assert all(p.stopped_early and len(p.gains) == 1 for p in result.reevaluated)
+
+
+def reevaluation_splits(request: FitRequest) -> float:
+    """Search trials as `helps`; on re-evaluation the even trials gain 2 points over the base, the odd ones lose 1."""
+    if request.stage != "reevaluate" or request.trial_id is None:
+        return helps(request)
+    jitter = 0.002 * SEED_JITTER[request.seed_index] * 100
+    return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] + (0.02 if request.trial_id % 2 == 0 else -0.01) + jitter
+
+
+@pytest.mark.parametrize("slots", [1, 3])
+def test_reevaluation_stops_a_policy_no_seed_left_could_save_and_accepts_the_same_ones(tmp_path, slots):
+    runs = {}
+    for stop_early in (False, True):
+        loop, executor = _loop(tmp_path / str(stop_early), reevaluation_splits, iterations=8, reevaluate_top=5,
+                               base_augmentation="standard", reevaluate_stop_early=stop_early)  # fmt: skip
+        executor.slots = slots
+        runs[stop_early] = loop.run(), executor.calls
+    (full, full_calls), (stopped, stopped_calls) = runs[False], runs[True]
+    odd = {p.trial_id for p in full.reevaluated if p.trial_id % 2}
+    assert odd and len(odd) < 5, "the top 5 hold both kinds"
+    assert [p.trial_id for p in stopped.accepted] == [p.trial_id for p in full.accepted]
+    assert {p.trial_id for p in full.accepted} == {p.trial_id for p in full.reevaluated} - odd
+    for p in stopped.reevaluated:
+        assert (p.stopped_early, len(p.gains)) == ((True, 1) if p.trial_id in odd else (False, 3))
+        assert p.gains[0] == pytest.approx(next(f for f in full.reevaluated if f.trial_id == p.trial_id).gains[0])
+    assert not any(p.stopped_early for p in full.reevaluated)
+    fits = {c.key for c in full_calls} - {c.key for c in stopped_calls}
+    assert fits == {f"reevaluate/{t}/s{s}" for t in odd for s in (4, 5)}  # the base still runs: others need it
+    table = results.top_policies_table(results.top_policies(stopped, k=5)).set_index("trial_id")
+    assert set(table.index[table["stopped_early"] == True]) == odd and set(table.loc[sorted(odd), "paired_seeds"]) == {1}  # noqa: E712
+
+
+def test_the_verdict_says_when_the_best_policy_was_stopped_early(tmp_path):
+    result = _loop(tmp_path, hurts)[0].run()
+    best = result.reevaluated[0]
+    assert results.verdict(result) == (
+        f"no policy beat crop + flip beyond noise: the best re-evaluated one (trial {best.trial_id}) gained "
+        f"{best.mean:+.4f} over 1 paired seed (stopped early: no result on its remaining seeds could take it beyond 2 SE)"
+    )
 
 
 def test_nothing_beats_the_base_so_the_best_policy_is_empty_and_evaluate_reuses_standard(tmp_path):
@@ -328,9 +371,9 @@ def test_tracking_failure_warns_and_the_search_goes_on(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- Kedro, end to end
-# conf/test: base standard under 2 noise seeds, 4 trials, the top 2 and the base re-trained on 2 fresh seeds
-TEST_KEYS = (["baseline/standard/s0", "baseline/standard/s1"] + [f"trial/{i}" for i in range(1, 5)]
-             + ["reevaluate/base/s2", "reevaluate/base/s3"])  # fmt: skip
+# conf/test: base standard under 2 noise seeds, 4 trials, the top 2 and the base re-trained on 2 fresh seeds, seed by
+# seed (the base first)
+TEST_KEYS = ["baseline/standard/s0", "baseline/standard/s1"] + [f"trial/{i}" for i in range(1, 5)] + ["reevaluate/base/s2"]
 
 
 @pytest.mark.slow
@@ -345,7 +388,8 @@ def test_kedro_search_end_to_end_with_mlflow(project):
         assert said in console, said
     out = project / "data" / "07_model_output"
     table = pd.read_csv(out / "trials.csv")
-    assert table["key"].tolist()[:8] == TEST_KEYS and len(table) == 12 and set(table["status"]) == {"ok"}
+    assert table["key"].tolist()[:7] == TEST_KEYS and table["key"][9] == "reevaluate/base/s3"
+    assert len(table) == 12 and set(table["status"]) == {"ok"}
     base = table[table["stage"] == "baseline"].set_index("seed_index")["reward"]
     search = table[table["stage"] == "search"]
     np.testing.assert_allclose(search["gain_over_baseline"], search["reward"] - base[0], atol=1e-9)

@@ -190,6 +190,10 @@ class SearchConfig(_Strict):
     )
     reevaluate_top: int = Field(5, ge=0, description="top policies re-trained on fresh seeds, paired with the base")
     reevaluate_seeds: int = Field(3, ge=2, description="fresh seeds per re-evaluated policy")
+    reevaluate_stop_early: bool = Field(
+        True, description="stop re-training a policy once no result on its remaining seeds could take its paired gain "
+        "beyond 2 SE (the same policies are accepted, with fewer fits)"
+    )
     child: ChildConfig = ChildConfig()
     top_k: int = Field(20, ge=1)
     combine_top: int = Field(5, ge=1, description="best_policy.json combines at most this many accepted policies")
@@ -243,7 +247,7 @@ class SearchConfig(_Strict):
 
 # Budget and display: raising ``iterations``, ``reevaluate_top`` or ``reevaluate_seeds`` resumes the same log.
 SEARCH_BUDGET_KEYS = frozenset({"iterations", "top_k", "combine_top", "fresh_start", "track_sample_grids", "reevaluate_top",
-                                "reevaluate_seeds", "executor", "n_workers", "threads_per_worker", "address"})  # fmt: skip
+                                "reevaluate_seeds", "reevaluate_stop_early", "executor", "n_workers", "threads_per_worker", "address"})  # fmt: skip
 
 
 def search_result_defining(search: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,8 @@
    not trained: it is scored on the base's own trained children (one per noise seed), on their held-out images
    transformed by base + policy, and its gain is over the base alone scored the same way (``reference/density``).
 3. **reevaluate**: the top ``reevaluate_top`` policies and the base, re-trained on ``reevaluate_seeds`` fresh seeds
-   and paired seed by seed; a policy counts only when its mean paired gain exceeds 2 standard errors.
+   and paired seed by seed; a policy counts only when its mean paired gain exceeds 2 standard errors, and one that
+   can no longer get there is not trained on the seeds left (``reevaluate_stop_early``).
 
 Every finished fit is appended to the trial log before anything else happens, so a rerun resumes at any stage.
 """
@@ -25,7 +26,17 @@ import numpy as np
 from deepaug_pipeline.augment.baselines import BASE_LABELS
 from deepaug_pipeline.config import SearchConfig
 from deepaug_pipeline.run_log import ChildWeights, TrialLog
-from deepaug_pipeline.search.noise import BaseChoice, NoiseFloor, OpScreen, PairedGain, choose_base, paired_gain, screened_out
+from deepaug_pipeline.search.noise import (
+    ACCEPT_SE,
+    BaseChoice,
+    NoiseFloor,
+    OpScreen,
+    PairedGain,
+    choose_base,
+    paired_gain,
+    reachable_z,
+    screened_out,
+)
 from deepaug_pipeline.search.records import FitOutcome, FitRequest, SearchResult, TrainedChild, TrialRecord, ranked_search_trials
 from deepaug_pipeline.search.space import PolicySpace, policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrialTracker, track_trial
@@ -92,7 +103,7 @@ class SearchLoop:
                 running[self.executor.submit(request)] = request
                 continue
             self._finish(request, outcome, describe)
-            launch(1)
+            launch(self.executor.slots - len(running))  # a finished fit may make several more ready (re-evaluation)
 
     def _run_all(self, requests: list[FitRequest], describe) -> None:
         queue = [r for r in requests if r.key not in self.records]
@@ -222,29 +233,61 @@ class SearchLoop:
         self._drive(next_requests, describe)
 
     def _reevaluate(self) -> list[PairedGain]:
+        """Seed by seed: each fresh seed trains the base and every candidate that can still be accepted. With
+        ``reevaluate_stop_early`` a candidate leaves once no result on its remaining seeds could take its mean paired
+        gain beyond ``ACCEPT_SE`` (the accepted set is the one the full re-evaluation would give)."""
         cfg = self.cfg
         top = ranked_search_trials(list(self.records.values()))[: cfg.reevaluate_top]
-        seeds = range(cfg.noise_seeds, cfg.n_seeds)  # fresh: neither noise nor search seeds
+        seeds = list(range(cfg.noise_seeds, cfg.n_seeds))  # fresh: neither noise nor search seeds
+        policies = {None: self._identity} | {t.trial_id: t.policy for t in top}
         base = self.floor.base
-        requests = [FitRequest.reevaluate(None, base, s, self._identity) for s in seeds]
-        requests += [FitRequest.reevaluate(t.trial_id, base, s, t.policy) for t in top for s in seeds]
+
+        def record(candidate: int | None, seed: int) -> TrialRecord | None:
+            return self.records.get(FitRequest.reevaluate(candidate, base, seed, policies[candidate]).key)
+
+        def rewards(candidate: int | None, upto: int) -> dict[int, float | None]:
+            """Finished fits on the seeds before index ``upto``: reward, or None for a failed fit."""
+            found = {s: record(candidate, s) for s in seeds[:upto]}
+            return {s: r.reward if r.ok else None for s, r in found.items() if r is not None}
+
+        def wanted(candidate: int, index: int) -> bool:
+            """Whether the candidate trains on ``seeds[index]``: every earlier pair has finished, and a result on
+            the seeds from there on could still make it count."""
+            earlier = seeds[:index]
+            if any(record(candidate, s) is None or record(None, s) is None for s in earlier):
+                return False  # not settled yet: asked again when the fits in flight come back
+            if not cfg.reevaluate_stop_early:
+                return True
+            gains = paired_gain(candidate, rewards(candidate, index), rewards(None, index)).gains
+            return reachable_z(gains, len(seeds) - index) > ACCEPT_SE
+
+        submitted: set[str] = set()
+
+        def next_requests(n: int) -> list[FitRequest]:
+            batch = []
+            for index, seed in enumerate(seeds):
+                trained = [c for c in policies if c is not None and wanted(c, index)]
+                for candidate in [None] * bool(trained) + trained:
+                    request = FitRequest.reevaluate(candidate, base, seed, policies[candidate])
+                    if request.key not in self.records and request.key not in submitted and len(batch) < n:
+                        submitted.add(request.key)
+                        batch.append(request)
+            return batch
 
         def describe(r: TrialRecord) -> str:
             who = "base alone" if r.trial_id is None else f"trial {r.trial_id}"
             return f"reevaluate  {who}, seed {r.seed_index - cfg.noise_seeds + 1}/{cfg.reevaluate_seeds}  {_reward_text(r)}  {r.wall_seconds:.1f} s"
 
-        self._run_all(requests, describe)
-
-        def rewards(trial_id: int | None) -> dict[int, float | None]:
-            out = {}
-            for s in seeds:
-                r = self.records[FitRequest.reevaluate(trial_id, base, s, self._identity).key]
-                out[s] = r.reward if r.ok else None
-            return out
-
-        base_rewards = rewards(None)
-        paired = [paired_gain(t.trial_id, rewards(t.trial_id), base_rewards) for t in top]
-        return sorted(paired, key=lambda p: (-np.nan_to_num(p.mean, nan=-np.inf), p.trial_id))
+        self._drive(next_requests, describe)
+        paired = []
+        for t in top:
+            gain = paired_gain(t.trial_id, rewards(t.trial_id, len(seeds)), rewards(None, len(seeds)),
+                               stopped_early=any(record(t.trial_id, s) is None for s in seeds))  # fmt: skip
+            if gain.stopped_early:
+                log.info("reevaluate  trial %d stopped after %d of %d seeds (paired gain %+.4f): no result on the "
+                         "seeds left could take it beyond %g SE", t.trial_id, len(gain.gains), len(seeds), gain.mean, ACCEPT_SE)  # fmt: skip
+            paired.append(gain)
+        return sorted(paired, key=lambda p: (not p.accepted, -np.nan_to_num(p.mean, nan=-np.inf), p.trial_id))
 
     def _backfill_tracking(self) -> None:
         """Records logged by an earlier, killed run that MLflow never saw get their child runs now."""

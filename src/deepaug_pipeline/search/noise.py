@@ -6,7 +6,9 @@ so its gain is taken against the base on seed 0 (the seed's own effect, a point 
 error ``σ·√2`` of a difference of two fits (conservative: σ still holds the seed effect that the pairing removes).
 Screening an op (optional) is a single fit per magnitude with such a gain; an op leaves the space when it hurts
 beyond ``ACCEPT_SE`` at every magnitude tried. Re-evaluation pairs a candidate with the base on the same fresh seeds; the candidate is accepted when its mean
-paired gain exceeds ``ACCEPT_SE`` standard errors of that mean.
+paired gain exceeds ``ACCEPT_SE`` standard errors of that mean. It runs seed by seed, and a candidate that no result
+on its remaining seeds could take beyond ``ACCEPT_SE`` (``reachable_z``) is not trained on them: with the default 3
+seeds and 2 SE, one paired seed with a negative gain settles it.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class PairedGain:
 
     trial_id: int
     gains: tuple[float, ...]  # candidate − base, per seed where both fits finished
+    stopped_early: bool = False  # left untrained on its last seeds: no result there could have made it count
 
     @property
     def mean(self) -> float:
@@ -105,10 +108,36 @@ class PairedGain:
         return len(self.gains) > 1 and self.mean > 0 and self.z > ACCEPT_SE
 
 
-def paired_gain(trial_id: int, candidate: Mapping[int, float | None], base: Mapping[int, float | None]) -> PairedGain:
-    """Pair ``candidate[seed]`` with ``base[seed]``; seeds where either fit failed (None) are left out."""
+def paired_gain(
+    trial_id: int, candidate: Mapping[int, float | None], base: Mapping[int, float | None], stopped_early: bool = False
+) -> PairedGain:
+    """Pair ``candidate[seed]`` with ``base[seed]``; seeds where either fit failed (None) or did not run are left out."""
     seeds = sorted(s for s in candidate if candidate[s] is not None and base.get(s) is not None)
-    return PairedGain(trial_id, tuple(float(candidate[s] - base[s]) for s in seeds))
+    return PairedGain(trial_id, tuple(float(candidate[s] - base[s]) for s in seeds), stopped_early)
+
+
+def reachable_z(gains: Sequence[float], remaining: int) -> float:
+    """The supremum of the z (mean / SE) that ``gains`` can reach once ``remaining`` more paired gains are added,
+    whatever they are: a candidate whose ``reachable_z`` is not above ``ACCEPT_SE`` cannot be accepted.
+
+    For a fixed sum of the added gains the mean is fixed and the spread is least when they are equal, so they are
+    taken equal, to u. With S and Q the sum and sum of squares of ``gains``, z(u) has one stationary point, u = Q/S: the
+    maximum when S > 0. Otherwise z only rises towards its limit √(m(n−1)/k) as u grows (k known gains, m added,
+    n = k + m) and never reaches it. So with 3 seeds, one negative gain caps z below 2."""
+    k, m = len(gains), remaining
+    if k + m < 2:
+        return -math.inf  # a single pair has no SE, and is never accepted
+    if k == 0:
+        return math.inf
+    known = np.asarray(gains, np.float64)
+    if m == 0:
+        return PairedGain(0, tuple(known)).z
+    limit = math.sqrt(m * (k + m - 1) / k)
+    total = float(known.sum())
+    if total <= 0:
+        return limit
+    best = PairedGain(0, (*known, *[float((known**2).sum()) / total] * m)).z
+    return max(best, limit)
 
 
 @dataclass(frozen=True)

@@ -101,8 +101,10 @@ def verdict(result: SearchResult) -> str:
     if not accepted:
         best = result.reevaluated[0]
         z = f", {best.z:+.1f} SE" if not math.isnan(best.z) else ""
+        n = len(best.gains)
+        stopped = f" (stopped early: no result on its remaining seeds could take it beyond {ACCEPT_SE:g} SE)" if best.stopped_early else ""
         return (f"no policy beat {base} beyond noise: the best re-evaluated one (trial {best.trial_id}) gained "
-                f"{best.mean:+.4f}{z} over {len(best.gains)} paired seeds")  # fmt: skip
+                f"{best.mean:+.4f}{z} over {n} paired seed{'' if n == 1 else 's'}{stopped}")  # fmt: skip
     parts = [f"trial {p.trial_id} {p.mean:+.4f} ± {p.se:.4f} ({p.z:+.1f} SE)" for p in accepted]
     return f"{len(accepted)} polic{'y' if len(accepted) == 1 else 'ies'} beat {base} beyond {ACCEPT_SE:g} SE on fresh seeds: {'; '.join(parts)}"
 
@@ -163,7 +165,7 @@ def _reevaluation_entry(p: PairedGain | None) -> dict | None:
     if p is None:
         return None
     return {"paired_gain": p.mean, "paired_gain_se": p.se, "paired_gain_in_se": p.z, "seeds": len(p.gains),
-            "gains": list(p.gains), "accepted": p.accepted}  # fmt: skip
+            "gains": list(p.gains), "accepted": p.accepted, "stopped_early": p.stopped_early}  # fmt: skip
 
 
 def top_policies(result: SearchResult, k: int) -> dict:
@@ -190,7 +192,8 @@ def top_policies_table(top: dict) -> pd.DataFrame:
         re = entry["reevaluation"] or {}
         row = {k: entry[k] for k in ("rank", "trial_id", "reward", "gain_over_baseline", "gain_se")}
         row.update({"paired_gain": re.get("paired_gain"), "paired_gain_se": re.get("paired_gain_se"),
-                    "paired_gain_in_se": re.get("paired_gain_in_se"), "accepted": re.get("accepted")})  # fmt: skip
+                    "paired_gain_in_se": re.get("paired_gain_in_se"), "paired_seeds": re.get("seeds"),
+                    "accepted": re.get("accepted"), "stopped_early": re.get("stopped_early")})  # fmt: skip
         row.update({f"sub_policy_{i + 1}": d for i, d in enumerate(policy.describe())})
         rows.append(row)
     return pd.DataFrame(rows)
