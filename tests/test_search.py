@@ -198,6 +198,31 @@ def test_reevaluation_stops_a_policy_no_seed_left_could_save_and_accepts_the_sam
     assert set(table.index[table["stopped_early"] == True]) == odd and set(table.loc[sorted(odd), "paired_seeds"]) == {1}  # noqa: E712
 
 
+def test_a_search_cut_short_in_an_early_stopped_reevaluation_resumes_to_the_same_result(tmp_path):
+    settings = dict(iterations=8, reevaluate_top=5, base_augmentation="standard")
+    whole = _loop(tmp_path / "whole", reevaluation_splits, **settings)[0].run()
+    loop, executor = _loop(tmp_path / "cut", reevaluation_splits, **settings)
+    submit = executor.submit
+
+    def dies_in_the_reevaluation(request: FitRequest) -> Future:
+        if sum(c.stage == "reevaluate" for c in executor.calls) == 4:
+            raise KeyboardInterrupt  # the process ends here, as on kill -9: what is logged stays
+        return submit(request)
+
+    executor.submit = dies_in_the_reevaluation
+    with pytest.raises(KeyboardInterrupt):
+        loop.run()
+    loop.trial_log.close()
+    logged = [t["key"] for t in read_log(tmp_path / "cut" / "b.jsonl")[1]]
+    assert sum(k.startswith("reevaluate/") for k in logged) == 4
+    again = FunctionExecutor(reevaluation_splits)
+    cfg = SearchConfig(opt_initial_points=3, **settings)
+    resumed = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "cut" / "b.jsonl", CONFIG), again).run()
+    assert not {c.key for c in again.calls} & set(logged)  # nothing logged runs again
+    assert sorted(r.key for r in resumed.records) == sorted(r.key for r in whole.records)  # nor is anything left out
+    assert resumed.reevaluated == whole.reevaluated
+
+
 def test_the_verdict_says_when_the_best_policy_was_stopped_early(tmp_path):
     result = _loop(tmp_path, hurts)[0].run()
     best = result.reevaluated[0]

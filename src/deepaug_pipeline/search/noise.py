@@ -123,7 +123,7 @@ def reachable_z(gains: Sequence[float], remaining: int) -> float:
     For a fixed sum of the added gains the mean is fixed and the spread is least when they are equal, so they are
     taken equal, to u. With S and Q the sum and sum of squares of ``gains``, z(u) has one stationary point, u = Q/S: the
     maximum when S > 0. Otherwise z only rises towards its limit √(m(n−1)/k) as u grows (k known gains, m added,
-    n = k + m) and never reaches it. So with 3 seeds, one negative gain caps z below 2."""
+    n = k + m) and never reaches it. So with 3 seeds, one negative gain caps z at 2, which acceptance must exceed."""
     k, m = len(gains), remaining
     if k + m < 2:
         return -math.inf  # a single pair has no SE, and is never accepted
