@@ -196,7 +196,8 @@ def top_policies_table(top: dict) -> pd.DataFrame:
                     "accepted": re.get("accepted"), "stopped_early": re.get("stopped_early")})  # fmt: skip
         row.update({f"sub_policy_{i + 1}": d for i, d in enumerate(policy.describe())})
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.astype({"paired_seeds": "Int64"}) if rows else table  # a count, blank where not re-evaluated (not 1.0)
 
 
 def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
