@@ -53,9 +53,11 @@ def compare(bayesian: dict, random: dict) -> dict:
     b, r = bayesian["best_reevaluated"], random["best_reevaluated"]
     # Both re-evaluations train on the same fresh seeds (same split, initial weights and validation sample per seed),
     # so the two best policies are compared seed by seed.
+    # A policy the re-evaluation stopped early ran fewer seeds: compared over the seeds both ran.
     random_gains = dict(zip(r["seeds"], r["paired_gains"]))
-    diffs = np.array([gain - random_gains[seed] for seed, gain in zip(b["seeds"], b["paired_gains"])])
-    diff, se = float(diffs.mean()), float(diffs.std(ddof=1) / np.sqrt(len(diffs)))
+    diffs = np.array([gain - random_gains[seed] for seed, gain in zip(b["seeds"], b["paired_gains"]) if seed in random_gains])
+    diff = float(diffs.mean())
+    se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
     return {
         "best_gain_bayesian_minus_random": diff,
         "se": se,

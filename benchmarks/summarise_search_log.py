@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script: the repos
 from benchmarks.common import RESULTS, machine  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.run_log import read_log  # noqa: E402
+from deepaug_pipeline.search.noise import paired_gain  # noqa: E402
 from deepaug_pipeline.config import canonical_log_config  # noqa: E402
 
 
@@ -50,13 +51,14 @@ def summarise(header: dict, records: list[dict]) -> dict:
     base = {r["seed_index"]: r["reward"] for r in records if r["key"].startswith("reevaluate/base/")}
     reevaluated = []
     for t in sorted(trials, key=lambda t: -t["reward"]):
-        keys = [f"reevaluate/{t['trial_id']}/s{s}" for s in base]
-        if not all(k in by_key for k in keys):
+        # A candidate the re-evaluation stopped early ran fewer seeds than the base: paired over the seeds it ran.
+        ran = {s: by_key[k]["reward"] for s in base if (k := f"reevaluate/{t['trial_id']}/s{s}") in by_key}
+        if not ran:
             continue
-        gains = [by_key[k]["reward"] - base[s] for k, s in zip(keys, base)]
+        pair = paired_gain(t["trial_id"], ran, base)
         reevaluated.append({
-            "trial_id": t["trial_id"], "search_reward": t["reward"], "search_gain": t["gain"],
-            "seeds": list(base), "paired_gains": gains, "mean": float(np.mean(gains)), "se": float(np.std(gains, ddof=1) / np.sqrt(len(gains))),
+            "trial_id": t["trial_id"], "search_reward": t["reward"], "search_gain": t["gain"], "seeds": sorted(ran),
+            "paired_gains": list(pair.gains), "mean": pair.mean, "se": pair.se, "stopped_early": len(ran) < len(base),
             "policy": Policy.from_dict(t["policy"]).describe(),
         })  # fmt: skip
     rho = spearmanr([r["search_reward"] for r in reevaluated], [r["mean"] for r in reevaluated]) if len(reevaluated) > 2 else None

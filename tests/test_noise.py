@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from deepaug_pipeline.search.noise import ACCEPT_SE, BaseChoice, NoiseFloor, OpScreen, choose_base, paired_gain, reachable_z, screened_out
+from deepaug_pipeline.search.noise import ACCEPT_SE, BaseChoice, NoiseFloor, OpScreen, beyond_accept_se, choose_base, paired_gain, reachable_z, screened_out
 
 
 def test_noise_floor_gain_and_its_standard_error():
@@ -88,3 +88,12 @@ def test_with_three_seeds_one_negative_pair_settles_a_candidate_and_one_positive
     assert reachable_z((-0.001,), 4) > ACCEPT_SE  # with 5 seeds the rest could still outweigh it
     full = paired_gain(0, {3: 0.86, 4: 0.88, 5: 0.87}, {3: 0.84, 4: 0.85, 5: 0.85})
     assert reachable_z(full.gains, 0) == pytest.approx(full.z)
+
+
+def test_a_z_of_2_that_rounding_lifts_above_it_is_a_tie_so_stopping_at_the_cap_decides_alike():
+    """A first gain of exactly 0 (accuracies on a finite sample tie) reaches the cap of 2 exactly; the float mean and
+    SE of the completed gains give 2.0000000000000004, which must not count as beyond 2 SE."""
+    tie = paired_gain(1, {3: 0.75, 4: 1522 / 2000, 5: 1535 / 2000}, {3: 0.75, 4: 0.75, 5: 1513 / 2000})
+    assert tie.gains[0] == 0.0 and tie.z > ACCEPT_SE and not tie.accepted
+    assert reachable_z((0.0,), 2) == ACCEPT_SE and not beyond_accept_se(reachable_z((0.0,), 2))
+    assert paired_gain(2, {3: 0.76, 4: 0.77, 5: 0.765}, {3: 0.75, 4: 0.755, 5: 0.76}).accepted  # clear z: still counts

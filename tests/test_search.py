@@ -198,6 +198,37 @@ def test_reevaluation_stops_a_policy_no_seed_left_could_save_and_accepts_the_sam
     assert set(table.index[table["stopped_early"] == True]) == odd and set(table.loc[sorted(odd), "paired_seeds"]) == {1}  # noqa: E712
 
 
+def scripted(odd_gains: list[float], noise_seeds: int):
+    """Search trials as `helps`; on re-evaluation the odd trials gain ``odd_gains[fresh seed]`` over the base, the even
+    ones about 2 points (beyond 2 SE)."""
+
+    def score(request: FitRequest) -> float:
+        if request.stage != "reevaluate" or request.trial_id is None:
+            return helps(request)
+        fresh = request.seed_index - noise_seeds
+        gain = odd_gains[fresh] if request.trial_id % 2 else 0.02 + 0.001 * (fresh % 2)
+        return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] + gain
+
+    return score
+
+
+@pytest.mark.parametrize("odd_gains, noise_seeds, odd_runs", [
+    ([0.01, -0.02, 0.03], 3, (True, 2)),  # positive first (S > 0: keeps going), then the sum turns negative: stops
+    ([-0.001, 0.02, 0.021, 0.019, 0.02], 2, (False, 5)),  # of 5 seeds a negative first is outweighed: accepted
+])  # fmt: skip
+def test_reevaluation_stops_only_when_the_seeds_left_cannot_save_a_policy(tmp_path, odd_gains, noise_seeds, odd_runs):
+    runs = {}
+    for stop_early in (False, True):
+        cfg = dict(iterations=8, reevaluate_top=5, base_augmentation="standard", noise_seeds=noise_seeds,
+                   reevaluate_seeds=len(odd_gains), reevaluate_stop_early=stop_early)  # fmt: skip
+        runs[stop_early] = _loop(tmp_path / str(stop_early), scripted(odd_gains, noise_seeds), **cfg)[0].run()
+    full, stopped = runs[False], runs[True]
+    assert [p.trial_id for p in stopped.accepted] == [p.trial_id for p in full.accepted]
+    odd = [p for p in stopped.reevaluated if p.trial_id % 2]
+    assert odd and all((p.stopped_early, len(p.gains)) == odd_runs for p in odd)
+    assert all(p.accepted == (not odd_runs[0]) for p in odd)
+
+
 def test_a_search_cut_short_in_an_early_stopped_reevaluation_resumes_to_the_same_result(tmp_path):
     settings = dict(iterations=8, reevaluate_top=5, base_augmentation="standard")
     whole = _loop(tmp_path / "whole", reevaluation_splits, **settings)[0].run()

@@ -33,6 +33,7 @@ from deepaug_pipeline.search.noise import (
     OpScreen,
     PairedGain,
     choose_base,
+    beyond_accept_se,
     paired_gain,
     reachable_z,
     screened_out,
@@ -251,15 +252,15 @@ class SearchLoop:
             return {s: r.reward if r.ok else None for s, r in found.items() if r is not None}
 
         def wanted(candidate: int, index: int) -> bool:
-            """Whether the candidate trains on ``seeds[index]``: every earlier pair has finished, and a result on
-            the seeds from there on could still make it count."""
-            earlier = seeds[:index]
-            if any(record(candidate, s) is None or record(None, s) is None for s in earlier):
-                return False  # not settled yet: asked again when the fits in flight come back
+            """Whether the candidate trains on ``seeds[index]``: always without stopping early (every fit queued at
+            once); with it, once every earlier pair has finished and a result on the seeds from there on could
+            still make it count."""
             if not cfg.reevaluate_stop_early:
                 return True
+            if any(record(candidate, s) is None or record(None, s) is None for s in seeds[:index]):
+                return False  # not settled yet: asked again when the fits in flight come back
             gains = paired_gain(candidate, rewards(candidate, index), rewards(None, index)).gains
-            return reachable_z(gains, len(seeds) - index) > ACCEPT_SE
+            return beyond_accept_se(reachable_z(gains, len(seeds) - index))
 
         submitted: set[str] = set()
 
@@ -284,10 +285,11 @@ class SearchLoop:
             gain = paired_gain(t.trial_id, rewards(t.trial_id, len(seeds)), rewards(None, len(seeds)),
                                stopped_early=any(record(t.trial_id, s) is None for s in seeds))  # fmt: skip
             if gain.stopped_early:
+                ran = sum(record(t.trial_id, s) is not None for s in seeds)
                 log.info("reevaluate  trial %d stopped after %d of %d seeds (paired gain %+.4f): no result on the "
-                         "seeds left could take it beyond %g SE", t.trial_id, len(gain.gains), len(seeds), gain.mean, ACCEPT_SE)  # fmt: skip
+                         "seeds left could take it beyond %g SE", t.trial_id, ran, len(seeds), gain.mean, ACCEPT_SE)  # fmt: skip
             paired.append(gain)
-        return sorted(paired, key=lambda p: (not p.accepted, -np.nan_to_num(p.mean, nan=-np.inf), p.trial_id))
+        return sorted(paired, key=lambda p: (-np.nan_to_num(p.mean, nan=-np.inf), p.trial_id))
 
     def _backfill_tracking(self) -> None:
         """Records logged by an earlier, killed run that MLflow never saw get their child runs now."""

@@ -22,6 +22,13 @@ import numpy as np
 ACCEPT_SE = 2.0  # a gain counts when it exceeds this many standard errors
 
 
+def beyond_accept_se(z: float) -> bool:
+    """z clears ``ACCEPT_SE`` by more than float rounding: a z of exactly 2 (the cap ``reachable_z`` gives after one
+    non-positive gain of 3) that summation order rounds to 2.0000000000000004 is a tie, not an acceptance, so stopping
+    a re-evaluation at the cap and running it to the end decide alike."""
+    return z > ACCEPT_SE * (1 + 1e-9)
+
+
 def _std(values: Sequence[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
 
@@ -105,7 +112,7 @@ class PairedGain:
     @property
     def accepted(self) -> bool:
         """The gain is positive beyond ``ACCEPT_SE`` standard errors (two finished pairs at least)."""
-        return len(self.gains) > 1 and self.mean > 0 and self.z > ACCEPT_SE
+        return len(self.gains) > 1 and self.mean > 0 and beyond_accept_se(self.z)
 
 
 def paired_gain(
@@ -118,12 +125,13 @@ def paired_gain(
 
 def reachable_z(gains: Sequence[float], remaining: int) -> float:
     """The supremum of the z (mean / SE) that ``gains`` can reach once ``remaining`` more paired gains are added,
-    whatever they are: a candidate whose ``reachable_z`` is not above ``ACCEPT_SE`` cannot be accepted.
+    whatever they are: a candidate whose ``reachable_z`` is not ``beyond_accept_se`` cannot be accepted.
 
     For a fixed sum of the added gains the mean is fixed and the spread is least when they are equal, so they are
     taken equal, to u. With S and Q the sum and sum of squares of ``gains``, z(u) has one stationary point, u = Q/S: the
     maximum when S > 0. Otherwise z only rises towards its limit √(m(n−1)/k) as u grows (k known gains, m added,
-    n = k + m) and never reaches it. So with 3 seeds, one negative gain caps z at 2, which acceptance must exceed."""
+    n = k + m), and reaches it only when every known gain is 0. So with 3 seeds, one gain ≤ 0 caps z at 2, which
+    acceptance must exceed."""
     k, m = len(gains), remaining
     if k + m < 2:
         return -math.inf  # a single pair has no SE, and is never accepted
