@@ -43,7 +43,7 @@ class LoggedFits:
         record = TrialRecord.from_json(self.records[request.key])
         future: Future = Future()
         future.set_result(FitOutcome(record.status, record.reward, record.history, record.epochs_used, record.fallback,
-                                     record.reason, None, record.wall_seconds))  # fmt: skip
+                                     record.reason, wall_seconds=record.wall_seconds))  # fmt: skip
         return future
 
     def next_done(self, futures):

@@ -167,19 +167,28 @@ def test_auto_base_measures_three_bases_and_every_gain_is_against_the_chosen_one
     assert all(p.stopped_early and len(p.gains) == 1 for p in result.reevaluated)
 
 
-def reevaluation_splits(request: FitRequest) -> float:
-    """Search trials as `helps`; on re-evaluation the even trials gain 2 points over the base, the odd ones lose 1."""
-    if request.stage != "reevaluate" or request.trial_id is None:
-        return helps(request)
-    jitter = 0.002 * SEED_JITTER[request.seed_index] * 100
-    return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] + (0.02 if request.trial_id % 2 == 0 else -0.01) + jitter
+def scripted(odd_gains: list[float], noise_seeds: int):
+    """Search trials as `helps`; on re-evaluation the odd trials gain ``odd_gains[fresh seed]`` over the base, the even
+    ones about 2 points (beyond 2 SE)."""
+
+    def score(request: FitRequest) -> float:
+        if request.stage != "reevaluate" or request.trial_id is None:
+            return helps(request)
+        fresh = request.seed_index - noise_seeds
+        gain = odd_gains[fresh] if request.trial_id % 2 else 0.02 + 0.001 * (fresh % 2)
+        return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] + gain
+
+    return score
+
+
+LOSES_A_POINT = scripted([-0.01, -0.012, -0.009], noise_seeds=3)  # odd trials lose about a point on every fresh seed
 
 
 @pytest.mark.parametrize("slots", [1, 3])
 def test_reevaluation_stops_a_policy_no_seed_left_could_save_and_accepts_the_same_ones(tmp_path, slots):
     runs = {}
     for stop_early in (False, True):
-        loop, executor = _loop(tmp_path / str(stop_early), reevaluation_splits, iterations=8, reevaluate_top=5,
+        loop, executor = _loop(tmp_path / str(stop_early), LOSES_A_POINT, iterations=8, reevaluate_top=5,
                                base_augmentation="standard", reevaluate_stop_early=stop_early)  # fmt: skip
         executor.slots = slots
         runs[stop_early] = loop.run(), executor.calls
@@ -196,20 +205,6 @@ def test_reevaluation_stops_a_policy_no_seed_left_could_save_and_accepts_the_sam
     assert fits == {f"reevaluate/{t}/s{s}" for t in odd for s in (4, 5)}  # the base still runs: others need it
     table = results.top_policies_table(results.top_policies(stopped, k=5)).set_index("trial_id")
     assert set(table.index[table["stopped_early"] == True]) == odd and set(table.loc[sorted(odd), "paired_seeds"]) == {1}  # noqa: E712
-
-
-def scripted(odd_gains: list[float], noise_seeds: int):
-    """Search trials as `helps`; on re-evaluation the odd trials gain ``odd_gains[fresh seed]`` over the base, the even
-    ones about 2 points (beyond 2 SE)."""
-
-    def score(request: FitRequest) -> float:
-        if request.stage != "reevaluate" or request.trial_id is None:
-            return helps(request)
-        fresh = request.seed_index - noise_seeds
-        gain = odd_gains[fresh] if request.trial_id % 2 else 0.02 + 0.001 * (fresh % 2)
-        return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] + gain
-
-    return score
 
 
 @pytest.mark.parametrize("odd_gains, noise_seeds, odd_runs", [
@@ -231,8 +226,8 @@ def test_reevaluation_stops_only_when_the_seeds_left_cannot_save_a_policy(tmp_pa
 
 def test_a_search_cut_short_in_an_early_stopped_reevaluation_resumes_to_the_same_result(tmp_path):
     settings = dict(iterations=8, reevaluate_top=5, base_augmentation="standard")
-    whole = _loop(tmp_path / "whole", reevaluation_splits, **settings)[0].run()
-    loop, executor = _loop(tmp_path / "cut", reevaluation_splits, **settings)
+    whole = _loop(tmp_path / "whole", LOSES_A_POINT, **settings)[0].run()
+    loop, executor = _loop(tmp_path / "cut", LOSES_A_POINT, **settings)
     submit = executor.submit
 
     def dies_in_the_reevaluation(request: FitRequest) -> Future:
@@ -246,7 +241,7 @@ def test_a_search_cut_short_in_an_early_stopped_reevaluation_resumes_to_the_same
     loop.trial_log.close()
     logged = [t["key"] for t in read_log(tmp_path / "cut" / "b.jsonl")[1]]
     assert sum(k.startswith("reevaluate/") for k in logged) == 4
-    again = FunctionExecutor(reevaluation_splits)
+    again = FunctionExecutor(LOSES_A_POINT)
     cfg = SearchConfig(opt_initial_points=3, **settings)
     resumed = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "cut" / "b.jsonl", CONFIG), again).run()
     assert not {c.key for c in again.calls} & set(logged)  # nothing logged runs again

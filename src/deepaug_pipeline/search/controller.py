@@ -32,8 +32,8 @@ from deepaug_pipeline.search.noise import (
     NoiseFloor,
     OpScreen,
     PairedGain,
-    choose_base,
     beyond_accept_se,
+    choose_base,
     paired_gain,
     reachable_z,
     screened_out,
@@ -282,10 +282,9 @@ class SearchLoop:
         self._drive(next_requests, describe)
         paired = []
         for t in top:
-            gain = paired_gain(t.trial_id, rewards(t.trial_id, len(seeds)), rewards(None, len(seeds)),
-                               stopped_early=any(record(t.trial_id, s) is None for s in seeds))  # fmt: skip
+            ran = sum(record(t.trial_id, s) is not None for s in seeds)
+            gain = paired_gain(t.trial_id, rewards(t.trial_id, len(seeds)), rewards(None, len(seeds)), stopped_early=ran < len(seeds))  # fmt: skip
             if gain.stopped_early:
-                ran = sum(record(t.trial_id, s) is not None for s in seeds)
                 log.info("reevaluate  trial %d stopped after %d of %d seeds (paired gain %+.4f): no result on the "
                          "seeds left could take it beyond %g SE", t.trial_id, ran, len(seeds), gain.mean, ACCEPT_SE)  # fmt: skip
             paired.append(gain)

@@ -68,7 +68,7 @@ class BaseChoice:
         if self.runner_up is None:
             return f"base augmentation: {name} (set in the config, not measured against others)"
         z = self.margin / self.margin_se if self.margin_se > 0 else math.inf
-        beyond = "beyond seed noise" if z > ACCEPT_SE else "within seed noise"
+        beyond = "beyond seed noise" if beyond_accept_se(z) else "within seed noise"
         return (f"base augmentation: {name}, mean reward {self.means[self.chosen]:.4f}; it beat "
                 f"{labels.get(self.runner_up, self.runner_up)} by {self.margin:+.4f} ({z:+.1f} SE, {beyond})")  # fmt: skip
 
