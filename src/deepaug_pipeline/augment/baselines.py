@@ -10,11 +10,11 @@ import tensorflow as tf
 from deepaug_pipeline.augment import kernels, ops as ops_lib
 
 RA_MAX_LEVEL = 10.0  # RandAugment's magnitude scale (the authors' code): M = 9 → m = 0.9
+# Plain lists, made tensors where they are used: a tensor built at import starts TensorFlow's runtime, after which
+# neither a GPU's memory growth nor a Dask worker's thread cap (devices.configure_tensorflow) can be set.
 _RA = [ops_lib.OP_INDEX[n] for n in ops_lib.RANDAUGMENT_OPS]
 _TA = [ops_lib.OP_INDEX[n] for n in ops_lib.TRIVIALAUGMENT_OPS]
-_RA_IDS = tf.constant(_RA, tf.int32)
-_TA_IDS = tf.constant(_TA, tf.int32)
-_TA_WIDE = tf.constant([ops_lib.OPS[ops_lib.OP_INDEX[n]].wide_scale for n in ops_lib.TRIVIALAUGMENT_OPS], tf.float32)
+_TA_WIDE = [ops_lib.OPS[ops_lib.OP_INDEX[n]].wide_scale for n in ops_lib.TRIVIALAUGMENT_OPS]
 
 
 # The base augmentations a search can sit on: (crop on/off, horizontal-flip probability). Data, not code, so
@@ -56,7 +56,7 @@ def randaugment(images: tf.Tensor, seed: tf.Tensor, n_ops: int = 2, magnitude: f
     n = tf.shape(images)[0]
     m = tf.fill([n], magnitude / RA_MAX_LEVEL)
     for _ in range(n_ops):
-        op_ids = tf.gather(_RA_IDS, rng.integers([n], len(ops_lib.RANDAUGMENT_OPS)))
+        op_ids = tf.gather(tf.constant(_RA, tf.int32), rng.integers([n], len(ops_lib.RANDAUGMENT_OPS)))
         images = ops_lib.apply_ops(images, op_ids, m, rng.seed(), _RA)
     return images
 
@@ -66,5 +66,5 @@ def trivialaugment_wide(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     rng = kernels.Rng(seed)
     n = tf.shape(images)[0]
     pick = rng.integers([n], len(ops_lib.TRIVIALAUGMENT_OPS))
-    m = rng.uniform([n]) * tf.gather(_TA_WIDE, pick)
-    return ops_lib.apply_ops(images, tf.gather(_TA_IDS, pick), m, rng.seed(), _TA)
+    m = rng.uniform([n]) * tf.gather(tf.constant(_TA_WIDE, tf.float32), pick)
+    return ops_lib.apply_ops(images, tf.gather(tf.constant(_TA, tf.int32), pick), m, rng.seed(), _TA)

@@ -80,6 +80,20 @@ def run_on_worker(spec: RunnerSpec, request: FitRequest, subset: LabelledImages,
         return _RUNNERS[key].run(request)
 
 
+def local_worker_environ() -> dict:
+    """What a LocalCluster's worker processes get set before they start: Dask's defaults without its
+    ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets glibc's trim threshold so that workers hand freed memory back. Setting it also freezes glibc's mmap
+    threshold, so every buffer above 128 KiB that TensorFlow frees goes back to the kernel and the next one is
+    page-faulted in again: a default-child fit spent 45 % of its CPU time in the kernel and took 2-4 times as long as
+    without it (benchmarks/bench_dask.py, README "Running trials on a Dask cluster")."""
+    import dask
+    import distributed  # noqa: F401 - registers distributed's config defaults with dask
+
+    return {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k != "MALLOC_TRIM_THRESHOLD_"}
+
+
 class DaskExecutor:
     """Fits in parallel on Dask workers. A fit that does not come back (its worker died) is a ``lost`` outcome: the
     search loop submits it once more, and if it is lost again, logs it as lost so that a rerun runs it again.
@@ -109,7 +123,8 @@ class DaskExecutor:
             if address:
                 self.client = Client(address, timeout=connect_timeout)
             else:
-                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                                      "distributed.nanny.pre-spawn-environ": local_worker_environ()}):  # fmt: skip
                     self._cluster = LocalCluster(
                         n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                         dashboard_address=None, silence_logs=logging.ERROR,
