@@ -86,8 +86,8 @@ def local_worker_environ() -> dict:
 
     Dask sets glibc's trim threshold so that workers hand freed memory back. Setting it also freezes glibc's mmap
     threshold, so every buffer above 128 KiB that TensorFlow frees goes back to the kernel and the next one is
-    page-faulted in again: a default-child fit spent 45 % of its CPU time in the kernel and took 2-4 times as long as
-    without it (benchmarks/bench_dask.py, README "Running trials on a Dask cluster")."""
+    page-faulted in again: default-child fits spent 44 % of their CPU time in the kernel and took 2.3-3.4 times as long
+    as without it (benchmarks/bench_dask.py, README "Running trials on a Dask cluster")."""
     import dask
     import distributed  # noqa: F401 - registers distributed's config defaults with dask
 
