@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from deepaug_pipeline.search.executors import local_worker_environ
+from deepaug_pipeline.data import LabelledImages
+from deepaug_pipeline.search.executors import ExecutorError, local_worker_environ
+from tests.conftest import make_images
 
 # A fresh interpreter, as a Dask worker is when it unpickles its first fit: every module of the package, then the caps.
 IMPORT_ALL_THEN_CONFIGURE = """
@@ -20,6 +23,8 @@ for name in names:
     importlib.import_module(name)
 import tensorflow as tf
 from deepaug_pipeline.devices import configure_tensorflow
+configure_tensorflow(1)
+tf.constant(1)  # TensorFlow runs now: asking again for what it runs with (a Dask worker does so per fit) is quiet
 configure_tensorflow(1)
 print(json.dumps({"modules": len(names), "intra": tf.config.threading.get_intra_op_parallelism_threads(),
                   "inter": tf.config.threading.get_inter_op_parallelism_threads()}))
@@ -37,17 +42,17 @@ def test_importing_every_module_leaves_the_thread_cap_settable():
     assert "before its threads could be capped" not in result.stderr
 
 
-def test_a_late_cap_warns_unless_tensorflow_already_runs_as_asked(caplog):
+def test_a_late_cap_warns_with_the_threads_tensorflow_runs_with(caplog):
     import tensorflow as tf
 
     from deepaug_pipeline.devices import configure_tensorflow
 
     tf.constant(1)  # this test process's TensorFlow is running
-    running = tf.config.threading.get_intra_op_parallelism_threads()
-    configure_tensorflow(running or None)  # as asked (or no cap asked): nothing to say
+    intra, inter = tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads()
+    configure_tensorflow()  # no cap asked: nothing to say
     assert "could be capped" not in caplog.text
-    configure_tensorflow(running + 3)
-    assert f"before its threads could be capped at {running + 3}" in caplog.text
+    configure_tensorflow(intra + 3)
+    assert f"before its threads could be capped at {intra + 3} (it runs with intra/inter-op threads {intra}/{inter}" in caplog.text
 
 
 def test_local_dask_workers_keep_glibcs_mmap_threshold_and_dasks_other_settings():
@@ -59,3 +64,31 @@ def test_local_dask_workers_keep_glibcs_mmap_threshold_and_dasks_other_settings(
     environ = local_worker_environ()
     assert "MALLOC_TRIM_THRESHOLD_" not in environ
     assert environ == {k: v for k, v in default.items() if k != "MALLOC_TRIM_THRESHOLD_"} and environ["OMP_NUM_THREADS"] == 1
+
+
+def test_the_executors_cluster_starts_without_the_trim_threshold_even_if_this_process_has_it(monkeypatch):
+    """What the LocalCluster's nannies see when they spawn workers: Dask's pre-spawn environment and this process's
+    own (a default LocalCluster earlier in the process writes the threshold into it)."""
+    import distributed
+
+    from deepaug_pipeline.search import executors
+
+    seen = {}
+
+    class RecordingCluster:  # stands in for LocalCluster at the moment it would spawn its workers
+        def __init__(self, **kwargs):
+            import dask
+
+            seen["pre_spawn"] = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+            seen["process"] = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+            seen["allowed_failures"] = dask.config.get("distributed.scheduler.allowed-failures")
+            raise OSError("recorded")  # the executor's start-up error path, which must restore the environment too
+
+    monkeypatch.setattr(distributed, "LocalCluster", RecordingCluster)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    x, y = make_images(20, 2)
+    with pytest.raises(ExecutorError):
+        executors.DaskExecutor(LabelledImages(x, y), LabelledImages(x, y), None, None, 2, 1)
+    assert "MALLOC_TRIM_THRESHOLD_" not in seen["pre_spawn"] and seen["pre_spawn"]["OMP_NUM_THREADS"] == 1
+    assert seen["process"] is None and seen["allowed_failures"] == 0
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # the process's own setting is back once the cluster is gone

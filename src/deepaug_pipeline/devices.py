@@ -61,15 +61,15 @@ def configure_tensorflow(threads: int | None = None) -> list[str]:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:  # TensorFlow already runs in this process: fine if the GPU grows as asked
-            if not tf.config.experimental.get_memory_growth(gpu):
+            if not (tf.config.experimental.get_memory_growth(gpu) or os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH") == "true"):
                 log.warning("TensorFlow started in this process before memory growth could be set on %s: this "
                             "process holds the whole GPU, and another one on it may run out of memory", gpu.name)  # fmt: skip
     if threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(max(1, threads // 2))
-        except RuntimeError:  # TensorFlow already runs in this process: fine if it runs as asked
-            if tf.config.threading.get_intra_op_parallelism_threads() != threads:
-                log.warning("TensorFlow started in this process before its threads could be capped at %d: its fits "
-                            "here use every core", threads)  # fmt: skip
+        except RuntimeError:  # TensorFlow already runs here with other threads (a setting it already has passes)
+            running = (tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())
+            log.warning("TensorFlow started in this process before its threads could be capped at %d (it runs with "
+                        "intra/inter-op threads %d/%d, 0 meaning every core)", threads, *running)  # fmt: skip
     return [g.name for g in gpus]

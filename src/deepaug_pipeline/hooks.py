@@ -66,7 +66,7 @@ class ConfigValidationHook:
 
 class TensorFlowHook:
     """TensorFlow is configured (GPU memory growth, so trial processes can share a GPU) before a node that uses it
-    first imports the library, which builds tensors as it loads and so initialises the GPU. The nodes carry the tag."""
+    builds its first tensor, after which the setting cannot change. The nodes carry the tag."""
 
     @hook_impl
     def before_node_run(self, node) -> None:

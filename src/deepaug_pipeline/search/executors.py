@@ -8,6 +8,7 @@ and tracks runs.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ def run_on_worker(spec: RunnerSpec, request: FitRequest, subset: LabelledImages,
         return _RUNNERS[key].run(request)
 
 
+TRIM_THRESHOLD = "MALLOC_TRIM_THRESHOLD_"
+
+
 def local_worker_environ() -> dict:
     """What a LocalCluster's worker processes get set before they start: Dask's defaults without its
     ``MALLOC_TRIM_THRESHOLD_``.
@@ -91,7 +95,7 @@ def local_worker_environ() -> dict:
     import dask
     import distributed  # noqa: F401 - registers distributed's config defaults with dask
 
-    return {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    return {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k != TRIM_THRESHOLD}
 
 
 class DaskExecutor:
@@ -119,10 +123,18 @@ class DaskExecutor:
         self.spec = spec
         self.threads = threads_per_worker
         self._cluster = None
+        self._trim_threshold: str | None = None
         try:
             if address:
                 self.client = Client(address, timeout=connect_timeout)
             else:
+                # Nannies spawn their workers (at start and after a death) from this process's environment, so the
+                # threshold must be out of it while the cluster lives: set by the shell, or by an earlier default
+                # LocalCluster in this process, whose nannies write Dask's pre-spawn environment into it.
+                self._trim_threshold = os.environ.pop(TRIM_THRESHOLD, None)
+                if self._trim_threshold is not None:
+                    log.info("%s=%s is set here; the Dask workers start without it (it slows TensorFlow's fits 2-3x)",
+                             TRIM_THRESHOLD, self._trim_threshold)  # fmt: skip
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0,
                                       "distributed.nanny.pre-spawn-environ": local_worker_environ()}):  # fmt: skip
                     self._cluster = LocalCluster(
@@ -131,6 +143,7 @@ class DaskExecutor:
                     )  # fmt: skip
                 self.client = Client(self._cluster)
         except (OSError, TimeoutError) as exc:
+            self._restore_trim_threshold()
             raise ExecutorError(
                 f"cannot reach the Dask scheduler at {address!r} within {connect_timeout:.0f} s ({exc}); "
                 "check search.address, or use executor: local"
@@ -169,3 +182,9 @@ class DaskExecutor:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+        self._restore_trim_threshold()
+
+    def _restore_trim_threshold(self) -> None:
+        if self._trim_threshold is not None:
+            os.environ[TRIM_THRESHOLD] = self._trim_threshold
+            self._trim_threshold = None
