@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script: the repos
 from benchmarks.common import RESULTS, machine  # noqa: E402
 from benchmarks.summarise_search_log import load, summarise  # noqa: E402
 from deepaug_pipeline.config import canonical_log_config  # noqa: E402
+from deepaug_pipeline.search.noise import paired_gain  # noqa: E402
 
 
 def method_figures(summary: dict) -> dict:
@@ -54,10 +55,8 @@ def compare(bayesian: dict, random: dict) -> dict:
     # Both re-evaluations train on the same fresh seeds (same split, initial weights and validation sample per seed),
     # so the two best policies are compared seed by seed.
     # A policy the re-evaluation stopped early ran fewer seeds: compared over the seeds both ran.
-    random_gains = dict(zip(r["seeds"], r["paired_gains"]))
-    diffs = np.array([gain - random_gains[seed] for seed, gain in zip(b["seeds"], b["paired_gains"]) if seed in random_gains])
-    diff = float(diffs.mean())
-    se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
+    pair = paired_gain(0, dict(zip(b["seeds"], b["paired_gains"])), dict(zip(r["seeds"], r["paired_gains"])))
+    diff, se = pair.mean, pair.se
     return {
         "best_gain_bayesian_minus_random": diff,
         "se": se,
