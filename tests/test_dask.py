@@ -14,7 +14,7 @@ import pytest
 
 from deepaug_pipeline.config import SearchConfig
 from deepaug_pipeline.run_log import TrialLogStore, read_log
-from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError, local_worker_environ
+from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError, local_worker_environment
 from deepaug_pipeline.search.run import run_search
 from tests.conftest import kedro_session_run, make_images, mlflow_runs, search_params
 
@@ -41,21 +41,14 @@ def test_dask_search_logs_every_trial_once_nested_under_one_parent(project):
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_search_loses_nothing(project, monkeypatch):
+def test_a_worker_killed_mid_search_loses_nothing(project):
     """The search runs on a cluster the test holds, so the scheduler says which worker is running a fit: that one is
     killed (its nanny starts a new one), after two fits are logged."""
-    import dask
     from distributed import Client, LocalCluster
 
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl"
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
-    # The nannies write their pre-spawn environment into this process's: monkeypatch gives the later tests theirs back.
-    for name in local_worker_environ():
-        if name in os.environ:
-            monkeypatch.setenv(name, os.environ[name])
-        else:
-            monkeypatch.delenv(name, raising=False)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": local_worker_environ()}), \
+    with local_worker_environment(), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:  # fmt: skip
         params = {**DASK, "address": cluster.scheduler_address, "iterations": 10, "child": {"epochs": 4}}

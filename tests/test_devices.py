@@ -68,7 +68,8 @@ def test_local_dask_workers_keep_glibcs_mmap_threshold_and_dasks_other_settings(
 
 def test_the_executors_cluster_starts_without_the_trim_threshold_even_if_this_process_has_it(monkeypatch):
     """What the LocalCluster's nannies see when they spawn workers: Dask's pre-spawn environment and this process's
-    own (a default LocalCluster earlier in the process writes the threshold into it)."""
+    own (a default LocalCluster earlier in the process writes the threshold into it). What the nannies write into
+    this process's environment does not outlive the cluster."""
     import distributed
 
     from deepaug_pipeline.search import executors
@@ -82,13 +83,18 @@ def test_the_executors_cluster_starts_without_the_trim_threshold_even_if_this_pr
             seen["pre_spawn"] = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
             seen["process"] = os.environ.get("MALLOC_TRIM_THRESHOLD_")
             seen["allowed_failures"] = dask.config.get("distributed.scheduler.allowed-failures")
+            os.environ.update({k: str(v) for k, v in seen["pre_spawn"].items()})  # as a nanny does before it spawns
             raise OSError("recorded")  # the executor's start-up error path, which must restore the environment too
 
     monkeypatch.setattr(distributed, "LocalCluster", RecordingCluster)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     x, y = make_images(20, 2)
     with pytest.raises(ExecutorError):
         executors.DaskExecutor(LabelledImages(x, y), LabelledImages(x, y), None, None, 2, 1)
     assert "MALLOC_TRIM_THRESHOLD_" not in seen["pre_spawn"] and seen["pre_spawn"]["OMP_NUM_THREADS"] == 1
     assert seen["process"] is None and seen["allowed_failures"] == 0
-    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # the process's own setting is back once the cluster is gone
+    # the process's own settings are back once the cluster is gone, and what the nanny added is gone with it
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and os.environ["OMP_NUM_THREADS"] == "2"
+    assert "MKL_NUM_THREADS" not in os.environ

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from deepaug_pipeline.config import ChildConfig
@@ -98,6 +100,34 @@ def local_worker_environ() -> dict:
     return {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k != TRIM_THRESHOLD}
 
 
+@contextmanager
+def local_worker_environment() -> Iterator[None]:
+    """Hold this around a LocalCluster's whole life: its workers start with ``local_worker_environ()``, and this
+    process's environment is as it was once the block ends.
+
+    A nanny spawns its worker (at start, and again after a death) from this process's environment, after writing its
+    pre-spawn variables into it. So the trim threshold must be out of the environment while the cluster lives (set by
+    the shell, or by an earlier default LocalCluster's nannies), and the variables the nannies write (OMP, MKL and
+    OpenBLAS thread caps of 1) must not outlive the cluster: a process started later would inherit them."""
+    import dask
+
+    environ = local_worker_environ()
+    saved = {name: os.environ.get(name) for name in (*environ, TRIM_THRESHOLD)}
+    if saved[TRIM_THRESHOLD] is not None:
+        log.info("%s=%s is set here; the Dask workers start without it (it slows TensorFlow's fits 2-3x)",
+                 TRIM_THRESHOLD, saved[TRIM_THRESHOLD])  # fmt: skip
+        del os.environ[TRIM_THRESHOLD]
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class DaskExecutor:
     """Fits in parallel on Dask workers. A fit that does not come back (its worker died) is a ``lost`` outcome: the
     search loop submits it once more, and if it is lost again, logs it as lost so that a rerun runs it again.
@@ -123,27 +153,20 @@ class DaskExecutor:
         self.spec = spec
         self.threads = threads_per_worker
         self._cluster = None
-        self._trim_threshold: str | None = None
+        self._environment = ExitStack()  # the LocalCluster's worker environment, held until close()
         try:
             if address:
                 self.client = Client(address, timeout=connect_timeout)
             else:
-                # Nannies spawn their workers (at start and after a death) from this process's environment, so the
-                # threshold must be out of it while the cluster lives: set by the shell, or by an earlier default
-                # LocalCluster in this process, whose nannies write Dask's pre-spawn environment into it.
-                self._trim_threshold = os.environ.pop(TRIM_THRESHOLD, None)
-                if self._trim_threshold is not None:
-                    log.info("%s=%s is set here; the Dask workers start without it (it slows TensorFlow's fits 2-3x)",
-                             TRIM_THRESHOLD, self._trim_threshold)  # fmt: skip
-                with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                                      "distributed.nanny.pre-spawn-environ": local_worker_environ()}):  # fmt: skip
+                self._environment.enter_context(local_worker_environment())
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     self._cluster = LocalCluster(
                         n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                         dashboard_address=None, silence_logs=logging.ERROR,
                     )  # fmt: skip
                 self.client = Client(self._cluster)
         except (OSError, TimeoutError) as exc:
-            self._restore_trim_threshold()
+            self._environment.close()
             raise ExecutorError(
                 f"cannot reach the Dask scheduler at {address!r} within {connect_timeout:.0f} s ({exc}); "
                 "check search.address, or use executor: local"
@@ -182,9 +205,4 @@ class DaskExecutor:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
-        self._restore_trim_threshold()
-
-    def _restore_trim_threshold(self) -> None:
-        if self._trim_threshold is not None:
-            os.environ[TRIM_THRESHOLD] = self._trim_threshold
-            self._trim_threshold = None
+        self._environment.close()
