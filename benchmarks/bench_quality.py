@@ -24,17 +24,17 @@ from common import write_results  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, SearchConfig  # noqa: E402
 from deepaug_pipeline.evaluate.report import verdict  # noqa: E402
-from deepaug_pipeline.evaluate.results import results_table  # noqa: E402
-from deepaug_pipeline.evaluate.strategies import found_base  # noqa: E402
+from deepaug_pipeline.evaluate.results import paired_error_difference, results_table  # noqa: E402
 from deepaug_pipeline.search import results  # noqa: E402
+from deepaug_pipeline.search.noise import beyond_accept_se  # noqa: E402
 
 
-def _beyond(table, a: str, b: str) -> dict:
-    """a's error minus b's, its standard error over independent seeds, and whether a is lower beyond 2 SE."""
-    ra, rb = table.loc[a], table.loc[b]
-    diff = ra["test_error_mean"] - rb["test_error_mean"]
-    se = (ra["test_error_std"] ** 2 / ra["runs"] + rb["test_error_std"] ** 2 / rb["runs"]) ** 0.5
-    return {"error_difference": diff, "se": se, "lower_beyond_2se": bool(se > 0 and -diff > 2 * se)}
+def _beyond(runs, a: str, b: str) -> dict:
+    """a's test error minus b's, paired by seed as the report pairs it, its standard error, and whether a is lower
+    beyond 2 SE."""
+    difference = paired_error_difference(runs, a, b)
+    return {"error_difference": difference.mean, "se": difference.se, "paired_seeds": len(difference.gains),
+            "lower_beyond_2se": bool(difference.mean < 0 and beyond_accept_se(-difference.z))}  # fmt: skip
 
 
 def search_figures(protocol: qp.Protocol) -> tuple[Policy, dict]:
@@ -62,8 +62,7 @@ def main(seeds: int = 3, found_policy: Path | None = None) -> None:
     cfg = EvaluateConfig(seeds=seeds, train_size=None)
     start = time.perf_counter()
     runs = qp.evaluate(protocol, found, cfg)
-    base = found_base(found)
-    table = results_table(runs, cfg.strategies, base).set_index("strategy")
+    table = results_table(runs, cfg.strategies, found).set_index("strategy")
     err = table["test_error_mean"]
     write_results("quality", {
         "protocol": qp.__doc__.split("\n\n")[1],
@@ -73,12 +72,12 @@ def main(seeds: int = 3, found_policy: Path | None = None) -> None:
         "found_policy": found.to_dict(),
         "final_model": cfg.model, "epochs": cfg.epochs, "seeds": seeds,
         "table": table.reset_index().to_dict("records"),
-        "report_lines": verdict(table.reset_index()),
+        "report_lines": verdict(table.reset_index(), runs),
         "targets": {
-            "found_beats_standard_beyond_2se": _beyond(table, "standard+found", "standard"),
+            "found_beats_standard_beyond_2se": _beyond(runs, "standard+found", "standard"),
             "found_no_worse_than_randaugment": bool(err["standard+found"] <= err["standard+randaugment"]),
             "found_no_worse_than_trivialaugment": bool(err["standard+found"] <= err["standard+trivialaugment"]),
-            "stretch_found_beats_trivialaugment_beyond_2se": _beyond(table, "standard+found", "standard+trivialaugment"),
+            "stretch_found_beats_trivialaugment_beyond_2se": _beyond(runs, "standard+found", "standard+trivialaugment"),
             "stretch_found_30pct_less_error_than_none": bool(table.loc["standard+found", "error_reduction_vs_none"] >= 0.3),
         },
     })  # fmt: skip

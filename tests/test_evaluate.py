@@ -14,12 +14,14 @@ from mlflow.tracking import MlflowClient
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, EvaluateConfig, parse_config
 from deepaug_pipeline.evaluate.records import EvaluationRun
-from deepaug_pipeline.evaluate.report import verdict
+from deepaug_pipeline.evaluate.report import _comparison_frame, error_dot_plot, verdict
 from deepaug_pipeline.evaluate.results import results_table
 from deepaug_pipeline.evaluate.strategies import strategy_aliases, strategy_augment, strategy_labels
+from deepaug_pipeline.pipelines.evaluate.nodes import summarise_evaluation
 from tests.conftest import CHART_MIN_SIDE, GRID_MIN_SIDE, assert_real_png, kedro_run, kedro_session_run, squashed_output
 
 FOUND = Policy.from_pairs([[("rotate", 0.5), ("cutout", 0.4)], [("shear", 0.3), ("crop", 0.3)]])
+EMPTY = Policy((), p_none=1.0, metadata={"base_augmentation": "standard"})  # no policy beat crop + flip
 LABELS = strategy_labels("standard")
 
 
@@ -143,7 +145,7 @@ def test_a_test_size_scores_a_stratified_sample_and_its_default_keeps_old_logs_r
 
 
 def test_comparison_chart_is_a_dot_plot_fitted_to_the_errors_and_curves_are_told_apart():
-    from deepaug_pipeline.evaluate.report import learning_curves, error_dot_plot
+    from deepaug_pipeline.evaluate.report import learning_curves
 
     accs = {"none": [0.75, 0.77], "standard": [0.79, 0.80], "standard+found": [0.79, 0.81]}
     runs = [_run(s, i, a) for s, v in accs.items() for i, a in enumerate(v)]
@@ -173,33 +175,94 @@ def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
     accs = {"none": [0.80, 0.81, 0.80], "standard": [0.870, 0.880, 0.875], "standard+found": [0.878, 0.872, 0.880],
             "standard+trivialaugment": [0.86]}  # fmt: skip
     runs = [_run(s, i, a) for s, v in accs.items() for i, a in enumerate(v)]
-    lines = verdict(results_table(runs, list(accs)))
+    lines = verdict(results_table(runs, list(accs)), runs)
     assert lines[0] == "Lowest mean test error: crop + flip + found policy (12.33%)."
     vs = {line.split(":")[0]: line for line in lines[1:]}
-    assert vs["standard (crop + flip) vs none"].startswith("standard (crop + flip) vs none: 7.17 points lower error (")
+    # Paired by seed: none − standard is -0.070, -0.070, -0.075 -> mean -0.0717, SE 0.00167, 43 SE.
+    assert vs["standard (crop + flip) vs none"] == (
+        "standard (crop + flip) vs none: 7.17 points lower error (43.0 standard errors over 3 paired seeds: beyond seed noise).")
     assert "beyond seed noise" in vs["crop + flip + found policy vs none"]
-    assert "0.17 points lower error (within seed noise" in vs["crop + flip + found policy vs standard (crop + flip)"]
-    assert "one run on a side" in vs["crop + flip + found policy vs crop + flip + TrivialAugment-Wide"]
-    assert "one run on a side" in vs["crop + flip + TrivialAugment-Wide vs standard (crop + flip)"]
+    assert "0.17 points lower error (0.3 standard errors over 3 paired seeds: within seed noise" in vs["crop + flip + found policy vs standard (crop + flip)"]
+    assert "one paired seed, so no noise estimate" in vs["crop + flip + found policy vs crop + flip + TrivialAugment-Wide"]
+    assert "one paired seed" in vs["crop + flip + TrivialAugment-Wide vs standard (crop + flip)"]
     assert len(lines) == 6
     same = [_run(s, i, a) for s, a in (("none", 0.8), ("standard+found", 0.9)) for i in range(2)]
-    assert verdict(results_table(same, ["none", "standard+found"]))[1] == (
-        "crop + flip + found policy vs none: 10.00 points lower error (every seed gave the same accuracy, so no noise estimate)."
+    assert verdict(results_table(same, ["none", "standard+found"]), same)[1] == (
+        "crop + flip + found policy vs none: 10.00 points lower error (the same difference on all 2 paired seeds, so no noise estimate)."
     )
     aliased_runs = [replace(r, strategy="standard+found", same_as="none") for r in same if r.strategy == "none"]
-    aliased = verdict(results_table([r for r in same if r.strategy == "none"] + aliased_runs, ["none", "standard+found"]))
+    only_none = [r for r in same if r.strategy == "none"] + aliased_runs
+    aliased = verdict(results_table(only_none, ["none", "standard+found"]), only_none)
     assert aliased[1] == "crop + flip + found policy: the same runs as none, nothing to compare."
     # No policy beat the base: found reuses standard's runs, so its comparisons with the others would repeat
     # standard's; it says so once, and the other comparisons keep the lines they have without it.
     found_is_standard = [replace(r, strategy="standard+found", key=f"standard+found/{r.seed_index}", same_as="standard")
                          for r in runs if r.strategy == "standard"]  # fmt: skip
     strategies = ["none", "standard", "standard+found", "standard+trivialaugment"]
-    without_found = verdict(results_table([r for r in runs if r.strategy != "standard+found"], strategies[:2] + strategies[3:]))
-    with_alias = verdict(results_table([r for r in runs if r.strategy != "standard+found"] + found_is_standard, strategies))
-    assert [line for line in with_alias if "found policy" in line] == [
-        "crop + flip + found policy: the same runs as standard (crop + flip), nothing to compare."
+    without = [r for r in runs if r.strategy != "standard+found"]
+    without_found = verdict(results_table(without, strategies[:2] + strategies[3:]), without)
+    with_alias = verdict(results_table(without + found_is_standard, strategies, EMPTY), without + found_is_standard)
+    assert [line for line in with_alias if "no policy found" in line] == [
+        "crop + flip (no policy found): the same runs as standard (crop + flip), nothing to compare."
     ]
-    assert [line for line in with_alias if "found policy" not in line] == without_found
+    assert [line for line in with_alias if "no policy found" not in line] == without_found
+
+
+def test_gaps_are_paired_by_seed_and_two_seeds_are_too_few_to_call_one():
+    # The seeds spread the error by 10 points; found is 0.4-0.6 points better on every one of them. Unpaired, the
+    # standard error of the difference of the means is about 4 points; paired, 0.06.
+    accs = {"standard": [0.80, 0.85, 0.90], "standard+found": [0.805, 0.856, 0.904]}
+    runs = [_run(s, i, a) for s, v in accs.items() for i, a in enumerate(v)]
+    assert verdict(results_table(runs, list(accs)), runs)[1] == (
+        "crop + flip + found policy vs standard (crop + flip): 0.50 points lower error "
+        "(8.7 standard errors over 3 paired seeds: beyond seed noise).")
+    two = [r for r in runs if r.seed_index < 2]
+    assert verdict(results_table(two, list(accs)), two)[1] == (
+        "crop + flip + found policy vs standard (crop + flip): 0.55 points lower error (11.0 standard errors over 2 "
+        "paired seeds; too few seeds to call it beyond noise, set evaluate.seeds to 3 or more).")
+    # A seed only one side finished is left out of the pairing.
+    failed = [replace(r, status="failed") if (r.strategy, r.seed_index) == ("standard", 2) else r for r in runs]
+    assert "over 2 paired seeds" in verdict(results_table(failed, list(accs)), failed)[2]
+
+
+def test_no_policy_found_is_named_so_and_never_credited_with_a_gain():
+    runs = [_run(s, i, a) for s, v in {"none": [0.80, 0.81, 0.80], "standard+randaugment": [0.84, 0.85, 0.845]}.items()
+            for i, a in enumerate(v)]  # fmt: skip
+    # Without `standard` in the list, found (empty) still trains as crop + flip and is compared as what it is.
+    runs += [replace(r, strategy="standard+found", key=f"standard+found/{i}", same_as="standard")
+             for i, r in enumerate(_run("standard", i, a) for i, a in enumerate([0.87, 0.88, 0.875]))]  # fmt: skip
+    strategies = ["none", "standard+found", "standard+randaugment"]
+    table = results_table(runs, strategies, EMPTY)
+    lines = verdict(table, runs)
+    assert lines[0] == "Lowest mean test error: crop + flip (no policy found) (12.50%)."
+    assert not [line for line in lines if "found policy" in line]
+    assert "crop + flip (no policy found) vs crop + flip + RandAugment: 3.00 points lower error" in " ".join(lines)
+    # Listed beside standard, the alias is standard: the lowest error is named once, and exact ties say so.
+    standard = [_run("standard", i, a) for i, a in enumerate([0.87, 0.88, 0.875])]
+    both = runs + standard
+    assert verdict(results_table(both, ["standard+found", "standard", "none"], EMPTY), both)[0] == (
+        "Lowest mean test error: standard (crop + flip) (12.50%).")
+    tie = [r for r in both if r.strategy in ("standard", "none")] + [replace(r, strategy="standard+randaugment") for r in standard]
+    assert verdict(results_table(tie, ["none", "standard", "standard+randaugment"]), tie)[0] == (
+        "Lowest mean test error: standard (crop + flip) and crop + flip + RandAugment (12.50%, tied).")
+    assert "the same error" in verdict(results_table(tie, ["none", "standard", "standard+randaugment"]), tie)[2]
+
+
+def test_one_seed_shows_no_spread_and_failed_runs_are_named():
+    runs = [_run("none", 0, 0.80), _run("standard", 0, 0.85)]
+    runs += [replace(_run("standard+found", i, 0.5), status="failed") for i in range(2)]
+    runs += [_run("standard+randaugment", 0, 0.84), replace(_run("standard+randaugment", 1, 0.1), status="failed")]
+    strategies = ["none", "standard", "standard+found", "standard+randaugment"]
+    table = results_table(runs, strategies, FOUND)
+    assert table["test_accuracy_std"].isna().all()  # one finished run each: no estimate, not a spread of 0
+    assert _comparison_frame(table)["test accuracy (%)"].tolist() == ["80.00 (one seed)", "85.00 (one seed)", "–", "84.00 (one seed)"]
+    assert not [c for c in error_dot_plot(table, runs).axes[0].collections if len(c.get_segments())]  # no error bars
+    lines = verdict(table, runs)
+    assert "crop + flip + found policy: 2 of 2 runs failed (a loss that was not finite); it has no figures." in lines
+    assert ("crop + flip + RandAugment: 1 of 2 runs failed (a loss that was not finite); its figures are over the 1 "
+            "that finished.") in lines
+    _, metrics = summarise_evaluation(runs, FOUND.to_dict(), {"strategies": strategies})
+    assert "none.test_accuracy_mean" in metrics and not [k for k in metrics if k.endswith("_std")]
 
 
 def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():
@@ -213,7 +276,7 @@ def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():
     for screened, line in ((["invert", "solarize"], "Search: the op screen dropped invert, solarize before the optimiser started."),
                            (None, None)):  # fmt: skip
         policy = Policy((), p_none=1.0, metadata={"verdict": "no policy beat crop + flip", "screened_out": screened})
-        md, page = build_report(table, policy, figures, {})
+        md, page = build_report(table, runs, policy, figures, {})
         verdict_section = md.split("## Verdict")[1].split("##")[0]
         assert ("op screen" in verdict_section) == (line is not None)
         if line:

@@ -283,8 +283,8 @@ def test_nothing_beats_the_base_so_the_best_policy_is_empty_and_evaluate_reuses_
     by_key = {(r.strategy, r.seed_index): r for r in runs}
     assert by_key[("standard+found", 1)].test_accuracy == by_key[("standard", 1)].test_accuracy
     assert by_key[("standard+found", 1)].same_as == "standard" and by_key[("standard+found", 1)].key == "standard+found/1"
-    table = evaluate_results_table(runs, cfg.strategies, "standard").set_index("strategy")
-    assert table.loc["standard+found", "label"] == "crop + flip + found policy"
+    table = evaluate_results_table(runs, cfg.strategies, best).set_index("strategy")
+    assert table.loc["standard+found", "label"] == "crop + flip (no policy found)"
     assert table.loc["standard+found", "same_as"] == "standard" and pd.isna(table.loc["standard", "same_as"])
 
 

@@ -97,7 +97,7 @@ class RunSummaryHook:
             target = TrackingTarget.from_active_run()
             self._experiment = target.experiment_id if target is not None else None
         elif node.name == "summarise_evaluation":
-            self._evaluation = outputs["evaluation_table"]
+            self._evaluation = (outputs["evaluation_table"], inputs["evaluation_runs"])
 
     @hook_impl
     def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
@@ -115,7 +115,7 @@ class RunSummaryHook:
         if self._evaluation is not None:
             from deepaug_pipeline.evaluate.report import verdict
 
-            lines += ["Evaluation finished.", *verdict(self._evaluation)]
+            lines += ["Evaluation finished.", *verdict(*self._evaluation)]
             lines += [f"  report: {_filepath(catalog, name)}" for name in EVALUATE_FILES if name in outputs]
         if lines:
             log.info("\n".join(lines))

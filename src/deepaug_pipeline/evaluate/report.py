@@ -18,6 +18,8 @@ import pandas as pd  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import Strategy  # noqa: E402
+from deepaug_pipeline.evaluate.results import paired_error_difference  # noqa: E402
+from deepaug_pipeline.search.noise import PairedGain, beyond_accept_se  # noqa: E402
 
 if TYPE_CHECKING:
     from deepaug_pipeline.evaluate.records import EvaluationRun
@@ -41,7 +43,8 @@ def error_dot_plot(table: pd.DataFrame, runs: list[EvaluationRun] | None = None)
     y = np.arange(len(table))[::-1]  # the first strategy on top
     for pos, row in zip(y, table.itertuples()):
         colour = _look(row.strategy)[0]
-        ax.errorbar(row.test_error_mean * 100, pos, xerr=row.test_error_std * 100, fmt="o", color=colour, capsize=4, markersize=7)
+        spread = None if np.isnan(row.test_error_std) else row.test_error_std * 100  # one seed: no bar, not a zero one
+        ax.errorbar(row.test_error_mean * 100, pos, xerr=spread, fmt="o", color=colour, capsize=4, markersize=7)
         seeds = [r.test_error * 100 for r in runs or [] if r.strategy == row.strategy and r.ok]
         ax.plot(seeds, [pos] * len(seeds), "|", color=colour, markersize=12, alpha=0.6)
     ax.set_yticks(y, table["label"], fontsize=8)
@@ -103,6 +106,13 @@ def _fmt(v, pct: bool = False) -> str:
     return f"{v * 100:.2f}" if pct else f"{v:.4f}"
 
 
+def _mean_std(mean: float, std: float, runs: int) -> str:
+    """Percent, mean ± std over seeds; one run has no spread to show, and none has no value."""
+    if runs == 0:
+        return "–"
+    return f"{_fmt(mean, True)} (one seed)" if runs == 1 else f"{_fmt(mean, True)} ± {_fmt(std, True)}"
+
+
 def _comparison_frame(table: pd.DataFrame) -> pd.DataFrame:
     header = ["strategy", "runs", "test accuracy (%)", "test error (%)", "error reduction vs none", "error reduction vs standard"]
     rows = []
@@ -111,8 +121,8 @@ def _comparison_frame(table: pd.DataFrame) -> pd.DataFrame:
         same = r.get("same_as")
         rows.append([
             r["label"] + (f" (= {labels.get(same, same)}, not trained twice)" if isinstance(same, str) else ""), str(r["runs"]),
-            f"{_fmt(r['test_accuracy_mean'], True)} ± {_fmt(r['test_accuracy_std'], True)}",
-            f"{_fmt(r['test_error_mean'], True)} ± {_fmt(r['test_error_std'], True)}",
+            _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], r["runs"]),
+            _mean_std(r["test_error_mean"], r["test_error_std"], r["runs"]),
             "–" if pd.isna(r.get("error_reduction_vs_none")) else f"{r['error_reduction_vs_none'] * 100:+.1f}%",
             "–" if pd.isna(r.get("error_reduction_vs_standard")) else f"{r['error_reduction_vs_standard'] * 100:+.1f}%",
         ])  # fmt: skip
@@ -131,32 +141,62 @@ COMPARISONS = (
 )
 
 
-def _compare(a: pd.Series, b: pd.Series) -> str:
-    diff = a["test_error_mean"] - b["test_error_mean"]
-    # Standard error of the difference of two means over independent seeds.
-    se = float(np.sqrt(a["test_error_std"] ** 2 / a["runs"] + b["test_error_std"] ** 2 / b["runs"]))
-    if min(a["runs"], b["runs"]) < 2:
-        noise = "one run on a side, so no noise estimate"
-    elif se == 0:
-        noise = "every seed gave the same accuracy, so no noise estimate"
-    elif abs(diff) > 2 * se:
-        noise = f"{abs(diff) / se:.1f} standard errors: beyond seed noise"
+MIN_SEEDS_FOR_NOISE = 3  # a standard error from 2 paired seeds rests on one degree of freedom: too rough to call a gap
+
+
+def _compare(a: pd.Series, b: pd.Series, difference: PairedGain) -> str:
+    """One comparison in words: a's test error against b's, paired by seed, and whether it is beyond seed noise."""
+    n, diff = len(difference.gains), difference.mean
+    if n == 0:
+        return f"{a['label']} vs {b['label']}: no seed on which both finished, nothing to compare."
+    size = "the same error" if diff == 0 else f"{abs(diff) * 100:.2f} points {'lower' if diff < 0 else 'higher'} error"
+    if n == 1:
+        noise = "one paired seed, so no noise estimate"
+    elif difference.se == 0:
+        noise = f"the same difference on all {n} paired seeds, so no noise estimate"
     else:
-        noise = "within seed noise: ≤ 2 standard errors"
-    word = "lower" if diff < 0 else "higher"
-    return f"{a['label']} vs {b['label']}: {abs(diff) * 100:.2f} points {word} error ({noise})."
+        z = f"{abs(difference.z):.1f} standard errors over {n} paired seeds"
+        if n < MIN_SEEDS_FOR_NOISE:
+            noise = f"{z}; too few seeds to call it beyond noise, set evaluate.seeds to {MIN_SEEDS_FOR_NOISE} or more"
+        elif beyond_accept_se(abs(difference.z)):
+            noise = f"{z}: beyond seed noise"
+        else:
+            noise = f"{z}: within seed noise"
+    return f"{a['label']} vs {b['label']}: {size} ({noise})."
 
 
-def verdict(table: pd.DataFrame) -> list[str]:
-    """Plain sentences: the best strategy, then what the base, the found policy, RandAugment and TrivialAugment
-    each do against their reference, with the seed noise (a strategy that reuses another's runs says so)."""
+def _lowest_error(rows: pd.DataFrame, same_as: dict[str, str]) -> str:
+    """The strategy (or the tied strategies) with the lowest mean test error; a strategy that reuses the runs of
+    another strategy in the table is that strategy, and is not named twice."""
+    own = rows[[not (name in same_as and same_as[name] in rows.index) for name in rows.index]]
+    lowest = own["test_error_mean"].min()
+    tied = own.index[np.isclose(own["test_error_mean"], lowest, rtol=0, atol=1e-12)]
+    names = " and ".join(own.loc[tied, "label"])
+    return f"Lowest mean test error: {names} ({lowest * 100:.2f}%{', tied' if len(tied) > 1 else ''})."
+
+
+def _failures(runs: list[EvaluationRun], rows: pd.DataFrame, same_as: dict[str, str]) -> list[str]:
+    lines = []
+    for name, label in rows["label"].items():
+        own = [r for r in runs if r.strategy == name and name not in same_as]
+        failed = sum(not r.ok for r in own)
+        if failed:
+            rest = f"its figures are over the {len(own) - failed} that finished" if failed < len(own) else "it has no figures"
+            lines.append(f"{label}: {failed} of {len(own)} runs failed (a loss that was not finite); {rest}.")
+    return lines
+
+
+def verdict(table: pd.DataFrame, runs: list[EvaluationRun]) -> list[str]:
+    """Plain sentences: the best strategy, any failed runs, then what the base, the found policy, RandAugment and
+    TrivialAugment each do against their reference, paired by seed, with the seed noise (a strategy that reuses
+    another's runs says so)."""
     rows = table.set_index("strategy")
     same_as = rows["same_as"].dropna().to_dict() if "same_as" in rows else {}
+    failures = _failures(runs, rows, same_as)
     rows = rows[rows["runs"] > 0]
     if rows.empty:
-        return ["No run finished, so there is nothing to compare."]
-    best = rows["test_error_mean"].idxmin()
-    lines = [f"Lowest mean test error: {rows.loc[best, 'label']} ({rows.loc[best, 'test_error_mean'] * 100:.2f}%)."]
+        return ["No run finished, so there is nothing to compare.", *failures]
+    lines = [_lowest_error(rows, same_as), *failures]
     made = {(a, b) for a, b in COMPARISONS if a in rows.index and b in rows.index}
     for a, b in COMPARISONS:
         if (a, b) not in made:
@@ -166,7 +206,7 @@ def verdict(table: pd.DataFrame) -> list[str]:
         elif a in same_as and ({(same_as[a], b), (b, same_as[a])} & made):
             continue  # the same comparison as one of the strategy whose runs it reuses, already said
         else:
-            lines.append(_compare(rows.loc[a], rows.loc[b]))
+            lines.append(_compare(rows.loc[a], rows.loc[b], paired_error_difference(runs, a, b)))
     return lines
 
 
@@ -220,6 +260,7 @@ def report_header(dataset_summary: dict, config: dict, search_run: str | None, e
 
 def build_report(
     table: pd.DataFrame,
+    runs: list[EvaluationRun],
     policy: Policy,
     figures: dict[str, plt.Figure],
     config: dict,
@@ -242,7 +283,7 @@ def build_report(
     config_text = json.dumps(config, indent=2, default=str)
     versions_table = pd.DataFrame(versions.items(), columns=["package", "version"])
 
-    summary = verdict(table)
+    summary = verdict(table, runs)
     search_verdict = policy.metadata.get("verdict")
     base_choice = (policy.metadata.get("base_choice") or {}).get("in_words")
     screened_out = policy.metadata.get("screened_out")

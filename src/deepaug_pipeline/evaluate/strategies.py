@@ -13,13 +13,14 @@ from deepaug_pipeline.config import EvaluateConfig
 from deepaug_pipeline.models.training import AugmentFn, no_augmentation
 
 
-def strategy_labels(base: str = "standard") -> dict[str, str]:
-    """What each strategy is, in words, on top of the base augmentation the search chose."""
+def strategy_labels(base: str = "standard", no_policy_found: bool = False) -> dict[str, str]:
+    """What each strategy is, in words, on top of the base augmentation the search chose. When no policy beat the
+    base, ``standard+found`` is the base alone, and its label says so rather than crediting a policy."""
     b = BASE_LABELS[base]
     return {
         "none": "none",
         "standard": f"standard ({b})",
-        "standard+found": f"{b} + found policy",
+        "standard+found": f"{b} (no policy found)" if no_policy_found else f"{b} + found policy",
         "standard+randaugment": f"{b} + RandAugment",
         "standard+trivialaugment": f"{b} + TrivialAugment-Wide",
     }

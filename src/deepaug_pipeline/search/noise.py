@@ -91,7 +91,7 @@ def choose_base(rewards: Mapping[str, Sequence[float]]) -> BaseChoice:
 class PairedGain:
     """A candidate re-trained on fresh seeds, each paired with the base on the same seed."""
 
-    trial_id: int
+    trial_id: int | None  # None: not a search trial (two strategies of the final comparison)
     gains: tuple[float, ...]  # candidate − base, per seed where both fits finished
     stopped_early: bool = False  # left untrained on its last seeds: no result there could have made it count
 
@@ -116,7 +116,7 @@ class PairedGain:
 
 
 def paired_gain(
-    trial_id: int, candidate: Mapping[int, float | None], base: Mapping[int, float | None], stopped_early: bool = False
+    trial_id: int | None, candidate: Mapping[int, float | None], base: Mapping[int, float | None], stopped_early: bool = False
 ) -> PairedGain:
     """Pair ``candidate[seed]`` with ``base[seed]``; seeds where either fit failed (None) or did not run are left out."""
     seeds = sorted(s for s in candidate if candidate[s] is not None and base.get(s) is not None)

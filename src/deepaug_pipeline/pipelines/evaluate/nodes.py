@@ -60,10 +60,9 @@ def summarise_evaluation(evaluation_runs: list[EvaluationRun], best_policy: dict
     """The comparison table, and its numbers as MLflow metrics."""
     from deepaug_pipeline.augment.policy import Policy
     from deepaug_pipeline.evaluate.results import results_table
-    from deepaug_pipeline.evaluate.strategies import found_base
 
     strategies = parse_config(EvaluateConfig, evaluate, "evaluate").strategies
-    table = results_table(evaluation_runs, strategies, found_base(Policy.from_dict(best_policy)))
+    table = results_table(evaluation_runs, strategies, Policy.from_dict(best_policy))
     metrics = {}
     for row in table.to_dict("records"):
         key = row["strategy"].replace("+", "_plus_")
@@ -89,7 +88,6 @@ def write_report(
 
     from deepaug_pipeline.augment.grid import sample_grid
     from deepaug_pipeline.augment.policy import Policy
-    from deepaug_pipeline.evaluate.strategies import found_base, strategy_labels
     from deepaug_pipeline.evaluate.report import (
         build_report,
         convergence_from_trials,
@@ -101,7 +99,7 @@ def write_report(
     policy = Policy.from_dict(best_policy)
     figures = {
         "results": error_dot_plot(evaluation_table, evaluation_runs),
-        "curves": learning_curves(evaluation_runs, strategy_labels(found_base(policy))),
+        "curves": learning_curves(evaluation_runs, dict(zip(evaluation_table["strategy"], evaluation_table["label"]))),
         "policy_grid": sample_grid(policy, search_subset.x, max_images=8),
         "convergence": convergence_from_trials(trials_table),
     }
@@ -110,7 +108,7 @@ def write_report(
     evaluate_run = tag_active_run({"search_run_id": search_run} if search_run else {})
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = report_header(dataset_summary, config, search_run, evaluate_run, date)
-    md, page = build_report(evaluation_table, policy, figures, config, header)
+    md, page = build_report(evaluation_table, evaluation_runs, policy, figures, config, header)
     plt.close(figures["policy_grid"])
     plt.close(figures["convergence"])
     return md, page, figures["results"], figures["curves"]
