@@ -227,6 +227,8 @@ def test_probability_per_op_is_optional_and_applied():
         ({"schema_version": 1, "sub_policies": [[]]}, r"'policy\.sub_policies\[0\]': List should have at least 1 item"),
         ({"schema_version": 1, "sub_policies": [[{"op": "rotate", "magnitude": 2}, {"op": "twirl", "magnitude": 0}]]}, r"\[0\]\[0\]\.magnitude': .*; bad value for 'policy\.sub_policies\[0\]\[1\]\.op'"),
         ([{"op": "rotate"}], r"'policy': Input should be a valid dictionary"),
+        ({"schema_version": 1, "sub_policies": [], "metadata": {"base_augmentation": "crop+flip"}},
+         r"'policy\.metadata': base_augmentation 'crop\+flip' is not one of none, crop, standard"),
     ],
 )
 def test_bad_policy_json_is_rejected_naming_the_entry(tmp_path, payload, message):
@@ -266,6 +268,45 @@ def test_map_fn_in_a_tf_data_pipeline():
     batches = [x.numpy() for x, _ in ds]
     assert batches[0].dtype == np.uint8 and batches[0].shape == (32, 27, 31, 1)
     assert not np.array_equal(batches[0], batches[1])  # a fresh draw per call
+
+
+def test_float_images_outside_their_value_range_are_refused_not_clipped_white():
+    """Keras hands uint8 data on as float32 in [0, 255]; read as [0, 1], most pixels came back 1.0."""
+    images = _batch(1, np.uint8, n=8)
+    model = keras.Sequential([keras.Input((27, 31, 1)), _policy().as_layer(seed=1)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside value_range \(0, 1\); pass the range they are in"):
+        model(images, training=True)
+    ds = tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).batch(4).map(_policy().map_fn(seed=1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside value_range \(0, 1\)"):
+        list(ds)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside value_range \(0, 1\)"):
+        _policy().apply(images / 127.5 - 1.0)  # normalised images: augment before normalising
+    in_range = _policy().apply(images.astype(np.float32), value_range=(0, 255)).numpy()
+    assert in_range.max() <= 255 and (in_range == 255).mean() < 0.5 and not np.allclose(in_range, images)
+    np.testing.assert_array_equal(model(images, training=False), images)  # inference never augments, never checks
+    assert _policy().apply(images / 255.0 * (1 + 1e-4)).shape == images.shape  # rounding at the edge is not refused
+
+
+def test_augmentation_refuses_anything_but_a_batch_of_one_image_size():
+    images = _batch(1, np.uint8, n=8)
+    with pytest.raises(ValueError, match=r"takes a batch of images \(batch, height, width, channels\).*got shape \(27, 31, 1\)"):
+        _policy().apply(images[0])
+    with pytest.raises(ValueError, match=r"batch before mapping \(ds\.batch\(n\)\.map"):
+        tf.data.Dataset.from_tensor_slices(images).map(_policy().map_fn())
+    unknown = tf.data.Dataset.from_generator(lambda: iter([images]), output_signature=tf.TensorSpec([None, None, None, 1], tf.uint8))
+    with pytest.raises(ValueError, match=r"of one height and width; got shape \(None, None, None, 1\)"):
+        unknown.map(_policy().map_fn())
+
+
+def test_a_policy_from_top_policies_runs_after_the_base_the_search_ran_it_on(tmp_path):
+    path = tmp_path / "top_policies.json"
+    path.write_text(json.dumps({"schema_version": 1, "base_augmentation": "crop",
+                                "policies": [{"rank": 0, "policy": _policy().to_dict()}]}))  # fmt: skip
+    loaded = Policy.load(path)
+    assert loaded.sub_policies == _policy().sub_policies and loaded.metadata["base_augmentation"] == "crop"
+    images = _batch(2, np.uint8, n=16)
+    alone = Policy((), p_none=1.0, metadata=loaded.metadata).as_layer(seed=1)(images, training=True).numpy()
+    assert not np.array_equal(alone, images)  # the layer runs pad + crop first, as the search did
 
 
 def test_empty_policy_is_the_identity_and_the_layer_runs_the_searchs_base_first():

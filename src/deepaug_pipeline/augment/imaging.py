@@ -5,12 +5,32 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+RANGE_SLACK = 1e-3  # of the range: float rounding from a caller's own scaling is not a wrong range
+
+
 def to_unit(images: tf.Tensor, value_range: tuple[float, float] | None = None) -> tf.Tensor:
-    """uint8 [0, 255] or float in ``value_range`` (default [0, 1]) → float32 [0, 1]."""
+    """uint8 [0, 255] or float in ``value_range`` (default [0, 1]) → float32 [0, 1], for a batch (B, H, W, C) of
+    one height and width.
+
+    Float values outside ``value_range`` raise rather than being clipped: Keras hands uint8 data on as float32 in
+    [0, 255], and read as [0, 1] three quarters of such an image's pixels would come back white."""
+    if images.shape.rank != 4 or images.shape[1] is None or images.shape[2] is None:
+        raise ValueError(
+            f"augmentation takes a batch of images (batch, height, width, channels) of one height and width; got "
+            f"shape {images.shape}. In tf.data, batch before mapping (ds.batch(n).map(...)); resize images to one size "
+            "first; add a batch axis to a single image"
+        )
     if images.dtype == tf.uint8:
         return tf.cast(images, tf.float32) / 255.0
     lo, hi = value_range or (0.0, 1.0)
-    return (tf.cast(images, tf.float32) - lo) / (hi - lo)
+    x = tf.cast(images, tf.float32)
+    slack = RANGE_SLACK * (hi - lo)
+    message = (f"augmentation got float images with values outside value_range ({lo:g}, {hi:g}); pass the range "
+               "they are in, e.g. value_range=(0, 255), and augment before normalising them")  # fmt: skip
+    checks = [tf.debugging.assert_greater_equal(x, lo - slack, message=message),
+              tf.debugging.assert_less_equal(x, hi + slack, message=message)]  # fmt: skip
+    with tf.control_dependencies(checks):
+        return (x - lo) / (hi - lo)
 
 
 def from_unit(images: tf.Tensor, dtype: tf.DType, value_range: tuple[float, float] | None = None) -> tf.Tensor:

@@ -19,6 +19,7 @@ import tensorflow as tf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from deepaug_pipeline.augment import imaging, kernels, ops as ops_lib
+from deepaug_pipeline.augment.baselines import BASES
 from deepaug_pipeline.config import validation_problems
 
 SCHEMA_VERSION = 1
@@ -48,6 +49,13 @@ class OperationJSON(BaseModel):
     probability: UnitInterval = 1.0
 
 
+def _known_base(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    base = (metadata or {}).get("base_augmentation")
+    if base is not None and base not in BASES:
+        raise ValueError(f"base_augmentation {base!r} is not one of {', '.join(BASES)}")
+    return metadata
+
+
 class PolicyJSON(BaseModel):
     """What ``best_policy.json`` holds; an empty ``sub_policies`` list is no augmentation."""
 
@@ -56,7 +64,7 @@ class PolicyJSON(BaseModel):
     schema_version: Literal[SCHEMA_VERSION]
     p_none: UnitInterval = DEFAULT_P_NONE
     sub_policies: list[Annotated[list[OperationJSON], Field(min_length=1)]]
-    metadata: dict[str, Any] | None = None
+    metadata: Annotated[dict[str, Any] | None, AfterValidator(_known_base)] = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,10 @@ class Policy:
                 entries = data["policies"]
                 if not isinstance(entries, list) or not 0 <= rank < len(entries):
                     raise PolicyError(f"policies: no entry of rank {rank} (it holds {len(entries) if isinstance(entries, list) else 0})")
-                return cls.from_dict(entries[rank].get("policy") if isinstance(entries[rank], dict) else None)
+                policy = cls.from_dict(entries[rank].get("policy") if isinstance(entries[rank], dict) else None)
+                # The file names the base the search ran every policy on, once: the policy runs after it.
+                base = {"base_augmentation": data["base_augmentation"]} if data.get("base_augmentation") else {}
+                return cls.from_dict({**policy.to_dict(), "metadata": {**base, **policy.metadata}})
             return cls.from_dict(data)
         except PolicyError as exc:
             raise PolicyError(f"{source}: {exc}") from None
