@@ -95,6 +95,12 @@ def test_log_under_another_config_is_refused_then_archived_on_request(tmp_path):
     fresh = TrialLog(path, changed, fresh_start=True)
     assert fresh.trials == [] and fresh.archived.exists()
     assert read_log(fresh.archived)[1][0]["key"] == "a"
+    # Two fresh starts within a second (smoke runs) keep both archives: the second does not replace the first.
+    fresh.append(_entry("b"))
+    fresh.close()
+    again = TrialLog(path, CONFIG, fresh_start=True)
+    assert again.archived != fresh.archived and read_log(fresh.archived)[1][0]["key"] == "a"
+    assert read_log(again.archived)[1][0]["key"] == "b"
 
 
 # --------------------------------------------------------------------------- the loop's bookkeeping. Here a fit is a

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -23,6 +24,14 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+
+def _archive_name(path: Path) -> Path:
+    """Where a log that a fresh start sets aside goes: its name with the time, and a counter when an earlier archive
+    took that second (a fresh start of a smoke run can follow one within it; rename would replace that archive)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidates = (path.with_name(f"{path.stem}.{stamp}{'' if n == 0 else f'-{n}'}{path.suffix}") for n in itertools.count())
+    return next(p for p in candidates if not p.exists() and not children_dir(p).exists())
 
 
 class TrialLogMismatch(RuntimeError):
@@ -128,7 +137,7 @@ class TrialLog:
             elif damaged or not same:
                 if not fresh_start:
                     raise _mismatch(self.path, logged_config, config, section)
-                self.archived = self.path.with_name(f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{self.path.suffix}")
+                self.archived = _archive_name(self.path)
                 self.path.rename(self.archived)
                 if children_dir(self.path).exists():  # the trained children belong to the archived log
                     children_dir(self.path).rename(children_dir(self.archived))
