@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 
 import numpy as np
 import pytest
@@ -87,6 +88,48 @@ def test_image_folder_one_subfolder_per_class(tmp_path):
     src = validate_source(load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs"))))
     assert src.class_names == ["cat", "dog"]
     assert src.train.x.shape == (6, 9, 11, 3) and src.train.y.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_image_folder_refuses_a_class_without_images_saying_what_it_holds(tmp_path, caplog):
+    def image(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((9, 9), np.uint8)).save(path)
+
+    def load(root):
+        return load_source(SourceConfig(source="image_folder", path=str(root)))
+
+    for split in ("train", "val"):  # a train/val layout has no test/: its two folders would be two classes
+        for cls in ("cat", "dog"):
+            image(tmp_path / "a" / split / cls / "0.png")
+    with pytest.raises(DataSourceError, match=r"class folder .*/a/train holds sub-folders \(cat, dog\) but no image files: "
+                                              r"the layout is <root>/<class>/<image>, or <root>/train/<class>/<image> with"):
+        load(tmp_path / "a")
+    assert "read as one folder per class (train, val), since it lacks test/" in caplog.text
+    for cls in ("cat", "dog"):
+        image(tmp_path / "b" / cls / "0.png")
+    (tmp_path / "b" / "bird").mkdir()
+    with pytest.raises(DataSourceError, match=r"class folder .*/b/bird holds no files: remove it or add images"):
+        load(tmp_path / "b")
+    (tmp_path / "b" / "bird" / "0.ppm").write_bytes(b"P5 9 9 255\n" + bytes(81))  # Pillow reads it; its suffix is not read
+    with pytest.raises(DataSourceError, match=r"class folder .*/b/bird holds files of type \.ppm only, which are not read"):
+        load(tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "bird")
+    image(tmp_path / "b" / "dog" / "more" / "1.png")
+    (tmp_path / "b" / "dog" / "notes.txt").write_text("labels checked")
+    caplog.clear()
+    assert np.bincount(load(tmp_path / "b").train.y).tolist() == [1, 1]
+    assert "/b/dog: skipped files of type .txt and sub-folders more" in caplog.text
+    for cls in ("cat", "dog"):
+        image(tmp_path / "c" / "train" / cls / "0.png")
+        image(tmp_path / "c" / "test" / cls / "0.png")
+    image(tmp_path / "c" / "test" / "bird" / "0.png")
+    with pytest.raises(DataSourceError, match=r"/c/test has class folder\(s\) bird that .*/c/train lacks"):
+        load(tmp_path / "c")
+
+
+def test_image_size_below_the_minimum_is_refused_by_the_config():
+    with pytest.raises(ConfigError, match=r"'raw_images\.image_size\[0\]': Input should be greater than or equal to 8 \(got 0\)"):
+        parse_config(SourceConfig, {"source": "image_folder", "path": "x", "image_size": [0, 16]}, "raw_images")
 
 
 def test_image_folder_mixed_sizes_needs_image_size(tmp_path):
@@ -239,8 +282,18 @@ def test_class_with_too_few_images_for_the_stratified_split():
     y[y == 2] = 0
     y[0] = 2  # class 2 has one image: it cannot be on both sides
     src = validate_source(_source(x, y, class_names=["a", "b", "rare"]))
-    with pytest.raises(DataValidationError, match=r"class 'rare' \(label 2\) has 1 image\(s\): too few for a stratified"):
+    with pytest.raises(DataValidationError, match=r"class 'rare' \(label 2\) has 1 image\(s\): too few for a stratified "
+                                                  r"test hold-out \(ingest\.test_fraction\) of 60"):
         split_dataset(src, IngestConfig(train_set_size=100, test_fraction=0.2), 0)
+    # Every split and sample names the key that sets its size.
+    from deepaug_pipeline.config import EvaluateConfig
+    from deepaug_pipeline.evaluate.final import final_splits
+
+    with pytest.raises(DataValidationError, match=r"stratified evaluation validation sample \(evaluate\.validation_size\) of 300"):
+        final_splits(LabelledImages(x, y), ["a", "b", "rare"], EvaluateConfig(validation_size=300), 0)
+    with pytest.raises(DataValidationError, match=r"stratified evaluation training subset \(evaluate\.train_size\) of 140"):
+        four_rare = np.where(np.arange(len(y)) < 4, 2, y)  # 2 go to the validation sample, 2 stay for training
+        final_splits(LabelledImages(x, four_rare), ["a", "b", "rare"], EvaluateConfig(validation_size=150, train_size=140), 0)
 
 
 # --------------------------------------------------------------------------- config

@@ -135,6 +135,25 @@ def test_custom_model_through_a_dotted_path(custom_models):
         build_model("resnet", (12, 12, 1), 4)
 
 
+def test_model_options_a_builder_does_not_take_are_refused_by_the_config_naming_the_key(custom_models):
+    import inspect
+
+    from deepaug_pipeline.config import ConfigError, validate_params
+    from deepaug_pipeline.model_names import BUILTIN_OPTIONS
+    from deepaug_pipeline.models import basiccnn, fastcnn, wide_resnet
+
+    # The table the config reads (no Keras there) is the builders' own keywords.
+    for name, builder, fixed in (("basiccnn", basiccnn, ()), ("fastcnn", fastcnn, ()), ("wrn", wide_resnet, ("depth", "width"))):
+        keywords = [p for p in list(inspect.signature(builder).parameters)[2:] if p not in fixed]
+        assert BUILTIN_OPTIONS[name] == tuple(keywords)
+    with pytest.raises(ConfigError, match=r"bad value for 'parameters\.evaluate\.model_options': model 'wrn_10_1' takes no "
+                                          r"option 'dropuot' \(it takes dropout, weight_decay\)"):
+        validate_params({"evaluate": {"model_options": {"dropuot": 0.1}}})
+    with pytest.raises(ConfigError, match=r"'parameters\.search\.child\.model_options': model 'my_models\.tiny' takes no option 'unit'"):
+        validate_params({"search": {"child": {"model": "my_models.tiny", "model_options": {"unit": 3}}}})
+    validate_params({"search": {"child": {"model": "my_models.tiny", "model_options": {"units": 3}}}})
+
+
 # --------------------------------------------------------------------------- trials
 def _data(n=120, size=(14, 14)):
     x, y = make_images(n, 4, size, seed=1)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from deepaug_pipeline.augment.op_names import OP_NAMES  # the names alone: validating stays free of TensorFlow
-from deepaug_pipeline.model_names import check_model_name
+from deepaug_pipeline.model_names import check_model_name, check_model_options
 
 
 class ConfigError(ValueError):
@@ -53,6 +53,10 @@ def validation_problems(exc: ValidationError, where: str, key_kind: str) -> list
 KerasDatasetName = Literal["cifar10", "cifar100", "mnist", "fashion_mnist"]
 
 
+MIN_IMAGE_SIDE = 8  # the smallest height or width the models and the augmentation ops take
+ImageSide = Annotated[int, Field(ge=MIN_IMAGE_SIDE)]
+
+
 class SourceConfig(_Strict):
     """Where the raw images come from (a catalog entry's arguments)."""
 
@@ -60,7 +64,7 @@ class SourceConfig(_Strict):
     path: str | None = None
     name: KerasDatasetName | None = None
     class_names: list[str] | None = None
-    image_size: tuple[int, int] | None = Field(
+    image_size: tuple[ImageSide, ImageSide] | None = Field(
         default=None, description="image_folder only: resize every image to (height, width)"
     )
     color_mode: Literal["grayscale", "rgb"] | None = Field(
@@ -111,6 +115,13 @@ class IngestConfig(_Strict):
 ModelName = Annotated[str, AfterValidator(check_model_name)]
 
 
+def _options_of_model(options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    """``model_options`` the ``model`` beside it takes (``model`` is declared first, so it is validated first)."""
+    if "model" in info.data:  # a bad model name is its own error
+        check_model_options(info.data["model"], options)
+    return options
+
+
 # --------------------------------------------------------------------------- search
 DEFAULT_ITERATIONS = {"retrain": 20, "density": 200}
 
@@ -153,6 +164,8 @@ class ChildConfig(_Strict):
     overfit_gap: float = Field(0.10, ge=0.0, le=1.0, description="best_non_overfit: an epoch counts if train - val accuracy <= this")
     density_images: int = Field(1000, ge=10, description="density reward: held-out images each trained child is scored on")
     density_draws: int = Field(2, ge=1, description="density reward: augmentation draws per held-out image")
+
+    _check_model_options = field_validator("model_options")(_options_of_model)
 
     @model_validator(mode="after")
     def _check(self) -> ChildConfig:
@@ -304,6 +317,8 @@ class EvaluateConfig(_Strict):
     randaugment_n: int = Field(2, ge=1)
     randaugment_m: float = Field(9.0, ge=0, le=10)
     fresh_start: bool = False
+
+    _check_model_options = field_validator("model_options")(_options_of_model)
 
     @model_validator(mode="after")
     def _check(self) -> EvaluateConfig:

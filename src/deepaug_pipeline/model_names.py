@@ -4,10 +4,15 @@ typo in ``search.child.model`` is refused before ingest, not after it."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 BUILTIN_NAMES = ("basiccnn", "fastcnn")
+# The keyword options of the built-in builders (models/__init__.py), known without importing Keras; a test holds them
+# to the builders' signatures. A wrn_<depth>_<width> name fixes depth and width.
+BUILTIN_OPTIONS = {"basiccnn": ("dropout",), "fastcnn": ("width", "dense", "dropout"), "wrn": ("dropout", "weight_decay")}
 WRN = re.compile(r"^wrn_(\d+)_(\d+)$")
 
 
@@ -48,3 +53,23 @@ def check_model_name(name: str) -> str:
     if name not in BUILTIN_NAMES and wrn_shape(name) is None:
         custom_builder(name)
     return name
+
+
+def check_model_options(name: str, options: Mapping[str, Any]) -> None:
+    """ModelConfigError naming the options the builder of ``name`` does not take, before anything is built (a custom
+    builder with ``**kwargs`` takes any)."""
+    if name in BUILTIN_NAMES:
+        takes = BUILTIN_OPTIONS[name]
+    elif wrn_shape(name) is not None:
+        takes = BUILTIN_OPTIONS["wrn"]
+    else:
+        try:
+            params = list(inspect.signature(custom_builder(name)).parameters.values())[2:]  # after input_shape, n_classes
+        except (TypeError, ValueError):  # a builder without a signature Python can read: it will say so itself
+            return
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return
+        takes = tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ModelConfigError(f"model '{name}' takes no option {', '.join(map(repr, unknown))} (it takes {', '.join(takes) or 'none'})")

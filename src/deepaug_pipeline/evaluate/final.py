@@ -31,12 +31,12 @@ def final_splits(
     train: LabelledImages, class_names: list[str], cfg: EvaluateConfig, seed: int
 ) -> tuple[LabelledImages, LabelledImages]:
     """A stratified training subset of TRAIN (``train_size``, or all) and a held-out validation sample."""
-    idx_val, idx_rest = stratified_indices(train.y, class_names, cfg.validation_size, stream_rng(seed, "eval_val"), "evaluation validation sample")
+    idx_val, idx_rest = stratified_indices(train.y, class_names, cfg.validation_size, stream_rng(seed, "eval_val"), "evaluation validation sample (evaluate.validation_size)")
     rest = LabelledImages(train.x[idx_rest], train.y[idx_rest])
     val = LabelledImages(train.x[idx_val], train.y[idx_val])
     if cfg.train_size is None or cfg.train_size >= len(rest):
         return rest, val
-    idx_train, _ = stratified_indices(rest.y, class_names, cfg.train_size, stream_rng(seed, "eval_train"), "evaluation training subset")
+    idx_train, _ = stratified_indices(rest.y, class_names, cfg.train_size, stream_rng(seed, "eval_train"), "evaluation training subset (evaluate.train_size)")
     return LabelledImages(rest.x[idx_train], rest.y[idx_train]), val
 
 

@@ -7,6 +7,7 @@ and normalises them (uint8, NHWC) afterwards, so every source gets the same chec
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import struct
 import zipfile
@@ -28,6 +29,8 @@ KERAS_CLASS_NAMES = {
     "mnist": [str(i) for i in range(10)],
     "cifar100": None,
 }
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -129,6 +132,28 @@ def _class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+LAYOUT = "<root>/<class>/<image>, or <root>/train/<class>/<image> with <root>/test/<class>/<image>"
+
+
+def _class_images(folder: Path) -> list[Path]:
+    """The image files of one class folder. A class with none is refused, saying what the folder holds instead;
+    files and sub-folders that are not read are named in a warning."""
+    entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+    images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    others = sorted({p.suffix.lower() or p.name for p in entries if p.is_file() and p not in images})
+    subfolders = [p.name for p in entries if p.is_dir()]
+    if not images:
+        holds = (f"sub-folders ({', '.join(subfolders[:5])}) but no image files: the layout is {LAYOUT}" if subfolders else
+                 f"files of type {', '.join(others)} only, which are not read as images" if others else
+                 "no files: remove it or add images")  # fmt: skip
+        raise DataSourceError(f"class folder {folder} holds {holds}; images are {', '.join(sorted(IMAGE_SUFFIXES))}")
+    if others or subfolders:
+        log.warning("%s: skipped %s%s%s (images are read from the class folder itself, by suffix)", folder,
+                    f"files of type {', '.join(others)}" if others else "", " and " if others and subfolders else "",
+                    f"sub-folders {', '.join(subfolders[:5])}" if subfolders else "")  # fmt: skip
+    return images
+
+
 def _read_image_folder(
     root: Path, class_names: list[str], image_size: tuple[int, int] | None, color_mode: str | None
 ) -> LabelledImages:
@@ -138,8 +163,7 @@ def _read_image_folder(
     depths: dict[int, Path] = {}  # bits per value → the first file of that depth
     for label, name in enumerate(class_names):
         folder = root / name
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-        for file in files:
+        for file in _class_images(folder) if folder.is_dir() else []:
             try:
                 with Image.open(file) as img:
                     if img.mode in SIXTEEN_BIT_MODES:
@@ -160,8 +184,6 @@ def _read_image_folder(
                 )
             images.append(arr if arr.ndim == 3 else arr[..., None])
             labels.append(label)
-    if not images:
-        raise DataSourceError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise DataSourceError(
@@ -182,6 +204,14 @@ def load_image_folder(
     class_names = [p.name for p in _class_folders(train_root)]
     if not class_names:
         raise DataSourceError(f"image folder {train_root} has no class sub-folders")
+    if has_splits:
+        unknown = sorted({p.name for p in _class_folders(root / "test")} - set(class_names))
+        if unknown:
+            raise DataSourceError(f"{root / 'test'} has class folder(s) {', '.join(unknown)} that {train_root} lacks: "
+                                  "every test class needs training images")  # fmt: skip
+    elif (root / "train").is_dir() or (root / "test").is_dir():
+        log.warning("%s: read as one folder per class (%s), since it lacks %s/: the layout is %s", root,
+                    ", ".join(class_names), "test" if (root / "train").is_dir() else "train", LAYOUT)  # fmt: skip
     train = _read_image_folder(train_root, class_names, image_size, color_mode)
     test = _read_image_folder(root / "test", class_names, image_size, color_mode) if has_splits else None
     return train, test, class_names

@@ -84,7 +84,7 @@ def split_dataset(source: ImageSource, cfg: IngestConfig, seed: int) -> DatasetS
     train, test = source.train, source.test
     if test is None:
         n_test = int(round(len(train) * cfg.test_fraction))
-        test_idx, train_idx = stratified_indices(train.y, names, n_test, stream_rng(seed, "test_holdout"), "test hold-out")
+        test_idx, train_idx = stratified_indices(train.y, names, n_test, stream_rng(seed, "test_holdout"), "test hold-out (ingest.test_fraction)")
         train, test = _take(train, train_idx), _take(train, test_idx)
     n = len(train)
     if cfg.train_set_size >= n:
@@ -92,5 +92,5 @@ def split_dataset(source: ImageSource, cfg: IngestConfig, seed: int) -> DatasetS
             f"ingest.train_set_size={cfg.train_set_size} is larger than what exists: the training split has {n} "
             "images, and the seed validation pool needs the rest"
         )
-    subset_idx, pool_idx = stratified_indices(train.y, names, cfg.train_set_size, stream_rng(seed, "search_subset"), "search subset")
+    subset_idx, pool_idx = stratified_indices(train.y, names, cfg.train_set_size, stream_rng(seed, "search_subset"), "search subset (ingest.train_set_size)")
     return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, names)

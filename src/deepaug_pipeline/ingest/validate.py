@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepaug_pipeline.config import MIN_IMAGE_SIDE
 from deepaug_pipeline.data import ImageSource, LabelledImages
 
-MIN_SIDE = 8
 
 
 class DataValidationError(ValueError):
@@ -69,9 +69,9 @@ def _images_nhwc(x: np.ndarray, where: str) -> np.ndarray:
         )
     if x.shape[-1] not in (1, 3):
         raise DataValidationError(f"{where}: images must have 1 or 3 channels (NHWC), got shape {x.shape}")
-    if min(x.shape[1], x.shape[2]) < MIN_SIDE:
+    if min(x.shape[1], x.shape[2]) < MIN_IMAGE_SIDE:
         raise DataValidationError(
-            f"{where}: images are {x.shape[1]}x{x.shape[2]}; at least {MIN_SIDE}x{MIN_SIDE} is needed"
+            f"{where}: images are {x.shape[1]}x{x.shape[2]}; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed"
         )
     return x
 
