@@ -220,6 +220,9 @@ def test_gaps_are_paired_by_seed_and_two_seeds_are_too_few_to_call_one():
     assert verdict(results_table(two, list(accs)), two)[1] == (
         "crop + flip + found policy vs standard (crop + flip): 0.55 points lower error (11.0 standard errors over 2 "
         "paired seeds; too few seeds to call it beyond noise, set evaluate.seeds to 3 or more).")
+    within = [replace(r, test_accuracy=0.85 + 0.01 * (-1) ** r.seed_index, test_error=0.15 - 0.01 * (-1) ** r.seed_index)
+              if r.strategy == "standard+found" else r for r in two]  # fmt: skip
+    assert verdict(results_table(within, list(accs)), within)[1].endswith("2.50 points lower error (0.7 standard errors over 2 paired seeds: within seed noise).")
     # A seed only one side finished is left out of the pairing.
     failed = [replace(r, status="failed") if (r.strategy, r.seed_index) == ("standard", 2) else r for r in runs]
     assert "over 2 paired seeds" in verdict(results_table(failed, list(accs)), failed)[2]
@@ -281,6 +284,9 @@ def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():
         assert ("op screen" in verdict_section) == (line is not None)
         if line:
             assert f"- {line}" in verdict_section and line in page
+        assert "op 1" not in md and "op 1" not in page  # an empty policy has no table of operations, not an empty one
+    md, page = build_report(table, runs, FOUND, figures, {})
+    assert md.count("| rotate") == 1 and "<td>rotate</td>" in page
 
 
 @pytest.mark.slow

@@ -156,12 +156,12 @@ def _compare(a: pd.Series, b: pd.Series, difference: PairedGain) -> str:
         noise = f"the same difference on all {n} paired seeds, so no noise estimate"
     else:
         z = f"{abs(difference.z):.1f} standard errors over {n} paired seeds"
-        if n < MIN_SEEDS_FOR_NOISE:
-            noise = f"{z}; too few seeds to call it beyond noise, set evaluate.seeds to {MIN_SEEDS_FOR_NOISE} or more"
-        elif beyond_accept_se(abs(difference.z)):
-            noise = f"{z}: beyond seed noise"
-        else:
+        if not beyond_accept_se(abs(difference.z)):
             noise = f"{z}: within seed noise"
+        elif n < MIN_SEEDS_FOR_NOISE:
+            noise = f"{z}; too few seeds to call it beyond noise, set evaluate.seeds to {MIN_SEEDS_FOR_NOISE} or more"
+        else:
+            noise = f"{z}: beyond seed noise"
     return f"{a['label']} vs {b['label']}: {size} ({noise})."
 
 
@@ -298,7 +298,7 @@ def build_report(
     found_text = ("No operations: no policy beat the base beyond noise, so none is added." if policy.is_empty else
                   f"{len(policy.sub_policies)} sub-policies; an image is left untouched with probability {policy.p_none:.2f}.")  # fmt: skip
     md += ["## The found policy", "", found_text, ""]
-    md += [_md_table(policy_table), "", "![Sample grid](best_policy_grid.png)", ""]
+    md += ([] if policy.is_empty else [_md_table(policy_table), ""]) + ["![Sample grid](best_policy_grid.png)", ""]
     md += ["## Search convergence", "", "![Search convergence](convergence.png)", ""]
     md += ["## Configuration", "", "```json", config_text, "```", "", "## Package versions", "", _md_table(versions_table), ""]
 
@@ -313,7 +313,7 @@ def build_report(
              "<h2>Comparison on the untouched test split</h2>", _html_table(comparison)]  # fmt: skip
     for name in ("results", "curves"):
         parts.append(f"<figure><img alt='{captions[name]}' src='data:image/png;base64,{pngs[name]}'><figcaption>{captions[name]}</figcaption></figure>")
-    parts += ["<h2>The found policy</h2>", f"<p>{html.escape(found_text)}</p>", _html_table(policy_table)]
+    parts += ["<h2>The found policy</h2>", f"<p>{html.escape(found_text)}</p>"] + ([] if policy.is_empty else [_html_table(policy_table)])
     parts.append(f"<figure><img alt='{captions['policy_grid']}' src='data:image/png;base64,{pngs['policy_grid']}'><figcaption>{captions['policy_grid']}</figcaption></figure>")
     parts += ["<h2>Search convergence</h2>", f"<img alt='{captions['convergence']}' src='data:image/png;base64,{pngs['convergence']}'>"]
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_text)}</pre>", "<h2>Package versions</h2>",
