@@ -137,7 +137,7 @@ def test_image_folder_mixed_sizes_needs_image_size(tmp_path):
     (tmp_path / "imgs" / "b").mkdir(parents=True)
     Image.fromarray(np.zeros((9, 9), np.uint8)).save(tmp_path / "imgs" / "a" / "0.png")
     Image.fromarray(np.zeros((12, 10), np.uint8)).save(tmp_path / "imgs" / "b" / "0.png")
-    with pytest.raises(DataSourceError, match="different shapes.*image_size"):
+    with pytest.raises(DataSourceError, match=r"different shapes: .*/a/0\.png is \(9, 9, 1\), .*/b/0\.png is \(12, 10, 1\); set .image_size."):
         load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs")))
     resized = load_source(
         SourceConfig(source="image_folder", path=str(tmp_path / "imgs"), image_size=(16, 16), color_mode="grayscale")
@@ -185,10 +185,13 @@ def test_bad_arrays_are_rejected_with_a_named_problem(x, y, message):
 
 def test_labels_out_of_range_for_the_class_names():
     x, y = make_images(20, 4)
-    with pytest.raises(DataValidationError, match=r"labels must be in \[0, 2\] for 3 classes, found range \[0, 3\]"):
+    with pytest.raises(DataValidationError, match=r"labels must be class ids 0\.\.2 \(3 class names\), found range \[0, 3\]"):
         validate_source(_source(x, y, class_names=["a", "b", "c"]))
-    with pytest.raises(DataValidationError, match=r"found range \[-1, 3\]"):
+    with pytest.raises(DataValidationError, match=r"0\.\.3 \(no class names, so the largest label sets the count\), found range \[-1, 3\]"):
         validate_source(_source(x, np.where(y == 0, -1, y)))
+    # A named class with no training image (an npz whose class_names list more than its labels) is refused by name.
+    with pytest.raises(DataValidationError, match=r"class\(es\) 'e' have no training image; remove them from class_names"):
+        validate_source(_source(x, y, class_names=["a", "b", "c", "d", "e"]))
 
 
 def test_float_images_in_unit_range_become_uint8():

@@ -161,6 +161,7 @@ def _read_image_folder(
 
     images, labels = [], []
     depths: dict[int, Path] = {}  # bits per value → the first file of that depth
+    shapes: dict[tuple[int, ...], Path] = {}  # image shape → the first file of that shape
     for label, name in enumerate(class_names):
         folder = root / name
         for file in _class_images(folder) if folder.is_dir() else []:
@@ -182,14 +183,16 @@ def _read_image_folder(
                 raise DataSourceError(
                     f"image folder {root} mixes 8-bit and 16-bit files ({depths[8]}, {depths[16]}): convert them to one depth"
                 )
-            images.append(arr if arr.ndim == 3 else arr[..., None])
+            image = arr if arr.ndim == 3 else arr[..., None]
+            shapes.setdefault(image.shape, file)
+            if len(shapes) > 1:  # refused at the first odd file, not after reading every image
+                (a, first), (b, odd) = shapes.items()
+                raise DataSourceError(
+                    f"images under {root} have different shapes: {first} is {a}, {odd} is {b}; set 'image_size' (and "
+                    "'color_mode') on the catalog entry to resize them"
+                )
+            images.append(image)
             labels.append(label)
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        raise DataSourceError(
-            f"images under {root} have different shapes {sorted(shapes)[:4]}; set 'image_size' (and 'color_mode') "
-            "on the catalog entry to resize them"
-        )
     return LabelledImages(np.stack(images), np.asarray(labels, dtype=np.int64))
 
 

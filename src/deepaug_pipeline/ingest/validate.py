@@ -114,12 +114,18 @@ def validate_source(
     labels = train.y if test is None else np.concatenate([train.y, test.y])
     n_classes = len(source.class_names) if source.class_names else int(labels.max()) + 1
     if labels.min() < 0 or labels.max() >= n_classes:
+        named = f"{n_classes} class names" if source.class_names else "no class names, so the largest label sets the count"
         raise DataValidationError(
-            f"{where}: labels must be in [0, {n_classes - 1}] for {n_classes} classes, "
+            f"{where} ({source.origin}): labels must be class ids 0..{n_classes - 1} ({named}), "
             f"found range [{labels.min()}, {labels.max()}]"
         )
     present = np.unique(train.y)
-    if not source.class_names:
+    if source.class_names:
+        missing = [f"'{source.class_names[c]}'" for c in np.setdiff1d(np.arange(n_classes), present)]
+        if missing:
+            raise DataValidationError(f"{where} ({source.origin}): class(es) {', '.join(missing)} have no training image; "
+                                      "remove them from class_names, or add images")  # fmt: skip
+    else:
         empty = np.setdiff1d(np.arange(n_classes), np.unique(labels))
         if len(empty):
             runs = np.split(empty, np.flatnonzero(np.diff(empty) > 1) + 1)
