@@ -352,3 +352,41 @@ def test_search_then_evaluate_writes_the_report(project):
     metrics = runs[0].data.metrics
     assert metrics["evaluation_metrics.standard_plus_found.test_accuracy_mean"] == pytest.approx(table.set_index("strategy").loc["standard+found", "test_accuracy_mean"])
     assert {"report.html", "report.md", "evaluation.csv"} <= {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+
+
+def test_a_new_found_policy_retrains_only_the_runs_that_depend_on_it(tmp_path):
+    """A search that found another policy: none, standard, RandAugment and TrivialAugment runs carry over to the new
+    evaluation log (the old one is set aside whole); another base keeps only none; anything else is refused."""
+    from deepaug_pipeline.evaluate.final import run_grid
+    from deepaug_pipeline.evaluate.strategies import policy_identity, reusable_runs
+    from deepaug_pipeline.run_log import TrialLog, TrialLogMismatch, read_log
+
+    cfg = EvaluateConfig(seeds=2)
+    trained: list[tuple[str, int]] = []
+
+    def train_one(strategy, seed_index):
+        trained.append((strategy, seed_index))
+        accuracy = 0.8 + 0.001 * len(trained)
+        return EvaluationRun(f"{strategy}/{seed_index}", strategy, seed_index, "ok", accuracy, 1 - accuracy, 0.5, {}, 1.0)
+
+    def evaluate(policy, seed=1, fresh_start=False):
+        config = {"seed": seed, "evaluate": cfg.result_defining(), "found_policy": policy_identity(policy), "data": {"content": "c"}}
+        trained.clear()
+        with TrialLog(tmp_path / "evaluate.jsonl", config, fresh_start, "evaluate", reusable=reusable_runs) as run_log:
+            return run_grid(cfg, run_log, train_one), run_log
+
+    first, _ = evaluate(FOUND)
+    assert len(trained) == 10
+    other = Policy.from_pairs([[("invert", 0.5)]])
+    second, run_log = evaluate(other)
+    assert trained == [("standard+found", 0), ("standard+found", 1)]
+    kept = {r.key: r.test_accuracy for r in first if r.strategy != "standard+found"}
+    assert {r.key: r.test_accuracy for r in second if r.strategy != "standard+found"} == kept
+    assert len(read_log(run_log.archived)[1]) == 10  # the previous log, set aside whole
+    assert {t["carried_from"] for t in read_log(run_log.path)[1] if t["strategy"] != "standard+found"} == {run_log.archived.name}
+    evaluate(Policy(other.sub_policies, metadata={"base_augmentation": "crop"}))
+    assert sorted({s for s, _ in trained}) == ["standard", "standard+found", "standard+randaugment", "standard+trivialaugment"]
+    with pytest.raises(TrialLogMismatch, match=r"seed: 1 → 2"):
+        evaluate(other, seed=2)
+    evaluate(other, fresh_start=True)
+    assert len(trained) == 10

@@ -101,12 +101,20 @@ class TrialLog:
         fresh_start: bool = False,
         section: str = "search",
         canonical: Callable[[dict], dict] | None = None,
+        reusable: Callable[[dict, dict], Callable[[dict], bool] | None] | None = None,
     ) -> None:
         """``canonical`` brings a header's config, written by this version or an older one, to the form ``config``
-        is in, so a log whose config differs only in what older versions recorded still resumes."""
+        is in, so a log whose config differs only in what older versions recorded still resumes.
+
+        ``reusable(logged_config, config)`` says which records of a log written under another config still hold
+        under this one (a predicate), or None when none does. Such a log is set aside as a fresh start sets it aside,
+        and the records that hold are copied into the new log (``carried_from`` names the old one), unless
+        ``fresh_start`` asks to start afresh."""
         self.path = Path(path)
         self.config = config
         self._canonical = canonical or (lambda c: c)
+        self._reusable = reusable
+        self.carried: list[dict] = []  # records copied from the log this one replaced
         self.fingerprint = fingerprint(config)
         self.archived: Path | None = None
         self.trials: list[dict] = []
@@ -135,12 +143,18 @@ class TrialLog:
                 self.path.unlink()
                 shutil.rmtree(children_dir(self.path), ignore_errors=True)
             elif damaged or not same:
-                if not fresh_start:
+                keep = None if damaged or fresh_start or self._reusable is None else self._reusable(logged_config, config)
+                if not fresh_start and keep is None:
                     raise _mismatch(self.path, logged_config, config, section)
                 self.archived = _archive_name(self.path)
                 self.path.rename(self.archived)
                 if children_dir(self.path).exists():  # the trained children belong to the archived log
                     children_dir(self.path).rename(children_dir(self.archived))
+                if keep is not None:
+                    self.carried = [t for t in trials if keep(t)]
+                    log.info("%s was written under another %s config (%s): set aside as %s; %d of its %d records do not "
+                             "depend on what changed and carry over", self.path, section,
+                             "; ".join(_diff(logged_config, config)), self.archived.name, len(self.carried), len(trials))  # fmt: skip
             else:
                 _drop_partial_last_line(self.path)
                 self.trials = trials
@@ -152,6 +166,8 @@ class TrialLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.created = time.time()
             self._append({"type": "header", "fingerprint": self.fingerprint, "config": config, "created": self.created})
+            for record in self.carried:
+                self.append({**{k: v for k, v in record.items() if k != "type"}, "carried_from": self.archived.name})
 
     def close(self) -> None:
         """Release the log for the next run (a crash releases it too: the OS drops the lock with the process)."""
@@ -302,8 +318,9 @@ class TrialLogStore:
         return self.directory / f"{name}.jsonl"
 
     def open(self, name: str, config: dict[str, Any], fresh_start: bool = False, section: str = "search",
-             canonical: Callable[[dict], dict] | None = None) -> TrialLog:  # fmt: skip
-        return TrialLog(self.path_for(name), config, fresh_start, section, canonical)
+             canonical: Callable[[dict], dict] | None = None,
+             reusable: Callable[[dict, dict], Callable[[dict], bool] | None] | None = None) -> TrialLog:  # fmt: skip
+        return TrialLog(self.path_for(name), config, fresh_start, section, canonical, reusable)
 
     def comparable_runs(self, config_without_method: dict[str, Any], canonical: Callable[[dict], dict] | None = None) -> dict[str, list[dict]]:
         """Trials of every method's log written under the same config (but for the method); ``canonical`` as for

@@ -37,6 +37,17 @@ def policy_identity(found: Policy) -> dict:
     return {"sub_policies": found.to_dict()["sub_policies"], "p_none": found.p_none, "base": found_base(found)}
 
 
+def reusable_runs(logged: dict, config: dict) -> Callable[[dict], bool] | None:
+    """Which runs of an evaluation log written for another found policy still hold (``TrialLog``'s ``reusable``):
+    ``none`` needs no policy and no base; ``standard``, RandAugment and TrivialAugment need the base alone. So a
+    search that found another policy on the same base costs only ``standard+found``'s runs again. None when
+    anything but the found policy changed (the seed, the evaluate config, the data)."""
+    if {k: v for k, v in logged.items() if k != "found_policy"} != {k: v for k, v in config.items() if k != "found_policy"}:
+        return None
+    same_base = logged.get("found_policy", {}).get("base") == config["found_policy"]["base"]
+    return lambda run: run.get("strategy") == "none" or (same_base and run.get("strategy") != "standard+found")
+
+
 def strategy_aliases(base: str, found: Policy | None) -> dict[str, str]:
     """Strategies that are the same training as another and are not trained twice: ``standard`` is ``none`` when
     the search chose no base; ``standard+found`` is ``standard`` when no policy beat the base beyond noise."""

@@ -30,7 +30,7 @@ def evaluate_strategies(
     stratified sample of it that ``test_size`` asks for)."""
     from deepaug_pipeline.augment.policy import Policy
     from deepaug_pipeline.evaluate.final import FinalTrainer, final_splits, run_grid, scoring_sample
-    from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, strategy_aliases
+    from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, reusable_runs, strategy_aliases
     from deepaug_pipeline.search.results import check_current
     from deepaug_pipeline.search.run import data_fingerprint
 
@@ -48,7 +48,7 @@ def evaluate_strategies(
                        "content": data_fingerprint(train, val, test)}}  # fmt: skip
     n_classes = dataset_summary["n_classes"]
     base = found_base(found)
-    with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate") as run_log:
+    with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate", reusable=reusable_runs) as run_log:
         trainer = FinalTrainer(train, val, test, n_classes, found, cfg, seed, base)
         runs = run_grid(cfg, run_log, trainer.run, strategy_aliases(base, found))
     log_evaluation_runs(runs)
