@@ -23,18 +23,17 @@ from common import write_results  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig, SearchConfig  # noqa: E402
-from deepaug_pipeline.evaluate.report import verdict  # noqa: E402
+from deepaug_pipeline.evaluate.report import beyond_seed_noise, verdict  # noqa: E402
 from deepaug_pipeline.evaluate.results import paired_error_difference, results_table  # noqa: E402
 from deepaug_pipeline.search import results  # noqa: E402
-from deepaug_pipeline.search.noise import beyond_accept_se  # noqa: E402
 
 
 def _beyond(runs, a: str, b: str) -> dict:
     """a's test error minus b's, paired by seed as the report pairs it, its standard error, and whether a is lower
-    beyond 2 SE."""
+    beyond seed noise by the report's rule."""
     difference = paired_error_difference(runs, a, b)
     return {"error_difference": difference.mean, "se": difference.se, "paired_seeds": len(difference.gains),
-            "lower_beyond_2se": bool(difference.mean < 0 and beyond_accept_se(-difference.z))}  # fmt: skip
+            "lower_beyond_2se": bool(difference.mean < 0 and beyond_seed_noise(difference))}  # fmt: skip
 
 
 def search_figures(protocol: qp.Protocol) -> tuple[Policy, dict]:

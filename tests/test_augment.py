@@ -229,6 +229,8 @@ def test_probability_per_op_is_optional_and_applied():
         ([{"op": "rotate"}], r"'policy': Input should be a valid dictionary"),
         ({"schema_version": 1, "sub_policies": [], "metadata": {"base_augmentation": "crop+flip"}},
          r"'policy\.metadata': base_augmentation 'crop\+flip' is not one of none, crop, standard"),
+        ({"schema_version": 1, "sub_policies": [], "metadata": {"base_augmentation": ["standard"]}},
+         r"'policy\.metadata': base_augmentation \['standard'\] is not one of none, crop, standard"),
     ],
 )
 def test_bad_policy_json_is_rejected_naming_the_entry(tmp_path, payload, message):

@@ -83,13 +83,15 @@ def test_the_executors_cluster_starts_without_the_trim_threshold_even_if_this_pr
             seen["pre_spawn"] = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
             seen["process"] = os.environ.get("MALLOC_TRIM_THRESHOLD_")
             seen["allowed_failures"] = dask.config.get("distributed.scheduler.allowed-failures")
-            os.environ.update({k: str(v) for k, v in seen["pre_spawn"].items()})  # as a nanny does before it spawns
+            # as a nanny does before it spawns (Dask adds its PYTHONHASHSEED to the pre-spawn variables)
+            os.environ.update({**{k: str(v) for k, v in seen["pre_spawn"].items()}, "PYTHONHASHSEED": "6640"})
             raise OSError("recorded")  # the executor's start-up error path, which must restore the environment too
 
     monkeypatch.setattr(distributed, "LocalCluster", RecordingCluster)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
     x, y = make_images(20, 2)
     with pytest.raises(ExecutorError):
         executors.DaskExecutor(LabelledImages(x, y), LabelledImages(x, y), None, None, 2, 1)
@@ -97,4 +99,4 @@ def test_the_executors_cluster_starts_without_the_trim_threshold_even_if_this_pr
     assert seen["process"] is None and seen["allowed_failures"] == 0
     # the process's own settings are back once the cluster is gone, and what the nanny added is gone with it
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and os.environ["OMP_NUM_THREADS"] == "2"
-    assert "MKL_NUM_THREADS" not in os.environ
+    assert "MKL_NUM_THREADS" not in os.environ and "PYTHONHASHSEED" not in os.environ

@@ -266,6 +266,11 @@ def test_one_seed_shows_no_spread_and_failed_runs_are_named():
             "that finished.") in lines
     _, metrics = summarise_evaluation(runs, FOUND.to_dict(), {"strategies": strategies})
     assert "none.test_accuracy_mean" in metrics and not [k for k in metrics if k.endswith("_std")]
+    # An empty found policy listed without standard: its runs are standard's, and their failures are still named.
+    failed_standard = [replace(_run("standard", i, 0.5), status="failed", strategy="standard+found", same_as="standard")
+                       for i in range(2)]  # fmt: skip
+    lines = verdict(results_table(runs[:1] + failed_standard, ["none", "standard+found"], EMPTY), runs[:1] + failed_standard)
+    assert "crop + flip (no policy found): 2 of 2 runs failed (a loss that was not finite); it has no figures." in lines
 
 
 def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():

@@ -125,6 +125,10 @@ def test_image_folder_refuses_a_class_without_images_saying_what_it_holds(tmp_pa
     image(tmp_path / "c" / "test" / "bird" / "0.png")
     with pytest.raises(DataSourceError, match=r"/c/test has class folder\(s\) bird that .*/c/train lacks"):
         load(tmp_path / "c")
+    shutil.rmtree(tmp_path / "c" / "test")
+    image(tmp_path / "c" / "test" / "loose.png")  # test/ without class folders
+    with pytest.raises(DataSourceError, match=r"image folder .*/c/test holds no class folders with images"):
+        load(tmp_path / "c")
 
 
 def test_image_size_below_the_minimum_is_refused_by_the_config():

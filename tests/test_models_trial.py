@@ -84,6 +84,9 @@ CUSTOM = textwrap.dedent(
     import keras
     import tensorflow as tf
 
+    def wrapped(*args, **kwargs):
+        return tiny(*args, **kwargs)
+
     def tiny(input_shape, n_classes, units=8):
         return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
                                  keras.layers.Dense(units, activation="relu"),
@@ -152,6 +155,9 @@ def test_model_options_a_builder_does_not_take_are_refused_by_the_config_naming_
     with pytest.raises(ConfigError, match=r"'parameters\.search\.child\.model_options': model 'my_models\.tiny' takes no option 'unit'"):
         validate_params({"search": {"child": {"model": "my_models.tiny", "model_options": {"unit": 3}}}})
     validate_params({"search": {"child": {"model": "my_models.tiny", "model_options": {"units": 3}}}})
+    validate_params({"search": {"child": {"model": "my_models.wrapped", "model_options": {"anything": 3}}}})  # **kwargs
+    with pytest.raises(ConfigError, match=r"model 'my_models\.tiny' takes no option 'n_classes' \(it takes units\)"):
+        validate_params({"evaluate": {"model": "my_models.tiny", "model_options": {"n_classes": 3}}})
 
 
 # --------------------------------------------------------------------------- trials

@@ -85,7 +85,7 @@ def test_log_survives_a_line_cut_short_by_a_crash(tmp_path):
     assert [t["key"] for t in read_log(path)[1]] == ["a", "b", "c"]
 
 
-def test_log_under_another_config_is_refused_then_archived_on_request(tmp_path):
+def test_log_under_another_config_is_refused_then_archived_on_request(tmp_path, monkeypatch):
     path = tmp_path / "log.jsonl"
     TrialLog(path, CONFIG).append(_entry("a"))
     changed = {"seed": 1, "search": {"child": {"epochs": 5}}}
@@ -96,6 +96,7 @@ def test_log_under_another_config_is_refused_then_archived_on_request(tmp_path):
     assert fresh.trials == [] and fresh.archived.exists()
     assert read_log(fresh.archived)[1][0]["key"] == "a"
     # Two fresh starts within a second (smoke runs) keep both archives: the second does not replace the first.
+    monkeypatch.setattr("deepaug_pipeline.run_log.time.strftime", lambda fmt: fresh.archived.name.split(".")[1])
     fresh.append(_entry("b"))
     fresh.close()
     again = TrialLog(path, CONFIG, fresh_start=True)

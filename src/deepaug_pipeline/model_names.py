@@ -56,20 +56,27 @@ def check_model_name(name: str) -> str:
 
 
 def check_model_options(name: str, options: Mapping[str, Any]) -> None:
-    """ModelConfigError naming the options the builder of ``name`` does not take, before anything is built (a custom
-    builder with ``**kwargs`` takes any)."""
+    """ModelConfigError naming the options the builder of ``name`` does not take, before anything is built. A custom
+    builder is checked against its signature as ``build_model`` calls it, so one with ``**kwargs`` takes any."""
     if name in BUILTIN_NAMES:
         takes = BUILTIN_OPTIONS[name]
     elif wrn_shape(name) is not None:
         takes = BUILTIN_OPTIONS["wrn"]
     else:
         try:
-            params = list(inspect.signature(custom_builder(name)).parameters.values())[2:]  # after input_shape, n_classes
+            signature = inspect.signature(custom_builder(name))
         except (TypeError, ValueError):  # a builder without a signature Python can read: it will say so itself
             return
-        if any(p.kind is p.VAR_KEYWORD for p in params):
+        try:
+            signature.bind(None, None, **options)  # as build_model calls it: (input_shape, n_classes, **options)
             return
-        takes = tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        except TypeError as exc:
+            reason = str(exc)
+        params = list(signature.parameters.values())
+        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:2]
+        takes = tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in positional)
+        if not set(options) - set(takes):
+            raise ModelConfigError(f"model '{name}' cannot be called with these options ({reason})")
     unknown = sorted(set(options) - set(takes))
     if unknown:
         raise ModelConfigError(f"model '{name}' takes no option {', '.join(map(repr, unknown))} (it takes {', '.join(takes) or 'none'})")

@@ -51,7 +51,7 @@ class OperationJSON(BaseModel):
 
 def _known_base(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
     base = (metadata or {}).get("base_augmentation")
-    if base is not None and base not in BASES:
+    if base is not None and (not isinstance(base, str) or base not in BASES):
         raise ValueError(f"base_augmentation {base!r} is not one of {', '.join(BASES)}")
     return metadata
 

@@ -144,6 +144,12 @@ COMPARISONS = (
 MIN_SEEDS_FOR_NOISE = 3  # a standard error from 2 paired seeds rests on one degree of freedom: too rough to call a gap
 
 
+def beyond_seed_noise(difference: PairedGain) -> bool:
+    """A paired difference the verdict calls beyond seed noise: more than ``ACCEPT_SE`` standard errors over at least
+    ``MIN_SEEDS_FOR_NOISE`` seeds (a difference with no spread has no noise estimate, so it is not)."""
+    return len(difference.gains) >= MIN_SEEDS_FOR_NOISE and difference.se > 0 and beyond_accept_se(abs(difference.z))
+
+
 def _compare(a: pd.Series, b: pd.Series, difference: PairedGain) -> str:
     """One comparison in words: a's test error against b's, paired by seed, and whether it is beyond seed noise."""
     n, diff = len(difference.gains), difference.mean
@@ -156,29 +162,34 @@ def _compare(a: pd.Series, b: pd.Series, difference: PairedGain) -> str:
         noise = f"the same difference on all {n} paired seeds, so no noise estimate"
     else:
         z = f"{abs(difference.z):.1f} standard errors over {n} paired seeds"
-        if not beyond_accept_se(abs(difference.z)):
-            noise = f"{z}: within seed noise"
-        elif n < MIN_SEEDS_FOR_NOISE:
+        if beyond_seed_noise(difference):
+            noise = f"{z}: beyond seed noise"
+        elif beyond_accept_se(abs(difference.z)):
             noise = f"{z}; too few seeds to call it beyond noise, set evaluate.seeds to {MIN_SEEDS_FOR_NOISE} or more"
         else:
-            noise = f"{z}: beyond seed noise"
+            noise = f"{z}: within seed noise"
     return f"{a['label']} vs {b['label']}: {size} ({noise})."
 
 
 def _lowest_error(rows: pd.DataFrame, same_as: dict[str, str]) -> str:
     """The strategy (or the tied strategies) with the lowest mean test error; a strategy that reuses the runs of
     another strategy in the table is that strategy, and is not named twice."""
-    own = rows[[not (name in same_as and same_as[name] in rows.index) for name in rows.index]]
+    own = rows[[not _reuses_a_listed_strategy(name, rows, same_as) for name in rows.index]]
     lowest = own["test_error_mean"].min()
     tied = own.index[np.isclose(own["test_error_mean"], lowest, rtol=0, atol=1e-12)]
     names = " and ".join(own.loc[tied, "label"])
     return f"Lowest mean test error: {names} ({lowest * 100:.2f}%{', tied' if len(tied) > 1 else ''})."
 
 
+def _reuses_a_listed_strategy(name: str, rows: pd.DataFrame, same_as: dict[str, str]) -> bool:
+    """``name`` reuses the runs of a strategy in the table, so what it says is said there."""
+    return name in same_as and same_as[name] in rows.index
+
+
 def _failures(runs: list[EvaluationRun], rows: pd.DataFrame, same_as: dict[str, str]) -> list[str]:
     lines = []
     for name, label in rows["label"].items():
-        own = [r for r in runs if r.strategy == name and name not in same_as]
+        own = [r for r in runs if r.strategy == name and not _reuses_a_listed_strategy(name, rows, same_as)]
         failed = sum(not r.ok for r in own)
         if failed:
             rest = f"its figures are over the {len(own) - failed} that finished" if failed < len(own) else "it has no figures"

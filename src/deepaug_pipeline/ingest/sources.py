@@ -139,8 +139,9 @@ def _class_images(folder: Path) -> list[Path]:
     """The image files of one class folder. A class with none is refused, saying what the folder holds instead;
     files and sub-folders that are not read are named in a warning."""
     entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
-    images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    others = sorted({p.suffix.lower() or p.name for p in entries if p.is_file() and p not in images})
+    files = [p for p in entries if p.is_file()]
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    others = sorted({p.suffix.lower() or p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES})
     subfolders = [p.name for p in entries if p.is_dir()]
     if not images:
         holds = (f"sub-folders ({', '.join(subfolders[:5])}) but no image files: the layout is {LAYOUT}" if subfolders else
@@ -193,6 +194,8 @@ def _read_image_folder(
                 )
             images.append(image)
             labels.append(label)
+    if not images:  # a test/ folder without class folders of its own
+        raise DataSourceError(f"image folder {root} holds no class folders with images: the layout is {LAYOUT}")
     return LabelledImages(np.stack(images), np.asarray(labels, dtype=np.int64))
 
 

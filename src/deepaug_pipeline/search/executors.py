@@ -108,11 +108,12 @@ def local_worker_environment() -> Iterator[None]:
     A nanny spawns its worker (at start, and again after a death) from this process's environment, after writing its
     pre-spawn variables into it. So the trim threshold must be out of the environment while the cluster lives (set by
     the shell, or by an earlier default LocalCluster's nannies), and the variables the nannies write (OMP, MKL and
-    OpenBLAS thread caps of 1) must not outlive the cluster: a process started later would inherit them."""
+    OpenBLAS thread caps of 1, and the PYTHONHASHSEED Dask adds) must not outlive the cluster: a process started later
+    would inherit them."""
     import dask
 
     environ = local_worker_environ()
-    saved = {name: os.environ.get(name) for name in (*environ, TRIM_THRESHOLD)}
+    saved = {name: os.environ.get(name) for name in (*environ, TRIM_THRESHOLD, "PYTHONHASHSEED")}
     if saved[TRIM_THRESHOLD] is not None:
         log.info("%s=%s is set here; the Dask workers start without it (it slows TensorFlow's fits 2-3x)",
                  TRIM_THRESHOLD, saved[TRIM_THRESHOLD])  # fmt: skip
