@@ -313,10 +313,11 @@ def test_search_then_evaluate_writes_the_report(project):
     np.testing.assert_allclose(table["test_error_mean"], 1 - table["test_accuracy_mean"])
     best = Policy.load(project / "data" / "07_model_output" / "best_policy.json")
     same_as = strategy_aliases("standard", best)
+    labels = strategy_labels("standard", best.is_empty)  # an empty policy is labelled as the base alone
     md = (reporting / "report.md").read_text()
-    for strategy, label in LABELS.items():
+    for strategy, label in labels.items():
         if strategy in same_as:
-            label += f" (= {LABELS[same_as[strategy]]}, not trained twice)"
+            label += f" (= {labels[same_as[strategy]]}, not trained twice)"
         assert re.search(rf"^\| {re.escape(label)} +\| 2 +\| \d+\.\d\d ± \d+\.\d\d +\|", md, re.M), label
     # The header, then the verdict in words, then the table.
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
@@ -335,7 +336,7 @@ def test_search_then_evaluate_writes_the_report(project):
     assert md.index("## Verdict") < md.index("- Lowest mean test error: ") < md.index("## Comparison")
     assert f"- Search: {best.metadata['verdict']}." in md and "- standard (crop + flip) vs none: " in md
     if best.is_empty:  # the tiny search found nothing beyond noise: standard + found reuses the standard runs
-        assert "- crop + flip + found policy: the same runs as standard (crop + flip), nothing to compare." in md
+        assert "- crop + flip (no policy found): the same runs as standard (crop + flip), nothing to compare." in md
         row = table.set_index("strategy")
         assert row.loc["standard+found", "test_accuracy_mean"] == row.loc["standard", "test_accuracy_mean"]
     for png in ("evaluation_results.png", "learning_curves.png", "best_policy_grid.png", "convergence.png"):
