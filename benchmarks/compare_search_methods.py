@@ -55,7 +55,7 @@ def compare(bayesian: dict, random: dict) -> dict:
     # Both re-evaluations train on the same fresh seeds (same split, initial weights and validation sample per seed),
     # so the two best policies are compared seed by seed.
     # A policy the re-evaluation stopped early ran fewer seeds: compared over the seeds both ran.
-    pair = paired_gain(0, dict(zip(b["seeds"], b["paired_gains"])), dict(zip(r["seeds"], r["paired_gains"])))
+    pair = paired_gain(None, dict(zip(b["seeds"], b["paired_gains"])), dict(zip(r["seeds"], r["paired_gains"])))
     diff, se = pair.mean, pair.se
     return {
         "best_gain_bayesian_minus_random": diff,

@@ -8,7 +8,6 @@ from deepaug_pipeline.config import MIN_IMAGE_SIDE
 from deepaug_pipeline.data import ImageSource, LabelledImages
 
 
-
 class DataValidationError(ValueError):
     """The data is not a usable image classification dataset; the message says why and where."""
 
