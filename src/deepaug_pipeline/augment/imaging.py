@@ -8,6 +8,7 @@ import tensorflow as tf
 RANGE_SLACK = 1e-3  # of the range: float rounding from a caller's own scaling is not a wrong range
 
 
+@tf.autograph.experimental.do_not_convert  # plain graph code: its branches are on static dtypes and shapes
 def to_unit(images: tf.Tensor, value_range: tuple[float, float] | None = None) -> tf.Tensor:
     """uint8 [0, 255] or float in ``value_range`` (default [0, 1]) → float32 [0, 1], for a batch (B, H, W, C) of
     one height and width.
@@ -33,6 +34,7 @@ def to_unit(images: tf.Tensor, value_range: tuple[float, float] | None = None) -
         return (x - lo) / (hi - lo)
 
 
+@tf.autograph.experimental.do_not_convert  # plain graph code: its branches are on static dtypes and shapes
 def from_unit(images: tf.Tensor, dtype: tf.DType, value_range: tuple[float, float] | None = None) -> tf.Tensor:
     """Back to the caller's dtype and value range (uint8 is rounded)."""
     images = tf.clip_by_value(images, 0.0, 1.0)

@@ -93,7 +93,9 @@ class Trainer:
     ) -> None:
         self.model = model
         self.settings = settings
-        self.augment = augment
+        # Augmentation is plain graph code (the dispatch's one branch is tf.cond, written out): autograph converting
+        # it, with every function it calls, took ~1.6 s of each process's first trace on 2 cores.
+        self.augment = tf.autograph.experimental.do_not_convert(augment)
         self.graph_seed = graph_seed
         self.traces = 0  # how often the fit graph was traced: once per process is the target
         self.scoring_traces = 0  # the same for the augmented evaluation (density reward)
