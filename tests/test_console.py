@@ -48,3 +48,50 @@ def test_kedro_registry_list_prints_no_warning(project: Path):
     assert result.stdout.split()[-8:] == ["-", "__default__", "-", "evaluate", "-", "ingest", "-", "search"]
     out = squashed_output(result)
     assert "Addtypehints" not in out and "Warning" not in out and "WARNING" not in out, out[-3000:]
+
+
+def test_a_users_error_is_told_from_a_bug_without_importing_tensorflow():
+    """`kedro run` prints a user-fixable error as its message. Telling it from a bug used to import the modules that
+    raise them, TensorFlow with them: 8 s on 2 cores before a refused config was printed."""
+    code = """
+import sys
+from deepaug_pipeline.cli import command_hint, user_error
+from deepaug_pipeline.config import ConfigError
+from deepaug_pipeline.run_log import TrialLogMismatch
+from kedro.io.core import DatasetError
+try:
+    try:
+        raise ConfigError("evaluate.seeds: must be at least 1")
+    except ConfigError as exc:
+        raise DatasetError("failed while loading data") from exc  # as Kedro wraps a dataset's error
+except DatasetError as exc:
+    print(repr(user_error(exc)), user_error(RuntimeError("a bug")))
+print(command_hint(TrialLogMismatch("config changed", "evaluate")))
+print("tensorflow" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[-4:-1] == [
+        "ConfigError('evaluate.seeds: must be at least 1') None",
+        "To start afresh: kedro run --pipelines=evaluate --params=evaluate.fresh_start=true (same --env)",
+        "False",
+    ]
+
+
+def test_every_error_the_project_raises_for_the_user_is_printed_as_its_message():
+    from deepaug_pipeline.augment.policy import PolicyError
+    from deepaug_pipeline.cli import user_error
+    from deepaug_pipeline.config import ConfigError
+    from deepaug_pipeline.ingest.sources import DataSourceError
+    from deepaug_pipeline.ingest.validate import DataValidationError
+    from deepaug_pipeline.model_names import ModelConfigError
+    from deepaug_pipeline.run_log import StaleSearchOutputs, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch
+    from deepaug_pipeline.search.controller import SearchError
+    from deepaug_pipeline.search.executors import ExecutorError
+
+    errors = [PolicyError("p"), ConfigError("c"), DataSourceError("d"), DataValidationError("v"), ModelConfigError("m"),
+              StaleSearchOutputs("s"), TrialLogBusy("b"), TrialLogCorrupt("x"), TrialLogMismatch("t", "search"),
+              SearchError("e"), ExecutorError("r")]  # fmt: skip
+    assert [user_error(e) for e in errors] == errors
+    # still the built-in kinds callers catch them as
+    assert all(isinstance(e, ValueError) for e in errors[:5]) and all(isinstance(e, RuntimeError) for e in errors[5:])

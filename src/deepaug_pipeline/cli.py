@@ -8,25 +8,16 @@ from __future__ import annotations
 import click
 from kedro.framework.cli.project import run as kedro_run
 
+from deepaug_pipeline.errors import UserError
+
 
 def user_error(exc: BaseException) -> BaseException | None:
     """The project's own user-fixable error in ``exc``'s explicit cause chain (Kedro raises DatasetError ``from`` a
-    dataset's error); an error raised while handling another keeps its traceback."""
-    from deepaug_pipeline.augment.policy import PolicyError
-    from deepaug_pipeline.config import ConfigError
-    from deepaug_pipeline.ingest.sources import DataSourceError
-    from deepaug_pipeline.ingest.validate import DataValidationError
-    from deepaug_pipeline.model_names import ModelConfigError
-    from deepaug_pipeline.run_log import TrialLogBusy, TrialLogCorrupt, TrialLogMismatch
-    from deepaug_pipeline.search.controller import SearchError
-    from deepaug_pipeline.search.executors import ExecutorError
-    from deepaug_pipeline.search.results import StaleSearchOutputs
-
-    fixable = (ConfigError, DataSourceError, DataValidationError, ModelConfigError, PolicyError, SearchError,
-               ExecutorError, StaleSearchOutputs, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch)  # fmt: skip
+    dataset's error); an error raised while handling another keeps its traceback. Told by its base class alone: the
+    modules that raise them import TensorFlow, and a config error is printed before anything imports it."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, fixable):
+        if isinstance(exc, UserError):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__
@@ -35,8 +26,7 @@ def user_error(exc: BaseException) -> BaseException | None:
 
 def command_hint(exc: BaseException) -> str | None:
     """The command that acts on a library error's advice (the library itself names config keys, not commands)."""
-    from deepaug_pipeline.run_log import TrialLogMismatch
-    from deepaug_pipeline.search.results import StaleSearchOutputs
+    from deepaug_pipeline.run_log import StaleSearchOutputs, TrialLogMismatch
 
     if isinstance(exc, TrialLogMismatch):
         return f"To start afresh: kedro run --pipelines={exc.section} --params={exc.section}.fresh_start=true (same --env)"

@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from deepaug_pipeline.augment.op_names import OP_NAMES  # the names alone: validating stays free of TensorFlow
+from deepaug_pipeline.errors import UserError
 from deepaug_pipeline.model_names import check_model_name, check_model_options
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value or key is wrong; the message names it."""
 
 

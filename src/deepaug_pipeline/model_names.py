@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from deepaug_pipeline.errors import UserError
+
 BUILTIN_NAMES = ("basiccnn", "fastcnn")
 # The keyword options of the built-in builders (models/__init__.py), known without importing Keras; a test holds them
 # to the builders' signatures. A wrn_<depth>_<width> name fixes depth and width.
@@ -16,7 +18,7 @@ BUILTIN_OPTIONS = {"basiccnn": ("dropout",), "fastcnn": ("width", "dense", "drop
 WRN = re.compile(r"^wrn_(\d+)_(\d+)$")
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(UserError, ValueError):
     """A model name or builder path cannot be used; the message names it."""
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from deepaug_pipeline.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +36,7 @@ def _archive_name(path: Path) -> Path:
     return next(p for p in candidates if not p.exists() and not children_dir(p).exists())
 
 
-class TrialLogMismatch(RuntimeError):
+class TrialLogMismatch(UserError, RuntimeError):
     """The log on disk was written under a different config; ``section`` is that config's key (search, evaluate)."""
 
     def __init__(self, message: str, section: str) -> None:
@@ -42,12 +44,16 @@ class TrialLogMismatch(RuntimeError):
         self.section = section
 
 
-class TrialLogBusy(RuntimeError):
+class TrialLogBusy(UserError, RuntimeError):
     """Another process is writing this log (a second search on it); the message names the log and that process."""
 
 
-class TrialLogCorrupt(RuntimeError):
+class TrialLogCorrupt(UserError, RuntimeError):
     """A line of the log is not a record this project wrote (not UTF-8, not a JSON object); the message names it."""
+
+
+class StaleSearchOutputs(UserError, RuntimeError):
+    """Search outputs that no longer match their trial log (a later search changed it); the message names both."""
 
 
 def fingerprint(config: dict[str, Any]) -> str:

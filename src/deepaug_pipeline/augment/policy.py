@@ -21,12 +21,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from deepaug_pipeline.augment import imaging, kernels, ops as ops_lib
 from deepaug_pipeline.augment.baselines import BASES
 from deepaug_pipeline.config import validation_problems
+from deepaug_pipeline.errors import UserError
 
 SCHEMA_VERSION = 1
 DEFAULT_P_NONE = 0.2
 
 
-class PolicyError(ValueError):
+class PolicyError(UserError, ValueError):
     """A policy (or its JSON) is malformed; the message names the bad entry."""
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from deepaug_pipeline.config import SourceConfig
 from deepaug_pipeline.data import ImageSource, LabelledImages
+from deepaug_pipeline.errors import UserError
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-class DataSourceError(ValueError):
+class DataSourceError(UserError, ValueError):
     """A data source is missing, unreadable or malformed; the message names the file."""
 
 

@@ -6,9 +6,10 @@ import numpy as np
 
 from deepaug_pipeline.config import MIN_IMAGE_SIDE
 from deepaug_pipeline.data import ImageSource, LabelledImages
+from deepaug_pipeline.errors import UserError
 
 
-class DataValidationError(ValueError):
+class DataValidationError(UserError, ValueError):
     """The data is not a usable image classification dataset; the message says why and where."""
 
 

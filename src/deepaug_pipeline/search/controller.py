@@ -25,6 +25,7 @@ import numpy as np
 
 from deepaug_pipeline.augment.baselines import BASE_LABELS
 from deepaug_pipeline.config import SearchConfig
+from deepaug_pipeline.errors import UserError
 from deepaug_pipeline.run_log import ChildWeights, TrialLog
 from deepaug_pipeline.search.noise import (
     ACCEPT_SE,
@@ -48,7 +49,7 @@ AUTO_BASES = ("none", "crop", "standard")
 SCREEN_MAGNITUDES = (0.25, 0.75)  # the middle of each half of an op's range: mild and strong
 
 
-class SearchError(RuntimeError):
+class SearchError(UserError, RuntimeError):
     """The search cannot go on (e.g. the base alone fails to train); the message says why."""
 
 

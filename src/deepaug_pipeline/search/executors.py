@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 from deepaug_pipeline.config import ChildConfig
 from deepaug_pipeline.data import LabelledImages
+from deepaug_pipeline.errors import UserError
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.trial import TrialRunner
 
 log = logging.getLogger(__name__)
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(UserError, RuntimeError):
     """The executor cannot start (e.g. the Dask scheduler cannot be reached)."""
 
 

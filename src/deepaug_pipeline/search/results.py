@@ -15,14 +15,10 @@ import pandas as pd  # noqa: E402
 
 from deepaug_pipeline.augment.baselines import BASE_LABELS  # noqa: E402
 from deepaug_pipeline.augment.policy import SCHEMA_VERSION, Policy  # noqa: E402
-from deepaug_pipeline.run_log import read_log  # noqa: E402
+from deepaug_pipeline.run_log import StaleSearchOutputs, read_log  # noqa: E402
 from deepaug_pipeline.search.noise import ACCEPT_SE, PairedGain  # noqa: E402
 from deepaug_pipeline.search.records import SearchResult, TrialRecord, ranked_search_trials  # noqa: E402
 from deepaug_pipeline.search.tracking import policy_summary  # noqa: E402
-
-
-class StaleSearchOutputs(RuntimeError):
-    """Search outputs that no longer match their trial log (a later search changed it); the message names both."""
 
 
 def search_log_stamp(result: SearchResult) -> dict:

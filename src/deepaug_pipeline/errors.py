@@ -1,0 +1,9 @@
+"""The base class of every error a user can fix: a bad config, input or data, a trial log that does not match, search
+outputs out of date. The command line prints these as their message, without a traceback.
+
+A module that imports nothing, so the command line tells them from bugs without importing the modules that raise
+them: those import TensorFlow, which took 8 s on 2 cores before a config error could be printed."""
+
+
+class UserError(Exception):
+    """An error whose message names the problem and what to change."""
