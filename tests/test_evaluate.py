@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, EvaluateConfig, parse_config
 from deepaug_pipeline.evaluate.records import EvaluationRun
-from deepaug_pipeline.evaluate.report import _comparison_frame, error_dot_plot, verdict
+from deepaug_pipeline.evaluate.report import _comparison_frame, error_dot_plot, report_header, verdict
 from deepaug_pipeline.evaluate.results import results_table
 from deepaug_pipeline.evaluate.strategies import strategy_aliases, strategy_augment, strategy_labels
 from deepaug_pipeline.pipelines.evaluate.nodes import summarise_evaluation
@@ -271,6 +271,23 @@ def test_one_seed_shows_no_spread_and_failed_runs_are_named():
                        for i in range(2)]  # fmt: skip
     lines = verdict(results_table(runs[:1] + failed_standard, ["none", "standard+found"], EMPTY), runs[:1] + failed_standard)
     assert "crop + flip (no policy found): 2 of 2 runs failed (a loss that was not finite); it has no figures." in lines
+
+
+def test_the_report_header_counts_the_images_the_final_models_trained_on():
+    """TRAIN less the validation sample, whatever train_size asks beyond it (final_splits then takes all of it)."""
+    summary = {"image_shape": [28, 28, 1], "class_names": [str(i) for i in range(10)],
+               "sizes": {"search_subset": 2000, "seed_validation_pool": 58000, "test": 10000}}  # fmt: skip
+    evaluate = {"model": "wrn_10_1", "epochs": 2, "seeds": 2, "validation_size": 1000}
+    for train_size, images in ((4000, 4000), (None, 59000), (80000, 59000)):
+        lines = report_header(summary, {"evaluate": {**evaluate, "train_size": train_size}}, None, None, "today")
+        assert lines[2].startswith(f"Final model: wrn_10_1, {images} training images, 2 epochs")
+        assert lines[3].startswith(f"Warning: this is a smoke-test configuration (2 epochs, {images} training images)")
+    small = {**summary, "sizes": {"search_subset": 400, "seed_validation_pool": 800, "test": 10000}}
+    lines = report_header(small, {"evaluate": {**evaluate, "epochs": 200, "train_size": 4000}}, None, None, "today")
+    assert lines[2].startswith("Final model: wrn_10_1, 200 training images, 200 epochs")
+    assert lines[3].startswith("Warning: this is a smoke-test configuration (200 epochs, 200 training images)")
+    lines = report_header(summary, {"evaluate": {**evaluate, "epochs": 200, "train_size": 4000}}, None, None, "today")
+    assert len(lines) == 3  # long enough, on enough images: no warning
 
 
 def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():

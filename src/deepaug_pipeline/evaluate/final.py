@@ -119,7 +119,10 @@ def run_grid(
     aliases: dict[str, str] | None = None,
 ) -> list[EvaluationRun]:
     """Every (strategy, seed) run, resuming those already in ``run_log``; returns them in grid order. A strategy in
-    ``aliases`` is not trained: it reuses the runs of the strategy it is the same as (marked ``same_as``)."""
+    ``aliases`` is not trained: it reuses the runs of the strategy it is the same as (marked ``same_as``).
+
+    A logged run that failed (a loss that was not finite) is a result, and is resumed like any other: the same seed
+    diverges again on CPU, and training again until a run finishes would report the lucky draw. The report names it."""
     aliases = aliases or {}
     done = {(r.strategy, r.seed_index): r for r in map(EvaluationRun.from_json, run_log.trials)}
 

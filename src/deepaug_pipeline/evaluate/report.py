@@ -255,14 +255,17 @@ def report_header(dataset_summary: dict, config: dict, search_run: str | None, e
     ev = config.get("evaluate", {})
     n_test, sample = sizes.get("test"), ev.get("test_size")
     scored_on = f"a stratified sample of {sample} of the {n_test} untouched test images" if sample and n_test and sample < n_test else "the untouched test split"
+    # What the final models trained on, as final_splits draws it: TRAIN less the validation sample, or train_size of it.
+    available = sizes.get("search_subset", 0) + sizes.get("seed_validation_pool", 0) - (ev.get("validation_size") or 0)
+    images = min(ev.get("train_size") or available, available)
     lines = [
         f"Dataset: {len(names)} classes ({classes}), {shape} images; search subset {sizes.get('search_subset')}, "
         f"validation pool {sizes.get('seed_validation_pool')}, test {sizes.get('test')}.",
         f"Date: {date}. MLflow runs: search {search_run or 'not tracked'}, evaluate {evaluate_run or 'not tracked'}.",
-        f"Final model: {ev.get('model')}, {ev.get('train_size') or 'all'} training images, {ev.get('epochs')} epochs, "
+        f"Final model: {ev.get('model')}, {images} training images, {ev.get('epochs')} epochs, "
         f"{ev.get('seeds')} seed(s) per strategy, scored on {scored_on}.",
     ]  # fmt: skip
-    epochs, images = ev.get("epochs") or 0, ev.get("train_size") or sizes.get("search_subset", 0) + sizes.get("seed_validation_pool", 0)
+    epochs = ev.get("epochs") or 0
     if epochs < SMOKE_TEST_EPOCHS or images < SMOKE_TEST_IMAGES:
         lines.append(f"Warning: this is a smoke-test configuration ({epochs} epochs, {images} training images). Its numbers "
                      "show that the pipeline runs, not what any augmentation is worth.")  # fmt: skip
