@@ -9,18 +9,13 @@ import pandas as pd
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.strategies import found_base, strategy_labels
-from deepaug_pipeline.search.noise import PairedGain, paired_gain
+from deepaug_pipeline.search.noise import PairedGain, paired_gain, sample_std
 
 
 # NumPy's mean and std, not pandas' built-in ones (a compensated sum, Welford's variance): those differ in the last
 # bit, and the table keeps the values it always had.
 def _mean(accuracies: pd.Series) -> float:
     return float(accuracies.to_numpy().mean())
-
-
-def _seed_std(accuracies: pd.Series) -> float:
-    """The sample std over seeds; NaN from one seed, which gives no estimate (not a spread of 0)."""
-    return float(accuracies.to_numpy().std(ddof=1)) if len(accuracies) > 1 else np.nan
 
 
 def results_table(runs: list[EvaluationRun], strategies: list[str], found: Policy | None = None) -> pd.DataFrame:
@@ -31,7 +26,7 @@ def results_table(runs: list[EvaluationRun], strategies: list[str], found: Polic
     frame = pd.DataFrame({"strategy": [r.strategy for r in ok], "test_accuracy": [r.test_accuracy for r in ok]})
     table = (
         frame.groupby("strategy")["test_accuracy"]
-        .agg(runs="size", test_accuracy_mean=_mean, test_accuracy_std=_seed_std)
+        .agg(runs="size", test_accuracy_mean=_mean, test_accuracy_std=sample_std)
         .reindex(pd.Index(strategies, name="strategy"))  # in the order asked, a strategy without an ok run too
         .fillna({"runs": 0})
         .astype({"runs": int})

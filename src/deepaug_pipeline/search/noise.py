@@ -29,8 +29,10 @@ def beyond_accept_se(z: float) -> bool:
     return z > ACCEPT_SE * (1 + 1e-9)
 
 
-def _std(values: Sequence[float]) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+def sample_std(values: Sequence[float]) -> float:
+    """The sample std (ddof 1); NaN from one value, which gives no estimate (not a spread of 0). As an array: NumPy
+    hands a pandas Series to its own std, whose last bits differ."""
+    return float(np.std(np.asarray(values, np.float64), ddof=1)) if len(values) > 1 else math.nan
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class NoiseFloor:
 
     @property
     def std(self) -> float:
-        return _std(self.rewards)
+        return sample_std(self.rewards)
 
     def gain(self, reward: float, seed_index: int) -> tuple[float, float]:
         """A single fit's gain over the base on the same seed, and its standard error."""
@@ -84,7 +86,7 @@ def choose_base(rewards: Mapping[str, Sequence[float]]) -> BaseChoice:
         return BaseChoice(chosen, means, None, math.nan, math.nan)
     runner_up = ranked[1]
     diffs = np.asarray(rewards[chosen], np.float64) - np.asarray(rewards[runner_up], np.float64)
-    return BaseChoice(chosen, means, runner_up, float(diffs.mean()), _std(diffs) / math.sqrt(len(diffs)))
+    return BaseChoice(chosen, means, runner_up, float(diffs.mean()), sample_std(diffs) / math.sqrt(len(diffs)))
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class PairedGain:
 
     @property
     def se(self) -> float:
-        return _std(self.gains) / math.sqrt(len(self.gains)) if len(self.gains) > 1 else math.nan
+        return sample_std(self.gains) / math.sqrt(len(self.gains)) if len(self.gains) > 1 else math.nan
 
     @property
     def z(self) -> float:
