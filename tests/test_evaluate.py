@@ -288,6 +288,8 @@ def test_the_report_header_counts_the_images_the_final_models_trained_on():
     assert lines[3].startswith("Warning: this is a smoke-test configuration (200 epochs, 200 training images)")
     lines = report_header(summary, {"evaluate": {**evaluate, "epochs": 200, "train_size": 4000}}, None, None, "today")
     assert len(lines) == 3  # long enough, on enough images: no warning
+    unsized = report_header({"class_names": ["a", "b"]}, {"evaluate": {**evaluate, "train_size": 4000}}, None, None, "today")
+    assert unsized[2].startswith("Final model: wrn_10_1, 4000 training images")  # a summary without sizes: as asked
 
 
 def test_the_report_names_what_the_op_screen_dropped_in_its_verdict():

@@ -255,18 +255,20 @@ def report_header(dataset_summary: dict, config: dict, search_run: str | None, e
     ev = config.get("evaluate", {})
     n_test, sample = sizes.get("test"), ev.get("test_size")
     scored_on = f"a stratified sample of {sample} of the {n_test} untouched test images" if sample and n_test and sample < n_test else "the untouched test split"
-    # What the final models trained on, as final_splits draws it: TRAIN less the validation sample, or train_size of it.
-    available = sizes.get("search_subset", 0) + sizes.get("seed_validation_pool", 0) - (ev.get("validation_size") or 0)
-    images = min(ev.get("train_size") or available, available)
+    # What the final models trained on, as final_splits draws it: TRAIN less the validation sample, or train_size of
+    # it; what the config asks when the summary has no sizes.
+    n_train = sizes.get("search_subset", 0) + sizes.get("seed_validation_pool", 0)
+    available = max(n_train - (ev.get("validation_size") or 0), 0) if n_train else None
+    images = min(ev.get("train_size") or available, available) if available is not None else ev.get("train_size")
     lines = [
         f"Dataset: {len(names)} classes ({classes}), {shape} images; search subset {sizes.get('search_subset')}, "
         f"validation pool {sizes.get('seed_validation_pool')}, test {sizes.get('test')}.",
         f"Date: {date}. MLflow runs: search {search_run or 'not tracked'}, evaluate {evaluate_run or 'not tracked'}.",
-        f"Final model: {ev.get('model')}, {images} training images, {ev.get('epochs')} epochs, "
+        f"Final model: {ev.get('model')}, {images or 'all'} training images, {ev.get('epochs')} epochs, "
         f"{ev.get('seeds')} seed(s) per strategy, scored on {scored_on}.",
     ]  # fmt: skip
     epochs = ev.get("epochs") or 0
-    if epochs < SMOKE_TEST_EPOCHS or images < SMOKE_TEST_IMAGES:
+    if epochs < SMOKE_TEST_EPOCHS or (images is not None and images < SMOKE_TEST_IMAGES):
         lines.append(f"Warning: this is a smoke-test configuration ({epochs} epochs, {images} training images). Its numbers "
                      "show that the pipeline runs, not what any augmentation is worth.")  # fmt: skip
     return lines

@@ -103,7 +103,7 @@ def write_report(
         "policy_grid": sample_grid(policy, search_subset.x, max_images=8),
         "convergence": convergence_from_trials(trials_table),
     }
-    config = {"seed": seed, "evaluate": evaluate, "search": search}
+    config = {"seed": seed, "evaluate": parse_config(EvaluateConfig, evaluate, "evaluate").model_dump(), "search": search}
     search_run = policy.metadata.get("mlflow_run_id")
     evaluate_run = tag_active_run({"search_run_id": search_run} if search_run else {})
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
