@@ -33,7 +33,6 @@ from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.run import data_fingerprint, log_config, policy_space, run_search
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
-from deepaug_pipeline.seeding import stream_seed
 from tests.conftest import GRID_MIN_SIDE, REPO, assert_real_png, kedro_run, kedro_session_run, make_images, mlflow_runs, search_params, squashed_output
 
 
@@ -324,6 +323,26 @@ def test_loop_resumes_every_stage_without_rerunning_logged_fits(tmp_path):
     assert [c.trial_id for c in again.calls if c.stage == "search"] == [4, 5, 6]
 
 
+@pytest.mark.parametrize("method", ["bayesian", "random"])
+def test_a_search_resumed_in_or_after_the_random_phase_asks_what_an_uninterrupted_one_asked(tmp_path, method):
+    """skopt drew random points from a stream that telling it the logged trials does not advance: a search killed
+    after trial 2 of a 3-trial random phase proposed trial 1's policy again as trial 3, and so on."""
+    def points(result) -> list:
+        return [t.point for t in sorted(result.search_trials, key=lambda t: t.trial_id)]
+
+    (tmp_path / "straight").mkdir()
+    straight = points(_loop(tmp_path / "straight", helps, iterations=8, method=method)[0].run())
+    assert len({str(p) for p in straight}) == 8
+    for killed_after in (2, 5):  # in the random phase (opt_initial_points 3), and after it
+        (tmp_path / str(killed_after)).mkdir()
+        loop, _ = _loop(tmp_path / str(killed_after), helps, iterations=killed_after, method=method)
+        loop.run()
+        loop.trial_log.close()
+        resumed, executor = _loop(tmp_path / str(killed_after), helps, iterations=8, method=method)
+        assert points(resumed.run()) == straight
+        assert [c.trial_id for c in executor.calls if c.stage == "search"] == list(range(killed_after + 1, 9))
+
+
 def _ops_in(request: FitRequest) -> set[tuple[str, float]]:
     return {(o.op, o.magnitude) for s in Policy.from_dict(request.policy).sub_policies for o in s.operations}
 
@@ -386,9 +405,9 @@ def test_the_float32_forest_asks_exactly_the_points_skopts_own_forest_asks(surro
 
     cfg = SearchConfig(surrogate=surrogate, opt_initial_points=3)
     space = policy_space(cfg, 1)
-    ours = policy_optimizer(space, cfg, seed=0)
-    theirs = Optimizer(space.dimensions(), base_estimator=surrogate, n_initial_points=3, initial_point_generator="random",
-                       acq_func=cfg.acquisition, random_state=stream_seed(0, "optimizer", cfg.method))  # fmt: skip
+    ours, theirs = policy_optimizer(space, cfg, seed=0), policy_optimizer(space, cfg, seed=0)
+    skopts_own = Optimizer(space.dimensions(), base_estimator=surrogate).base_estimator_
+    theirs.base_estimator_ = type(skopts_own)(**ours.base_estimator_.get_params())
     assert type(ours.base_estimator_) is not type(theirs.base_estimator_)  # the faster forest is in use
     rewards = np.random.default_rng(1).uniform(size=8)
     for r in rewards:

@@ -224,7 +224,7 @@ class SearchLoop:
             ids, queue[:] = queue[:n], queue[n:]
             if not ids:
                 return []
-            points = self.optimizer.ask(n_points=len(ids), strategy="cl_min") if len(ids) > 1 else [self.optimizer.ask()]
+            points = self.optimizer.ask_for(ids)
             return [FitRequest.search(i, self.floor.base, self.space.decode(p).to_dict(), [to_python(v) for v in p]).scoring(self.children)
                     for i, p in zip(ids, points)]  # fmt: skip
 

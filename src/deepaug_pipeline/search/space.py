@@ -113,7 +113,29 @@ class _Float32ExtraTrees(_Float32Input, ExtraTreesRegressor):
 
 
 class _PolicyOptimizer(Optimizer):
+    """skopt's optimiser, made a function of what it was told, so a resumed search asks what an uninterrupted one
+    asked. skopt draws its random points, and the candidates its surrogate picks from, from one stream that telling
+    it the logged trials does not advance: a search resumed in the random phase repeated its first trials.
+
+    A trial of the random phase draws its point from its own id, and each tell draws the candidates from the number
+    of points told. (Telling k points at once fits the surrogate as the k-th of k single tells did: skopt refits on
+    every point each time. gp_hedge alone keeps a history of its own, which a resume does not replay.)"""
+
+    def __init__(self, *args, stream: int, initial_trials: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._stream, self._initial_trials = stream, initial_trials
+
+    def ask_for(self, trial_ids: list[int]) -> list[list]:
+        """The points of these trials; several beyond the random phase at once by skopt's constant liar."""
+        points = {i: self.space.rvs(random_state=stream_seed(self._stream, "trial", i))[0] for i in trial_ids if i <= self._initial_trials}
+        fitted = [i for i in trial_ids if i not in points]
+        if fitted:
+            asked = self.ask(n_points=len(fitted), strategy="cl_min") if len(fitted) > 1 else [self.ask()]
+            points.update(zip(fitted, asked))
+        return [points[i] for i in trial_ids]
+
     def _tell(self, x, y, fit=True):
+        self.rng = np.random.RandomState(stream_seed(self._stream, "told", len(self.Xi) + (len(y) if np.ndim(y) else 1)))
         # Points and rewards are finite by construction (a failed fit scores 0): skip the per-tree finiteness scans.
         with sklearn.config_context(assume_finite=True):
             return super()._tell(x, y, fit)
@@ -123,13 +145,17 @@ def policy_optimizer(space: PolicySpace, cfg: SearchConfig, seed: int) -> Optimi
     """RF + EI by default (as DeepAugment). ``method: random`` never leaves the initial random phase
     (skopt's own "dummy" estimator fails on scikit-learn 1.9), so both methods share one sampler."""
     random_only = cfg.method == "random"
+    stream = stream_seed(seed, "optimizer", cfg.method)
+    initial_trials = 2**31 - 1 if random_only else cfg.opt_initial_points
     optimizer = _PolicyOptimizer(
         space.dimensions(),
         base_estimator=cfg.surrogate,
-        n_initial_points=2**31 - 1 if random_only else cfg.opt_initial_points,
+        n_initial_points=initial_trials,
         initial_point_generator="random",
         acq_func=cfg.acquisition,
-        random_state=stream_seed(seed, "optimizer", cfg.method),
+        random_state=stream,
+        stream=stream,
+        initial_trials=initial_trials,
     )
     # skopt built the forest from its name (drawing its seed from the optimiser's stream); the same forest, fed float32.
     for forest, faster in ((RandomForestRegressor, _Float32Forest), (ExtraTreesRegressor, _Float32ExtraTrees)):
