@@ -48,7 +48,8 @@ def top_entry(deepaug: DeepAugment, rank: int) -> dict:
     return deepaug.top_policies()["policies"][rank]["policy"]
 
 
-def test_same_errors_as_the_pipeline():
+def test_same_errors_as_the_pipeline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default workdir, were anything written
     x, y = make_images(100, 2, (12, 12))
     with pytest.raises(ConfigError, match="unknown parameter key 'config.child_epoch'"):
         DeepAugment(x, y, config={"child_epoch": 3})
@@ -66,3 +67,19 @@ def test_same_errors_as_the_pipeline():
         DeepAugment(x, y, config={"child_epochs": 3, "child": {"epochs": 4}})
     with pytest.raises(ConfigError, match="bad value for 'config.child': a dict"):
         DeepAugment(x, y, config={"child": None})
+    with pytest.raises(ConfigError, match=r"bad value for 'config.method': \['random'\]"):
+        DeepAugment(x, y, config={"method": ["random"]})  # was a TypeError (unhashable list)
+    with pytest.raises(ConfigError, match=r"'config.iterations' is not a config key here: pass the number of trials to optimize\(n\)"):
+        DeepAugment(x, y, config={"iterations": 50})  # optimize(20) replaced it without a word
+    deepaug = DeepAugment(x, y, config={"train_set_size": 50, "validation_sample_size": 20})
+    for bad in (2.7, "5", 0, True):
+        with pytest.raises(ConfigError, match=rf"optimize\(iterations\): a whole number of policy trials, at least 1; got {bad!r}"):
+            deepaug.optimize(bad)  # 2.7 ran 2 trials; nothing is written before the refusal
+    assert list(tmp_path.iterdir()) == []
+    # Values the config refuses are named as given here: DeepAugment's flat keys, the project's own nested ones.
+    with pytest.raises(ConfigError, match=r"bad value for 'config.child_epochs': Input should be greater than or equal to 1"):
+        DeepAugment(x, y, config={"child_epochs": 0})
+    with pytest.raises(ConfigError, match=r"bad value for 'config.child.batch_size'"):
+        DeepAugment(x, y, config={"child": {"batch_size": -1}})
+    with pytest.raises(ConfigError, match=r"bad value for 'config.noise_seeds'"):
+        DeepAugment(x, y, config={"noise_seeds": 0})

@@ -48,15 +48,20 @@ def split_config(config: dict[str, Any] | None) -> dict[str, Any]:
     tree (``seed``, ``ingest``, ``search`` with its ``child``), validated."""
     params: dict[str, Any] = {"ingest": {}, "search": {"child": {}}}
     child_keys = {**DEEPAUGMENT_CHILD_KEYS, "validation_sample_size": "validation_sample_size"}
+    given_as: dict[str, str] = {}  # a parameter's key in the project's tree → the key it was given as here
     for key, value in (config or {}).items():
         if key == "seed":
             params["seed"] = value
+            given_as["parameters.seed"] = "config.seed"
+        elif key == "iterations":  # optimize(n) sets it: a config value would be overridden without a word
+            raise ConfigError("'config.iterations' is not a config key here: pass the number of trials to optimize(n)")
         elif key == "method":
-            if value not in _METHODS:
+            if not isinstance(value, str) or value not in _METHODS:
                 raise ConfigError(f"bad value for 'config.method': {value!r} (bayesian_optimization, random_search)")
             params["search"]["method"] = _METHODS[value]
         elif key in IngestConfig.model_fields:
             params["ingest"][key] = value
+            given_as[f"parameters.ingest.{key}"] = f"config.{key}"
         elif key in child_keys or key == "child":  # DeepAugment's flat names, or the project's own nested form
             if key == "child" and not isinstance(value, dict):
                 raise ConfigError(f"bad value for 'config.child': a dict of search.child keys, got {type(value).__name__}")
@@ -65,11 +70,19 @@ def split_config(config: dict[str, Any] | None) -> dict[str, Any]:
             if twice:
                 raise ConfigError(f"config sets search.child.{twice[0]} twice (a flat DeepAugment key and 'child'): keep one")
             params["search"]["child"].update(given)
+            given_as.update({f"parameters.search.child.{k}": f"config.{key}" + (f".{k}" if key == "child" else "") for k in given})
         elif key in SearchConfig.model_fields:
             params["search"][key] = value
+            given_as[f"parameters.search.{key}"] = f"config.{key}"
         else:
             raise ConfigError(f"unknown parameter key 'config.{key}'")
-    validate_params(params)
+    try:
+        validate_params(params)
+    except ConfigError as exc:  # name the keys as the caller wrote them, not as the pipeline's parameters
+        message = str(exc)
+        for project_key, key in given_as.items():
+            message = message.replace(f"'{project_key}'", f"'{key}'")
+        raise ConfigError(message) from None
     return params
 
 
@@ -101,6 +114,8 @@ class DeepAugment:
 
     def optimize(self, iterations: int) -> pd.DataFrame:
         """Run (or resume) ``iterations`` policy trials, then re-evaluate the best; returns the top policies."""
+        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+            raise ConfigError(f"optimize(iterations): a whole number of policy trials, at least 1; got {iterations!r}")
         self._search = parse_config(SearchConfig, {**self.params["search"], "iterations": int(iterations)}, "search")
         self._result = run_search(
             self.search_subset, self.seed_validation_pool, self.dataset_summary, TrialLogStore(self.workdir / "trial_logs"),
