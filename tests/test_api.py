@@ -8,6 +8,7 @@ import pytest
 from deepaug_pipeline import DeepAugment, Policy
 from deepaug_pipeline.config import ConfigError
 from deepaug_pipeline.ingest import DataValidationError
+from deepaug_pipeline.run_log import TrialLogMismatch
 from tests.conftest import make_images
 
 TINY = {
@@ -42,6 +43,10 @@ def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path):
     again.optimize(4)
     assert again.trials["key"].tolist()[: len(trials)] == trials["key"].tolist() and "trial/4" in again.trials["key"].tolist()
     assert again.trials["reward"][: len(trials)].tolist() == trials["reward"].tolist()
+    # Another config on the same workdir is refused, saying how to start afresh in this API's terms.
+    changed = DeepAugment(x, y, config={**TINY, "child_epochs": 3}, workdir=tmp_path)
+    with pytest.raises(TrialLogMismatch, match=r"search.child.epochs: 2 → 3.*Here: config=\{..., 'fresh_start': True\}, or another workdir"):
+        changed.optimize(4)
 
 
 def top_entry(deepaug: DeepAugment, rank: int) -> dict:

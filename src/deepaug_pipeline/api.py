@@ -26,7 +26,7 @@ from deepaug_pipeline.config import (
 )
 from deepaug_pipeline.data import ImageSource, LabelledImages
 from deepaug_pipeline.ingest import DataValidationError, load_source, split_dataset, validate_source
-from deepaug_pipeline.run_log import TrialLogStore
+from deepaug_pipeline.run_log import TrialLogMismatch, TrialLogStore
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.records import SearchResult
 from deepaug_pipeline.search.run import check_pool, run_search
@@ -117,10 +117,13 @@ class DeepAugment:
         if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
             raise ConfigError(f"optimize(iterations): a whole number of policy trials, at least 1; got {iterations!r}")
         self._search = parse_config(SearchConfig, {**self.params["search"], "iterations": int(iterations)}, "search")
-        self._result = run_search(
-            self.search_subset, self.seed_validation_pool, self.dataset_summary, TrialLogStore(self.workdir / "trial_logs"),
-            self._search, self.seed,
-        )  # fmt: skip
+        try:
+            self._result = run_search(
+                self.search_subset, self.seed_validation_pool, self.dataset_summary, TrialLogStore(self.workdir / "trial_logs"),
+                self._search, self.seed,
+            )  # fmt: skip
+        except TrialLogMismatch as exc:  # the library names the pipeline's key; here it is a config key
+            raise TrialLogMismatch(f"{exc} Here: config={{..., 'fresh_start': True}}, or another workdir.", exc.section) from None
         return results.top_policies_table(self.top_policies())
 
     @property
