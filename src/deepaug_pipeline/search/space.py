@@ -121,13 +121,13 @@ class _PolicyOptimizer(Optimizer):
     of points told. (Telling k points at once fits the surrogate as the k-th of k single tells did: skopt refits on
     every point each time. gp_hedge alone keeps a history of its own, which a resume does not replay.)"""
 
-    def __init__(self, *args, stream: int, initial_trials: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._stream, self._initial_trials = stream, initial_trials
+    def __init__(self, *args, stream: int, **kwargs) -> None:
+        super().__init__(*args, random_state=stream, **kwargs)
+        self._stream = stream
 
     def ask_for(self, trial_ids: list[int]) -> list[list]:
         """The points of these trials; several beyond the random phase at once by skopt's constant liar."""
-        points = {i: self.space.rvs(random_state=stream_seed(self._stream, "trial", i))[0] for i in trial_ids if i <= self._initial_trials}
+        points = {i: self.space.rvs(random_state=stream_seed(self._stream, "trial", i))[0] for i in trial_ids if i <= self.n_initial_points_}
         fitted = [i for i in trial_ids if i not in points]
         if fitted:
             asked = self.ask(n_points=len(fitted), strategy="cl_min") if len(fitted) > 1 else [self.ask()]
@@ -145,17 +145,13 @@ def policy_optimizer(space: PolicySpace, cfg: SearchConfig, seed: int) -> Optimi
     """RF + EI by default (as DeepAugment). ``method: random`` never leaves the initial random phase
     (skopt's own "dummy" estimator fails on scikit-learn 1.9), so both methods share one sampler."""
     random_only = cfg.method == "random"
-    stream = stream_seed(seed, "optimizer", cfg.method)
-    initial_trials = 2**31 - 1 if random_only else cfg.opt_initial_points
     optimizer = _PolicyOptimizer(
         space.dimensions(),
         base_estimator=cfg.surrogate,
-        n_initial_points=initial_trials,
+        n_initial_points=2**31 - 1 if random_only else cfg.opt_initial_points,
         initial_point_generator="random",
         acq_func=cfg.acquisition,
-        random_state=stream,
-        stream=stream,
-        initial_trials=initial_trials,
+        stream=stream_seed(seed, "optimizer", cfg.method),
     )
     # skopt built the forest from its name (drawing its seed from the optimiser's stream); the same forest, fed float32.
     for forest, faster in ((RandomForestRegressor, _Float32Forest), (ExtraTreesRegressor, _Float32ExtraTrees)):
