@@ -43,6 +43,9 @@ class TrialLogMismatch(UserError, RuntimeError):
         super().__init__(message)
         self.section = section
 
+    def __reduce__(self) -> tuple:  # pickled with its section (a Dask worker, a process pool), not re-built from args
+        return type(self), (str(self), self.section)
+
 
 class TrialLogBusy(UserError, RuntimeError):
     """Another process is writing this log (a second search on it); the message names the log and that process."""
