@@ -15,6 +15,7 @@ import tensorflow as tf
 from deepaug_pipeline.augment import baselines
 from deepaug_pipeline.augment import imaging, kernels, ops as ops_lib
 from deepaug_pipeline.augment.grid import sample_grid
+from deepaug_pipeline.augment.imaging import ImageBatchError
 from deepaug_pipeline.augment.policy import Policy, PolicyError
 from deepaug_pipeline.config import ConfigError, SearchConfig, parse_config
 
@@ -291,12 +292,12 @@ def test_float_images_outside_their_value_range_are_refused_not_clipped_white():
 
 def test_augmentation_refuses_anything_but_a_batch_of_one_image_size():
     images = _batch(1, np.uint8, n=8)
-    with pytest.raises(ValueError, match=r"takes a batch of images \(batch, height, width, channels\).*got shape \(27, 31, 1\)"):
+    with pytest.raises(ImageBatchError, match=r"takes a batch of images \(batch, height, width, channels\).*got shape \(27, 31, 1\)"):
         _policy().apply(images[0])
-    with pytest.raises(ValueError, match=r"batch before mapping \(ds\.batch\(n\)\.map"):
+    with pytest.raises(ImageBatchError, match=r"batch before mapping \(ds\.batch\(n\)\.map"):
         tf.data.Dataset.from_tensor_slices(images).map(_policy().map_fn())
     unknown = tf.data.Dataset.from_generator(lambda: iter([images]), output_signature=tf.TensorSpec([None, None, None, 1], tf.uint8))
-    with pytest.raises(ValueError, match=r"of one height and width; got shape \(None, None, None, 1\)"):
+    with pytest.raises(ImageBatchError, match=r"of one height and width; got shape \(None, None, None, 1\)"):
         unknown.map(_policy().map_fn())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,7 @@ print("tensorflow" in sys.modules)
 
 
 def test_every_error_the_project_raises_for_the_user_is_printed_as_its_message():
+    from deepaug_pipeline.augment.imaging import ImageBatchError
     from deepaug_pipeline.augment.policy import PolicyError
     from deepaug_pipeline.cli import user_error
     from deepaug_pipeline.config import ConfigError
@@ -90,8 +92,12 @@ def test_every_error_the_project_raises_for_the_user_is_printed_as_its_message()
     from deepaug_pipeline.search.executors import ExecutorError
 
     errors = [PolicyError("p"), ConfigError("c"), DataSourceError("d"), DataValidationError("v"), ModelConfigError("m"),
-              StaleSearchOutputs("s"), TrialLogBusy("b"), TrialLogCorrupt("x"), TrialLogMismatch("t", "search"),
-              SearchError("e"), ExecutorError("r")]  # fmt: skip
+              ImageBatchError("i"), StaleSearchOutputs("s"), TrialLogBusy("b"), TrialLogCorrupt("x"),
+              TrialLogMismatch("t", "search"), SearchError("e"), ExecutorError("r")]  # fmt: skip
     assert [user_error(e) for e in errors] == errors
     # still the built-in kinds callers catch them as
-    assert all(isinstance(e, ValueError) for e in errors[:5]) and all(isinstance(e, RuntimeError) for e in errors[5:])
+    assert all(isinstance(e, ValueError) for e in errors[:6]) and all(isinstance(e, RuntimeError) for e in errors[6:])
+    # and they cross a process boundary (a Dask worker, a process pool) as they were
+    copies = [pickle.loads(pickle.dumps(e)) for e in errors]
+    assert [(type(c), str(c)) for c in copies] == [(type(e), str(e)) for e in errors]
+    assert copies[9].section == "search"

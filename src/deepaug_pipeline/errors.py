@@ -7,3 +7,7 @@ them: those import TensorFlow, which took 8 s on 2 cores before a config error c
 
 class UserError(Exception):
     """An error whose message names the problem and what to change."""
+
+    # Autograph re-raises an error from converted code (a tf.data map, a tf.function) as its own type only if that
+    # type's __init__ is Exception's; a subclass of ValueError would otherwise reach the caller as a StagingError.
+    __init__ = Exception.__init__

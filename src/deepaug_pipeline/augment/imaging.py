@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from deepaug_pipeline.errors import UserError
+
 
 RANGE_SLACK = 1e-3  # of the range: float rounding from a caller's own scaling is not a wrong range
+
+
+class ImageBatchError(UserError, ValueError):
+    """Images the augmentation cannot take as they are (not a batch of one height and width); the message says how
+    to hand them over."""
 
 
 @tf.autograph.experimental.do_not_convert  # plain graph code: its branches are on static dtypes and shapes
@@ -16,7 +23,7 @@ def to_unit(images: tf.Tensor, value_range: tuple[float, float] | None = None) -
     Float values outside ``value_range`` raise rather than being clipped: Keras hands uint8 data on as float32 in
     [0, 255], and read as [0, 1] three quarters of such an image's pixels would come back white."""
     if images.shape.rank != 4 or images.shape[1] is None or images.shape[2] is None:
-        raise ValueError(
+        raise ImageBatchError(
             f"augmentation takes a batch of images (batch, height, width, channels) of one height and width; got "
             f"shape {images.shape}. In tf.data, batch before mapping (ds.batch(n).map(...)); resize images to one size "
             "first; add a batch axis to a single image"
