@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import re
 import signal
@@ -341,6 +342,18 @@ def test_a_search_resumed_in_or_after_the_random_phase_asks_what_an_uninterrupte
         resumed, executor = _loop(tmp_path / str(killed_after), helps, iterations=8, method=method)
         assert points(resumed.run()) == straight
         assert [c.trial_id for c in executor.calls if c.stage == "search"] == list(range(killed_after + 1, 9))
+
+
+def test_a_shorter_search_on_a_longer_log_keeps_every_logged_trial_and_says_so(tmp_path, caplog):
+    loop, _ = _loop(tmp_path, helps, iterations=6)
+    loop.run()
+    loop.trial_log.close()
+    shorter, executor = _loop(tmp_path, helps, iterations=4)
+    with caplog.at_level(logging.WARNING, logger="deepaug_pipeline.search.controller"):
+        result = shorter.run()
+    assert sorted(t.trial_id for t in result.search_trials) == [1, 2, 3, 4, 5, 6]
+    assert not [c for c in executor.calls if c.stage == "search"]
+    assert "holds 6 policy trials, search.iterations asks for 4: all 6 are kept and ranked (trials 5 to 6 included)" in caplog.text
 
 
 def _ops_in(request: FitRequest) -> set[tuple[str, float]]:

@@ -219,6 +219,11 @@ class SearchLoop:
             self.optimizer.tell([r.point for r in told], [-r.reward for r in told])
             log.info("Resuming %s: %d logged trial(s) told to the optimizer, not re-run", self.trial_log.path, len(told))
         queue = [i for i in range(1, cfg.n_iterations + 1) if f"trial/{i}" not in self.records]
+        beyond = sorted(r.trial_id for r in told if r.trial_id > cfg.n_iterations)
+        if beyond:  # computed work is kept: a shorter search than the log's is not a reason to drop trials
+            log.warning("The trial log holds %d policy trials, search.iterations asks for %d: all %d are kept and "
+                        "ranked (trials %d to %d included). For a search of %d trials, start afresh (fresh_start: true)",
+                        len(told), cfg.n_iterations, len(told), beyond[0], beyond[-1], cfg.n_iterations)  # fmt: skip
 
         def next_requests(n: int) -> list[FitRequest]:
             ids, queue[:] = queue[:n], queue[n:]
