@@ -12,9 +12,11 @@ import time
 import pandas as pd
 import pytest
 
-from deepaug_pipeline.config import SearchConfig
+from deepaug_pipeline.config import ConfigError, SearchConfig, parse_config
+from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.run_log import TrialLogStore, read_log
 from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError, local_worker_environment
+from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.run import run_search
 from tests.conftest import kedro_session_run, make_images, mlflow_runs, search_params
 
@@ -77,16 +79,82 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
 
 
 def test_unreachable_scheduler_fails_fast_with_a_clear_error(tmp_path):
-    x, y = make_images(20, 2)
-    from deepaug_pipeline.data import LabelledImages
-
-    data = LabelledImages(x, y)
+    data = LabelledImages(*make_images(20, 2))
     start = time.time()
-    with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+    with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at search.address 'tcp://127.0.0.1:9'"):
         DaskExecutor(data, data, None, "tcp://127.0.0.1:9", 1, 1, connect_timeout=3)
     assert time.time() - start < 30
     # The search connects to the address its config names, not a LocalCluster (nothing listens on the discard port).
     cfg = SearchConfig(executor="dask", address="tcp://127.0.0.1:9", child={"validation_sample_size": 10})
     summary = {"image_shape": [12, 12, 1], "n_classes": 2, "sizes": {}}
-    with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+    with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at search.address 'tcp://127.0.0.1:9'"):
         run_search(data, data, summary, TrialLogStore(tmp_path), cfg, seed=0)
+
+
+@pytest.fixture
+def in_process_cluster(request):
+    """A scheduler with in-process worker threads (``request.param`` workers of 2 threads each): the executor's own
+    calls against a real scheduler, in a second, with a stand-in for the fit that runs on a worker."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=request.param, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def fake_fit(spec, request, subset, pool, threads):
+    if request.seed_index == 9:
+        raise ModuleNotFoundError("No module named 'deepaug_pipeline'")  # a worker without the package
+    if request.seed_index == 8:
+        time.sleep(2)
+    return FitOutcome(status="ok", reward=0.5 + request.seed_index / 100)
+
+
+@pytest.mark.parametrize("in_process_cluster", [2], indirect=True)
+def test_a_dask_executor_counts_worker_processes_passes_outcomes_taken_directly_and_raises_worker_errors(in_process_cluster, monkeypatch):
+    from deepaug_pipeline.search import executors
+
+    monkeypatch.setattr(executors, "run_on_worker", fake_fit)
+    data = LabelledImages(*make_images(20, 2))
+    executor = DaskExecutor(data, data, None, in_process_cluster, n_workers=1, threads_per_worker=1)
+    try:
+        # One fit per worker process at a time: 2 workers of 2 threads are 2 slots, not 4.
+        assert executor.slots == 2
+        # The density reference's outcome is taken directly; the search's next fits must not get its future.
+        reference = FitRequest.baseline("standard", 0, {})
+        assert executor.outcome(executor.submit(reference)).reward == 0.5
+        running = {executor.submit(FitRequest.baseline("standard", s, {})): s for s in (1, 2)}
+        done = [executor.next_done(running) for _ in range(2)]
+        assert sorted(running[f] for f in done) == [1, 2]
+        # An error on a worker is the error, raised as in this process, not a "lost" fit retried and logged as lost.
+        with pytest.raises(ModuleNotFoundError, match="deepaug_pipeline"):
+            executor.outcome(executor.submit(FitRequest.baseline("standard", 9, {})))
+        cancelled = executor.submit(FitRequest.baseline("standard", 8, {}))
+        cancelled.cancel()  # as the scheduler cancels fits whose scattered data a dead worker took with it
+        outcome = executor.outcome(cancelled)
+        assert outcome.lost and outcome.status == "failed" and "CancelledError" in outcome.reason
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize("in_process_cluster", [0], indirect=True)
+def test_a_scheduler_without_workers_is_named_with_what_to_start(in_process_cluster):
+    data = LabelledImages(*make_images(20, 2))
+    with pytest.raises(ExecutorError, match=rf"the Dask scheduler at search.address '{in_process_cluster}' has no workers "
+                                            rf"after 1 s: start some \(dask worker {in_process_cluster}\)"):  # fmt: skip
+        DaskExecutor(data, data, None, in_process_cluster, 1, 1, worker_timeout=1)
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1", "foo://host:8786", "host:notaport"])
+def test_a_malformed_scheduler_address_is_named(address):
+    data = LabelledImages(*make_images(20, 2))
+    with pytest.raises(ExecutorError, match=rf"cannot reach the Dask scheduler at search.address '{address}' .*ValueError"):
+        DaskExecutor(data, data, None, address, 1, 1, connect_timeout=2)
+
+
+@pytest.mark.parametrize("search, problem", [
+    ({"address": "tcp://host:8786"}, r"'address' is 'tcp://host:8786' but 'executor' is 'local': set executor: dask"),
+    ({"address": " ", "executor": "dask"}, r"'address' is empty"),
+])  # fmt: skip
+def test_an_address_the_search_would_ignore_is_refused(search, problem):
+    with pytest.raises(ConfigError, match=rf"bad value for 'search': {problem}"):
+        parse_config(SearchConfig, search, "search")

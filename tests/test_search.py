@@ -29,7 +29,7 @@ from deepaug_pipeline.evaluate.results import results_table as evaluate_results_
 from deepaug_pipeline.evaluate.strategies import strategy_aliases
 from deepaug_pipeline.run_log import StaleSearchOutputs, TrialLog, TrialLogBusy, TrialLogCorrupt, TrialLogMismatch, TrialLogStore, fingerprint, read_log, refuse_changed_config
 from deepaug_pipeline.search import results
-from deepaug_pipeline.search.controller import SearchLoop
+from deepaug_pipeline.search.controller import SearchError, SearchLoop
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.run import data_fingerprint, log_config, policy_space, run_search
 from deepaug_pipeline.search.space import policy_optimizer, to_python
@@ -769,12 +769,59 @@ def test_a_fit_the_executor_lost_is_run_again_on_resume(tmp_path):
 
     cfg = SearchConfig(iterations=3, opt_initial_points=3, reevaluate_top=0)
     log = TrialLog(tmp_path / "b.jsonl", CONFIG)
-    first = SearchLoop(policy_space(cfg, 1), cfg, 0, log, LosesTrial2(helps)).run()
+    loses = LosesTrial2(helps)
+    loop = SearchLoop(policy_space(cfg, 1), cfg, 0, log, loses)
+    # The other trials still run; then the search stops, with nothing told to the optimiser as a reward of 0.
+    with pytest.raises(SearchError, match=r"1 fit\(s\) did not come back from their Dask workers, twice each "
+                                          r"\(trial/2: KilledWorker: worker died twice\).*rerun the search"):  # fmt: skip
+        loop.run()
     log.close()
-    assert next(r for r in first.records if r.key == "trial/2").lost
+    assert [c.key for c in loses.calls if c.stage == "search"] == ["trial/1", "trial/2", "trial/2", "trial/3"]
+    assert len(loop.optimizer.Xi) == 2 and "trial/2" not in loop.records
+    assert [(t["key"], t["lost"]) for t in read_log(tmp_path / "b.jsonl")[1] if t["stage"] == "search"] == [
+        ("trial/1", False), ("trial/2", True), ("trial/3", False)]  # fmt: skip
     again = FunctionExecutor(helps)
     second = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "b.jsonl", CONFIG), again).run()
     assert [c.key for c in again.calls] == ["trial/2"]
     rerun = next(r for r in second.records if r.key == "trial/2")
     assert rerun.ok and not rerun.lost
-    assert next(t for t in read_log(tmp_path / "b.jsonl")[1] if t["key"] == "trial/2")["status"] == "ok"
+    assert [t["status"] for t in read_log(tmp_path / "b.jsonl")[1] if t["key"] == "trial/2"] == ["ok"]  # replaced
+
+
+def test_a_lost_baseline_fit_stops_the_search_before_a_base_is_chosen_without_it(tmp_path):
+    """Counted as a failed fit, it left its base out of the choice: the trials ran on top of another base."""
+    class LosesCropSeed1(FunctionExecutor):
+        def submit(self, request):
+            future = super().submit(request)
+            if request.key == "baseline/crop/s1":
+                future = Future()
+                future.set_result(FitOutcome(status="failed", reward=0.0, lost=True, reason="KilledWorker: out of memory"))
+            return future
+
+    favours_crop = lambda r: {"none": 0.80, "crop": 0.86, "standard": 0.85}[r.base] + SEED_JITTER[r.seed_index]  # noqa: E731
+    loses = LosesCropSeed1(favours_crop)
+    loop, _ = _loop(tmp_path, favours_crop)
+    loop.executor = loses
+    with pytest.raises(SearchError, match=r"baseline/crop/s1: KilledWorker: out of memory"):
+        loop.run()
+    loop.trial_log.close()
+    assert not [c for c in loses.calls if c.stage != "baseline"]
+    rerun, executor = _loop(tmp_path, favours_crop)
+    result = rerun.run()
+    assert [c.key for c in executor.calls][0] == "baseline/crop/s1" and result.base_choice.chosen == "crop"
+    assert {t.base for t in result.search_trials} == {"crop"}
+
+
+def test_logged_fits_on_top_of_another_base_than_the_one_chosen_now_are_refused(tmp_path):
+    favours_crop = lambda r: {"none": 0.80, "crop": 0.86, "standard": 0.85}[r.base] + SEED_JITTER[r.seed_index]  # noqa: E731
+    loop, _ = _loop(tmp_path, favours_crop)
+    loop.run()
+    loop.trial_log.close()
+    path = tmp_path / "b.jsonl"  # as a log whose crop baseline fits were lost (and so not results) would have it
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True) if '"baseline/crop/' not in line))
+    others = sum(t["stage"] != "baseline" for t in read_log(path)[1])
+    resumed, executor = _loop(tmp_path, hurts)  # crop now scores below crop + flip
+    with pytest.raises(SearchError, match=rf"holds {others} fit\(s\) on top of base 'pad \+ crop' \(trial/1, ...\), but the "
+                                          r"base chosen now is 'crop \+ flip'.*search.fresh_start: true"):  # fmt: skip
+        resumed.run()
+    assert {c.stage for c in executor.calls} == {"baseline"}

@@ -234,6 +234,11 @@ class SearchConfig(_Strict):
             unknown = [o for o in self.ops if o not in OP_NAMES]
             if unknown:
                 raise ValueError(f"unknown op(s) {unknown} in 'ops'")
+        if self.address is not None and not self.address.strip():
+            raise ValueError("'address' is empty: a Dask scheduler's address (tcp://host:8786), or null for a local cluster")
+        if self.address is not None and self.executor != "dask":  # the search would run here, ignoring it
+            raise ValueError(f"'address' is {self.address!r} but 'executor' is 'local': set executor: dask to run the "
+                             "trials on that scheduler, or remove the address")  # fmt: skip
         return self
 
     @property

@@ -77,6 +77,7 @@ class SearchLoop:
         # A fit the executor lost (a Dask worker died twice) is not a result: it runs again.
         logged = (TrialRecord.from_json(r) for r in trial_log.trials)
         self.records: dict[str, TrialRecord] = {r.key: r for r in logged if not r.lost}
+        self.lost: list[TrialRecord] = []  # lost in this run, after its one retry
         self.floor: NoiseFloor | None = None
         self._identity = space.no_augmentation().to_dict()
         self.density = cfg.reward == "density"
@@ -106,6 +107,13 @@ class SearchLoop:
                 continue
             self._finish(request, outcome, describe)
             launch(self.executor.slots - len(running))  # a finished fit may make several more ready (re-evaluation)
+        if self.lost:  # after the stage's other fits: all of them are logged and kept
+            raise SearchError(
+                f"{len(self.lost)} fit(s) did not come back from their Dask workers, twice each "
+                f"({'; '.join(f'{r.key}: {r.reason}' for r in self.lost[:3])}). They are logged as lost, not as "
+                "results: rerun the search to run them again, and every finished fit is kept. If workers keep dying, "
+                "check their memory (search.n_workers, search.threads_per_worker)."
+            )
 
     def _run_all(self, requests: list[FitRequest], describe) -> None:
         queue = [r for r in requests if r.key not in self.records]
@@ -132,8 +140,13 @@ class SearchLoop:
         if outcome.weights is not None:
             self.weights.save(record.key, outcome.weights)  # before the record: a logged child always has its weights
         self.trial_log.append(record.to_json())  # durable before anything else happens
-        self.records[record.key] = record
         log.info("%s", describe(record))
+        if record.lost:
+            # Not a result: a base left out of the choice, an op screened out, a trial told to the optimiser as
+            # reward 0 or a re-evaluation seed counted as failed would each change the search's answer.
+            self.lost.append(record)
+            return record
+        self.records[record.key] = record
         # Tracked on the tracker's thread while the optimiser refits its surrogate here.
         track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed)
         if request.stage == "search":
@@ -296,6 +309,18 @@ class SearchLoop:
             paired.append(gain)
         return sorted(paired, key=lambda p: (-np.nan_to_num(p.mean, nan=-np.inf), p.trial_id))
 
+    def _check_logged_base(self) -> None:
+        """Logged fits on top of another base than the one chosen now would be ranked and paired against the wrong
+        base (their keys do not name it): a log whose baseline fits changed since they ran."""
+        other = [r for r in self.records.values() if r.stage != "baseline" and r.base != self.floor.base]
+        if other:
+            raise SearchError(
+                f"the trial log {self.trial_log.path} holds {len(other)} fit(s) on top of base "
+                f"'{BASE_LABELS[other[0].base]}' ({other[0].key}, ...), but the base chosen now is "
+                f"'{BASE_LABELS[self.floor.base]}'; their gains would be measured against the wrong base. Start afresh "
+                "(search.fresh_start: true keeps this log under a new name)."
+            )
+
     def _backfill_tracking(self) -> None:
         """Records logged by an earlier, killed run that MLflow never saw get their child runs now."""
         missing = self.tracker.untracked(list(self.records.values()))
@@ -308,6 +333,7 @@ class SearchLoop:
         try:
             self._backfill_tracking()
             choice, self.floor = self._baseline()
+            self._check_logged_base()
             if self.density:
                 self._density_reference()
             screens = self._screen() if self.cfg.screen_ops else ()

@@ -80,6 +80,9 @@ def run_on_worker(spec: RunnerSpec, request: FitRequest, subset: LabelledImages,
         configure_tensorflow(threads)
         key = repr(spec)  # the child config holds a dict: not hashable
         if key not in _RUNNERS:
+            # One search's runner at a time: a long-lived worker that serves search after search would otherwise
+            # keep every earlier one's traced model and dataset until it ran out of memory.
+            _RUNNERS.clear()
             _RUNNERS[key] = spec.build(subset, pool)
         return _RUNNERS[key].run(request)
 
@@ -131,8 +134,10 @@ def local_worker_environment() -> Iterator[None]:
 
 
 class DaskExecutor:
-    """Fits in parallel on Dask workers. A fit that does not come back (its worker died) is a ``lost`` outcome: the
-    search loop submits it once more, and if it is lost again, logs it as lost so that a rerun runs it again.
+    """Fits in parallel on Dask workers, one per worker process at a time (a process's fits share its runner). A
+    fit that does not come back (its worker died) is a ``lost`` outcome: the search loop submits it once more, and
+    if it is lost again, logs it as lost so that a rerun runs it again. Any other error on a worker is raised here,
+    as it would be in this process.
 
     Dask's own re-run (``allowed-failures``) does not fit here: when a worker dies, the scheduler cancels the
     re-run and every later fit for "lost dependencies" (the scattered dataset), so the executor scatters the data
@@ -148,6 +153,7 @@ class DaskExecutor:
         n_workers: int,
         threads_per_worker: int,
         connect_timeout: float = 10.0,
+        worker_timeout: float = 60.0,
     ) -> None:
         import dask
         from distributed import Client, LocalCluster, as_completed
@@ -156,6 +162,7 @@ class DaskExecutor:
         self.threads = threads_per_worker
         self._cluster = None
         self._environment = ExitStack()  # the LocalCluster's worker environment, held until close()
+        where = f"the Dask scheduler at search.address {address!r}" if address else "a local Dask cluster"
         try:
             if address:
                 self.client = Client(address, timeout=connect_timeout)
@@ -167,18 +174,27 @@ class DaskExecutor:
                         dashboard_address=None, silence_logs=logging.ERROR,
                     )  # fmt: skip
                 self.client = Client(self._cluster)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: an address Dask cannot parse
             self._environment.close()
-            raise ExecutorError(
-                f"cannot reach the Dask scheduler at {address!r} within {connect_timeout:.0f} s ({exc}); "
-                "check search.address, or use executor: local"
-            ) from None
-        workers = self.client.scheduler_info().get("workers", {})
-        self.slots = max(1, sum(w.get("nthreads", 1) for w in workers.values()) // max(1, threads_per_worker))
+            problem = f"cannot reach {where} within {connect_timeout:.0f} s" if address else f"cannot start {where}"
+            raise ExecutorError(f"{problem} ({type(exc).__name__}: {exc}); check search.address, or use executor: "
+                                "local") from None  # fmt: skip
+        try:  # a scheduler started beside its workers (README) may have none yet
+            self.client.wait_for_workers(1, timeout=worker_timeout)
+        except TimeoutError:
+            self.close()
+            raise ExecutorError(f"{where} has no workers after {worker_timeout:.0f} s: start some "
+                                f"(dask worker {address or '<scheduler address>'}), or use executor: local") from None  # fmt: skip
         # Scattered once and shared: workers keep them for every fit (again after a worker death loses them).
         self._data = (subset, pool)
         self._scatter()
         self._done = as_completed()  # every submitted future, yielded as it finishes
+
+    @property
+    def slots(self) -> int:
+        """Worker processes now (asked at every launch): workers that join later get fits, and a process runs one
+        fit at a time however many threads it has."""
+        return max(1, len(self.client.nthreads()))
 
     def _scatter(self) -> None:
         self._subset, self._pool = self.client.scatter(list(self._data), broadcast=True)
@@ -193,12 +209,17 @@ class DaskExecutor:
         return future
 
     def next_done(self, futures):
-        return next(self._done)  # finished, failed or cancelled alike
+        # Finished, failed or cancelled alike; one whose outcome was taken directly (the density reference) is passed.
+        return next(f for f in self._done if f in futures)
 
     def outcome(self, future) -> FitOutcome:
+        from concurrent.futures import CancelledError
+
+        from distributed.scheduler import KilledWorker
+
         try:
             return future.result()
-        except Exception as exc:  # noqa: BLE001 - KilledWorker, a future cancelled for lost dependencies, a worker error
+        except (KilledWorker, CancelledError) as exc:  # a dead worker, or a fit cancelled for its lost dependencies
             self._data_lost = True  # a dead worker takes the scattered dataset's keys with it: scatter before resubmitting
             return FitOutcome(status="failed", reward=0.0, lost=True,
                               reason=f"the fit did not come back from its Dask worker ({type(exc).__name__}: {exc})")  # fmt: skip
