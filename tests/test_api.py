@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepaug_pipeline import DeepAugment, Policy
+from deepaug_pipeline import DeepAugment, Policy, api
 from deepaug_pipeline.config import ConfigError
 from deepaug_pipeline.ingest import DataValidationError
 from deepaug_pipeline.run_log import TrialLogMismatch
+from deepaug_pipeline.search.controller import SearchError
 from tests.conftest import make_images
 
 TINY = {
@@ -20,7 +21,7 @@ TINY = {
 }  # fmt: skip
 
 
-def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path):
+def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path, monkeypatch):
     x, y = make_images(400, 4, (14, 14))
     deepaug = DeepAugment(x, y, config=TINY, workdir=tmp_path)
     top = deepaug.optimize(3)
@@ -47,6 +48,16 @@ def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path):
     changed = DeepAugment(x, y, config={**TINY, "child_epochs": 3}, workdir=tmp_path)
     with pytest.raises(TrialLogMismatch, match=r"search.child.epochs: 2 → 3.*Here: config=\{..., 'fresh_start': True\}, or another workdir"):
         changed.optimize(4)
+    # A search that does not finish leaves no results that no longer describe the trial log it went on writing.
+    def stops(*args, **kwargs):
+        raise SearchError("2 fit(s) did not come back from their Dask workers")
+
+    monkeypatch.setattr(api, "run_search", stops)
+    with pytest.raises(SearchError):
+        again.optimize(5)
+    for read in (lambda: again.verdict, lambda: again.trials, again.best_policy, again.top_policies):
+        with pytest.raises(RuntimeError, match=r"no finished search: call optimize\(n\) \(it resumes from the trial log in "):
+            read()
 
 
 def top_entry(deepaug: DeepAugment, rank: int) -> dict:

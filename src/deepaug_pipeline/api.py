@@ -116,12 +116,15 @@ class DeepAugment:
         """Run (or resume) ``iterations`` policy trials, then re-evaluate the best; returns the top policies."""
         if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
             raise ConfigError(f"optimize(iterations): a whole number of policy trials, at least 1; got {iterations!r}")
-        self._search = parse_config(SearchConfig, {**self.params["search"], "iterations": int(iterations)}, "search")
+        search = parse_config(SearchConfig, {**self.params["search"], "iterations": int(iterations)}, "search")
+        # Until this search finishes, the last one's results no longer describe the trial log it goes on writing.
+        self._result = self._search = None
         try:
             self._result = run_search(
                 self.search_subset, self.seed_validation_pool, self.dataset_summary, TrialLogStore(self.workdir / "trial_logs"),
-                self._search, self.seed,
+                search, self.seed,
             )  # fmt: skip
+            self._search = search
         except TrialLogMismatch as exc:  # the library names the pipeline's key; here it is a config key
             raise TrialLogMismatch(f"{exc} Here: config={{..., 'fresh_start': True}}, or another workdir.", exc.section) from None
         return results.top_policies_table(self.top_policies())
@@ -146,5 +149,5 @@ class DeepAugment:
 
     def _require(self) -> SearchResult:
         if self._result is None:
-            raise RuntimeError("call optimize(n) first")
+            raise RuntimeError(f"no finished search: call optimize(n) (it resumes from the trial log in {self.workdir})")
         return self._result
