@@ -28,6 +28,11 @@ def test_base_choice_takes_the_highest_mean_and_pairs_the_margin_by_seed():
     assert text.startswith("base augmentation: crop + flip, mean reward 0.8333; it beat pad + crop by +0.0133 (")
     assert "+4.0 SE, beyond seed noise" in text
     assert "set in the config" in choose_base({"standard": [0.8, 0.9]}).describe({"standard": "crop + flip"})
+    assert choose_base({"standard": [0.8, 0.9]}, failed=["none", "crop"]).describe({"standard": "crop + flip"}) == (
+        "base augmentation: crop + flip (the only one measured: none, crop failed to train)")
+    # A tie on every seed is no win; the same margin on every seed has no spread, and is one.
+    assert "+0.0000 (+0.0 SE, within seed noise)" in choose_base({"crop": [0.8, 0.9], "standard": [0.8, 0.9]}).describe({})
+    assert "+0.0100 (+inf SE, beyond seed noise)" in choose_base({"crop": [0.8, 0.9], "standard": [0.81, 0.91]}).describe({})
 
 
 def test_paired_gain_mean_se_and_acceptance_at_two_standard_errors():
@@ -46,6 +51,10 @@ def test_failed_fits_leave_their_seed_out_and_one_pair_is_never_enough():
     pair = paired_gain(1, {3: 0.90, 4: None, 5: 0.91}, {3: 0.80, 4: 0.81, 5: None})
     assert pair.gains == pytest.approx((0.10,)) and math.isnan(pair.se) and not pair.accepted
     assert not paired_gain(2, {3: None}, {3: 0.8}).accepted
+    # A policy that broke training on a seed where the base trained is not accepted on the others' strength.
+    broke = paired_gain(3, {3: 0.90, 4: None, 5: 0.91, 6: 0.905}, {3: 0.80, 4: 0.81, 5: 0.80, 6: 0.80})
+    assert broke.candidate_failed == 1 and broke.z > 2 and not broke.accepted
+    assert paired_gain(4, {3: 0.90, 4: None, 5: 0.91}, {3: 0.80, 4: None, 5: 0.80}).candidate_failed == 0
 
 
 def test_a_base_that_was_not_compared_has_no_margin():

@@ -116,9 +116,12 @@ class FunctionExecutor:
         self.calls: list[FitRequest] = []
 
     def submit(self, request: FitRequest) -> Future:
+        """A score of None is a fit that failed (a loss that was not finite)."""
         self.calls.append(request)
         future: Future = Future()
-        future.set_result(FitOutcome(status="ok", reward=float(self.score(request)), wall_seconds=0.01))
+        reward = self.score(request)
+        future.set_result(FitOutcome(status="ok", reward=float(reward), wall_seconds=0.01) if reward is not None else
+                          FitOutcome(status="failed", reward=0.0, reason="the loss was not finite", wall_seconds=0.01))  # fmt: skip
         return future
 
     def next_done(self, futures):
@@ -253,6 +256,46 @@ def test_a_search_cut_short_in_an_early_stopped_reevaluation_resumes_to_the_same
     assert not {c.key for c in again.calls} & set(logged)  # nothing logged runs again
     assert sorted(r.key for r in resumed.records) == sorted(r.key for r in whole.records)  # nor is anything left out
     assert resumed.reevaluated == whole.reevaluated
+
+
+def test_an_accepted_policy_ranks_ahead_of_a_noisier_one_with_a_higher_mean(tmp_path):
+    """Odd trials gain +0.05, -0.01, +0.04 (mean 0.027, 1.4 SE), even ones about 0.02 on every seed (accepted)."""
+    loop, _ = _loop(tmp_path, scripted([0.05, -0.01, 0.04], noise_seeds=3), iterations=8, reevaluate_top=5,
+                    base_augmentation="standard", reevaluate_stop_early=False)  # fmt: skip
+    result = loop.run()
+    noisy = [p for p in result.reevaluated if p.trial_id % 2]
+    assert noisy and all(not p.accepted and p.mean > result.accepted[0].mean for p in noisy)
+    assert [p.accepted for p in result.reevaluated] == sorted((p.accepted for p in result.reevaluated), reverse=True)
+    top = results.top_policies(result, k=5)
+    assert top["policies"][0]["trial_id"] == result.accepted[0].trial_id and top["policies"][0]["reevaluation"]["accepted"]
+    assert results.search_metrics(result)["best_paired_gain"] == pytest.approx(result.accepted[0].mean)
+
+
+def test_a_policy_that_fails_to_train_on_a_fresh_seed_is_not_accepted_nor_trained_further(tmp_path):
+    """Even trials gain 2 points on every seed they train on, but fail on the first fresh seed."""
+    def fails_on_seed_3(request: FitRequest) -> float | None:
+        if request.stage == "reevaluate" and request.trial_id is not None and request.trial_id % 2 == 0 and request.seed_index == 3:
+            return None
+        return scripted([0.02, 0.021, 0.02], noise_seeds=3)(request)
+
+    loop, executor = _loop(tmp_path, fails_on_seed_3, iterations=8, reevaluate_top=5, base_augmentation="standard")
+    result = loop.run()
+    failing = [p for p in result.reevaluated if p.trial_id % 2 == 0]
+    assert failing and all(p.candidate_failed == 1 and not p.accepted for p in failing)
+    assert {p.trial_id for p in result.accepted} == {p.trial_id for p in result.reevaluated if p.trial_id % 2}
+    trained_after = {c.trial_id for c in executor.calls if c.stage == "reevaluate" and c.seed_index > 3}
+    assert not trained_after & {p.trial_id for p in failing}  # settled by the failure: no more seeds spent on it
+    entry = next(e for e in results.top_policies(result, k=8)["policies"] if e["trial_id"] == failing[0].trial_id)
+    assert entry["reevaluation"]["failed_seeds"] == 1 and not entry["reevaluation"]["accepted"]
+
+
+def test_when_every_policy_trial_fails_the_verdict_says_so_and_the_table_keeps_its_header(tmp_path):
+    loop, _ = _loop(tmp_path, lambda r: None if r.stage == "search" else hurts(r), base_augmentation="standard")
+    result = loop.run()
+    assert results.verdict(result) == "no policy beat crop + flip: all 5 policy trials failed to train (the first: the loss was not finite)"
+    table = results.top_policies_table(results.top_policies(result, k=5))
+    table.to_csv(tmp_path / "top.csv", index=False)
+    assert list(pd.read_csv(tmp_path / "top.csv").columns) == results.TOP_POLICY_COLUMNS
 
 
 def test_the_verdict_says_when_the_best_policy_was_stopped_early(tmp_path):
@@ -753,6 +796,11 @@ def test_evaluate_refuses_search_outputs_their_trial_log_no_longer_matches(tmp_p
     # The library names no command; the command line adds the one that acts on its advice.
     assert "kedro" not in str(stale.value)
     assert command_hint(stale.value) == "To bring the search outputs up to date: kedro run --pipelines=search (same --env)"
+    lost = {**_entry("c"), "status": "failed", "lost": True}  # a fit a rerun with a smaller budget never reruns
+    log.append(lost)
+    with pytest.raises(StaleSearchOutputs):
+        results.check_current(best, "best_policy.json")
+    results.check_current({**best, "metadata": {"search_log": {**stamp, "records": 2}}}, "best_policy.json")  # not a result: not counted
     log.path.unlink()
     with pytest.raises(StaleSearchOutputs, match=r"which no longer exists"):
         results.check_current(best, "best_policy.json")

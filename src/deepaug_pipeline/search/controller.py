@@ -177,7 +177,7 @@ class SearchLoop:
             )
         for failure in failures:
             log.warning("Base augmentation left out of the choice, a fit failed: %s", failure)
-        choice = choose_base(rewards)
+        choice = choose_base(rewards, [b for b in bases if b not in rewards])
         floor = NoiseFloor(choice.chosen, tuple(rewards[choice.chosen]))
         log.info("%s; noise floor (std over %d seeds) %.4f", choice.describe(BASE_LABELS), len(floor.rewards), floor.std)
         return choice, floor
@@ -278,8 +278,8 @@ class SearchLoop:
                 return True
             if any(record(candidate, s) is None or record(None, s) is None for s in seeds[:index]):
                 return False  # not settled yet: asked again when the fits in flight come back
-            gains = paired_gain(candidate, rewards(candidate, index), rewards(None, index)).gains
-            return beyond_accept_se(reachable_z(gains, len(seeds) - index))
+            pair = paired_gain(candidate, rewards(candidate, index), rewards(None, index))
+            return not pair.candidate_failed and beyond_accept_se(reachable_z(pair.gains, len(seeds) - index))
 
         submitted: set[str] = set()
 
@@ -307,7 +307,9 @@ class SearchLoop:
                 log.info("reevaluate  trial %d stopped after %d of %d seeds (paired gain %+.4f): no result on the "
                          "seeds left could take it beyond %g SE", t.trial_id, ran, len(seeds), gain.mean, ACCEPT_SE)  # fmt: skip
             paired.append(gain)
-        return sorted(paired, key=lambda p: (-np.nan_to_num(p.mean, nan=-np.inf), p.trial_id))
+        # Accepted first: entry 0 of top_policies.json (Policy.load's default) and the run's best_paired_gain are
+        # then never a policy the verdict rejects ahead of one it accepts.
+        return sorted(paired, key=lambda p: (not p.accepted, -np.nan_to_num(p.mean, nan=-np.inf), p.trial_id))
 
     def _check_logged_base(self) -> None:
         """Logged fits on top of another base than the one chosen now would be ranked and paired against the wrong

@@ -64,29 +64,38 @@ class BaseChoice:
     runner_up: str | None
     margin: float  # chosen mean − runner-up mean, in reward points
     margin_se: float  # standard error of the mean paired difference
+    failed: tuple[str, ...] = ()  # bases left out of the choice: a fit of theirs failed
 
     def describe(self, labels: Mapping[str, str]) -> str:
         name = labels.get(self.chosen, self.chosen)
         if self.runner_up is None:
+            if self.failed:
+                return f"base augmentation: {name} (the only one measured: {', '.join(labels.get(b, b) for b in self.failed)} failed to train)"
             return f"base augmentation: {name} (set in the config, not measured against others)"
-        z = self.margin / self.margin_se if self.margin_se > 0 else math.inf
+        z = _z(self.margin, self.margin_se)
         beyond = "beyond seed noise" if beyond_accept_se(z) else "within seed noise"
         return (f"base augmentation: {name}, mean reward {self.means[self.chosen]:.4f}; it beat "
                 f"{labels.get(self.runner_up, self.runner_up)} by {self.margin:+.4f} ({z:+.1f} SE, {beyond})")  # fmt: skip
 
 
-def choose_base(rewards: Mapping[str, Sequence[float]]) -> BaseChoice:
-    """The base with the highest mean reward; ``rewards[base][s]`` is its reward under noise seed s."""
+def choose_base(rewards: Mapping[str, Sequence[float]], failed: Sequence[str] = ()) -> BaseChoice:
+    """The base with the highest mean reward; ``rewards[base][s]`` is its reward under noise seed s, and ``failed``
+    the bases left out because a fit of theirs failed."""
     if not rewards:
         raise ValueError("no base augmentation was measured")
     means = {b: float(np.mean(r)) for b, r in rewards.items()}
     ranked = sorted(means, key=lambda b: -means[b])
     chosen = ranked[0]
     if len(ranked) == 1:
-        return BaseChoice(chosen, means, None, math.nan, math.nan)
+        return BaseChoice(chosen, means, None, math.nan, math.nan, tuple(failed))
     runner_up = ranked[1]
     diffs = np.asarray(rewards[chosen], np.float64) - np.asarray(rewards[runner_up], np.float64)
-    return BaseChoice(chosen, means, runner_up, float(diffs.mean()), sample_std(diffs) / math.sqrt(len(diffs)))
+    return BaseChoice(chosen, means, runner_up, float(diffs.mean()), sample_std(diffs) / math.sqrt(len(diffs)), tuple(failed))
+
+
+def _z(mean: float, se: float) -> float:
+    """mean / SE; with no spread, ±inf for a difference and 0 for none (a tie is not a win beyond noise)."""
+    return mean / se if se > 0 else math.copysign(math.inf, mean) if mean else 0.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class PairedGain:
     trial_id: int | None  # None: not a search trial (two strategies of the final comparison)
     gains: tuple[float, ...]  # candidate − base, per seed where both fits finished
     stopped_early: bool = False  # left untrained on its last seeds: no result there could have made it count
+    candidate_failed: int = 0  # seeds where the base trained and the candidate failed to: never accepted then
 
     @property
     def mean(self) -> float:
@@ -109,20 +119,23 @@ class PairedGain:
     def z(self) -> float:
         if not self.gains or math.isnan(self.se):
             return math.nan
-        return self.mean / self.se if self.se > 0 else math.copysign(math.inf, self.mean) if self.mean else 0.0
+        return _z(self.mean, self.se)
 
     @property
     def accepted(self) -> bool:
-        """The gain is positive beyond ``ACCEPT_SE`` standard errors (two finished pairs at least)."""
-        return len(self.gains) > 1 and self.mean > 0 and beyond_accept_se(self.z)
+        """The gain is positive beyond ``ACCEPT_SE`` standard errors (two finished pairs at least), and the candidate
+        trained wherever the base did: a policy that can break training is not recommended on its other seeds."""
+        return len(self.gains) > 1 and self.mean > 0 and beyond_accept_se(self.z) and not self.candidate_failed
 
 
 def paired_gain(
     trial_id: int | None, candidate: Mapping[int, float | None], base: Mapping[int, float | None], stopped_early: bool = False
 ) -> PairedGain:
-    """Pair ``candidate[seed]`` with ``base[seed]``; seeds where either fit failed (None) or did not run are left out."""
+    """Pair ``candidate[seed]`` with ``base[seed]``; seeds where either fit failed (None) or did not run are left out,
+    and the candidate's failures where the base trained are counted."""
     seeds = sorted(s for s in candidate if candidate[s] is not None and base.get(s) is not None)
-    return PairedGain(trial_id, tuple(float(candidate[s] - base[s]) for s in seeds), stopped_early)
+    failed = sum(candidate[s] is None and base.get(s) is not None for s in candidate)
+    return PairedGain(trial_id, tuple(float(candidate[s] - base[s]) for s in seeds), stopped_early, failed)
 
 
 def reachable_z(gains: Sequence[float], remaining: int) -> float:

@@ -37,6 +37,7 @@ def check_current(best_policy: dict, where: str) -> None:
     if not path.is_file():
         raise StaleSearchOutputs(f"{where} was computed from the trial log {path}, which no longer exists. {rerun}")
     header, records = read_log(path)
+    records = [r for r in records if not r.get("lost")]  # as the search counts them: a lost fit is not a result
     if header.get("fingerprint") != stamp["fingerprint"] or len(records) != stamp["records"]:
         raise StaleSearchOutputs(
             f"{where} does not match the trial log {path}: it was computed from {stamp['records']} record(s) under "
@@ -91,16 +92,23 @@ def verdict(result: SearchResult) -> str:
     base = base_label(result)
     if result.screens and not result.search_trials:
         return f"no policy beat {base}: the op screen dropped every op (each hurt beyond {ACCEPT_SE:g} SE at every magnitude tried)"
+    trials = result.search_trials
+    if trials and not any(t.ok for t in trials):
+        return f"no policy beat {base}: all {len(trials)} policy trials failed to train (the first: {trials[0].reason})"
     if not result.reevaluated:
         return f"no policy was re-evaluated (reevaluate_top: 0), so none is known to beat {base} beyond noise"
     accepted = result.accepted
     if not accepted:
         best = result.reevaluated[0]
+        if not best.gains:
+            return (f"no policy beat {base} beyond noise: the re-evaluation finished no pair of fits (the base or "
+                    f"the policy failed to train on every fresh seed)")  # fmt: skip
         z = f", {best.z:+.1f} SE" if not math.isnan(best.z) else ""
         n = len(best.gains)
         stopped = f" (stopped early: no result on its remaining seeds could take it beyond {ACCEPT_SE:g} SE)" if best.stopped_early else ""
+        failed = f"; it failed to train on {best.candidate_failed} fresh seed(s) where the base trained" if best.candidate_failed else ""
         return (f"no policy beat {base} beyond noise: the best re-evaluated one (trial {best.trial_id}) gained "
-                f"{best.mean:+.4f}{z} over {n} paired seed{'' if n == 1 else 's'}{stopped}")  # fmt: skip
+                f"{best.mean:+.4f}{z} over {n} paired seed{'' if n == 1 else 's'}{stopped}{failed}")  # fmt: skip
     parts = [f"trial {p.trial_id} {p.mean:+.4f} ± {p.se:.4f} ({p.z:+.1f} SE)" for p in accepted]
     return f"{len(accepted)} polic{'y' if len(accepted) == 1 else 'ies'} beat {base} beyond {ACCEPT_SE:g} SE on fresh seeds: {'; '.join(parts)}"
 
@@ -161,7 +169,8 @@ def _reevaluation_entry(p: PairedGain | None) -> dict | None:
     if p is None:
         return None
     return {"paired_gain": p.mean, "paired_gain_se": p.se, "paired_gain_in_se": p.z, "seeds": len(p.gains),
-            "gains": list(p.gains), "accepted": p.accepted, "stopped_early": p.stopped_early}  # fmt: skip
+            "gains": list(p.gains), "accepted": p.accepted, "stopped_early": p.stopped_early,
+            "failed_seeds": p.candidate_failed}  # fmt: skip
 
 
 def top_policies(result: SearchResult, k: int) -> dict:
@@ -180,20 +189,26 @@ def top_policies(result: SearchResult, k: int) -> dict:
                        "verdict": verdict(result), "search_log": search_log_stamp(result), "policies": entries})  # fmt: skip
 
 
+TOP_POLICY_COLUMNS = ["rank", "trial_id", "reward", "gain_over_baseline", "gain_se", "paired_gain", "paired_gain_se",
+                      "paired_gain_in_se", "paired_seeds", "accepted", "stopped_early"]  # fmt: skip
+
+
 def top_policies_table(top: dict) -> pd.DataFrame:
     """The top-k policies for people: one row per policy, one column per sub-policy."""
     rows = []
     for entry in top["policies"]:
         policy = Policy.from_dict(entry["policy"])
         re = entry["reevaluation"] or {}
-        row = {k: entry[k] for k in ("rank", "trial_id", "reward", "gain_over_baseline", "gain_se")}
+        row = {k: entry[k] for k in TOP_POLICY_COLUMNS[:5]}
         row.update({"paired_gain": re.get("paired_gain"), "paired_gain_se": re.get("paired_gain_se"),
                     "paired_gain_in_se": re.get("paired_gain_in_se"), "paired_seeds": re.get("seeds"),
                     "accepted": re.get("accepted"), "stopped_early": re.get("stopped_early")})  # fmt: skip
         row.update({f"sub_policy_{i + 1}": d for i, d in enumerate(policy.describe())})
         rows.append(row)
-    table = pd.DataFrame(rows)
-    return table.astype({"paired_seeds": "Int64"}) if rows else table  # a count, blank where not re-evaluated (not 1.0)
+    # With no policy (every trial failed) the CSV still has its header: a file with no columns cannot be read back.
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=TOP_POLICY_COLUMNS)
+    return table.astype({"paired_seeds": "Int64"})  # a count, blank where not re-evaluated (not 1.0)
+
 
 
 def best_combined_policy(result: SearchResult, combine_top: int) -> dict:
