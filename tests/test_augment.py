@@ -61,8 +61,9 @@ def test_the_table_holds_every_op_the_issue_lists():
     assert deepaugment | extra | autoaugment == set(ALL_OPS)
 
 
-def test_randaugments_list_is_torchvisions_in_its_order():
-    """A draw picks the op at its place in the list, so the order is part of what a seed produces: pinned."""
+def test_randaugments_list_is_the_authors_in_its_order():
+    """A draw picks the op at its place in the list, so the order is part of what a seed produces: pinned (the
+    RandAugment authors' list, with identity; torchvision orders the same ops otherwise)."""
     assert ops_lib.RANDAUGMENT_OPS == (
         "identity", "auto-contrast", "equalize", "rotate", "solarize", "color", "posterize",
         "contrast", "brightness", "sharpness", "shear-x", "shear-y", "translate-x", "translate-y",
@@ -273,6 +274,42 @@ def test_map_fn_in_a_tf_data_pipeline():
     assert not np.array_equal(batches[0], batches[1])  # a fresh draw per call
 
 
+def test_a_parallel_map_never_hands_two_batches_the_same_draws_and_a_sequential_one_is_reproducible():
+    """The layer's seed generator was read and advanced in two steps: calls running at once read the same seed."""
+    images = np.repeat(_batch(1, np.uint8, n=1), 8, axis=0)
+
+    def batches(parallel: int | None) -> list[bytes]:
+        ds = tf.data.Dataset.from_tensors(images).repeat(200).map(_policy(p_none=0.0).map_fn(seed=3), num_parallel_calls=parallel)
+        return [x.numpy().tobytes() for x in ds]
+
+    assert len(set(batches(8))) == 200
+    assert batches(None) == batches(None)
+
+
+def test_the_layer_keeps_keras_from_compiling_it_with_xla():
+    """Its image ops have no XLA kernels: Keras's jit_compile="auto" turns XLA on wherever a GPU is found."""
+    model = keras.Sequential([keras.Input((27, 31, 1)), _policy().as_layer(seed=1), keras.layers.Flatten(), keras.layers.Dense(2)])
+    with pytest.warns(UserWarning, match="jit_compile"):
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=True)
+    assert model.jit_compile is False
+
+
+def test_solarize_at_full_magnitude_inverts_every_pixel_and_at_zero_none():
+    x = tf.constant([0.0, 0.2, 0.8, 1.0], shape=(1, 2, 2, 1))
+    rng = kernels.Rng(tf.constant([0, 0], tf.int64))
+    np.testing.assert_allclose(kernels.solarize(x, tf.constant([1.0]), rng).numpy().ravel(), [1.0, 0.8, 0.2, 0.0], atol=1e-6)
+    np.testing.assert_array_equal(kernels.solarize(x, tf.constant([0.0]), rng).numpy(), x.numpy())
+
+
+def test_trivialaugment_wides_translate_reaches_32_pixels_at_any_image_size():
+    for name, axis in (("translate-x", 2), ("translate-y", 1)):
+        spec = ops_lib.OPS[ops_lib.OP_INDEX[name]]
+        for side in (28, 32, 224):
+            shape = [1, 50, 50, 3]
+            shape[axis] = side
+            assert spec.param_of(spec.wide_scale(shape)) * side == pytest.approx(32.0)
+
+
 def test_float_images_outside_their_value_range_are_refused_not_clipped_white():
     """Keras hands uint8 data on as float32 in [0, 255]; read as [0, 1], most pixels came back 1.0."""
     images = _batch(1, np.uint8, n=8)
@@ -299,6 +336,8 @@ def test_augmentation_refuses_anything_but_a_batch_of_one_image_size():
     unknown = tf.data.Dataset.from_generator(lambda: iter([images]), output_signature=tf.TensorSpec([None, None, None, 1], tf.uint8))
     with pytest.raises(ImageBatchError, match=r"of one height and width; got shape \(None, None, None, 1\)"):
         unknown.map(_policy().map_fn())
+    with pytest.raises(ImageBatchError, match=r"grayscale \(1 channel\) or RGB \(3 channels\) images; got 4 channels"):
+        _policy().apply(np.zeros((2, 8, 8, 4), np.uint8))  # RGBA: a shape mismatch deep in a colour op before
 
 
 def test_a_policy_from_top_policies_runs_after_the_base_the_search_ran_it_on(tmp_path):
@@ -307,13 +346,13 @@ def test_a_policy_from_top_policies_runs_after_the_base_the_search_ran_it_on(tmp
                                 "policies": [{"rank": 0, "policy": _policy().to_dict()}]}))  # fmt: skip
     loaded = Policy.load(path)
     assert loaded.sub_policies == _policy().sub_policies and loaded.metadata["base_augmentation"] == "crop"
-    images = _batch(2, np.uint8, n=16)
+    images = _batch(3, np.uint8, n=16)
     alone = Policy((), p_none=1.0, metadata=loaded.metadata).as_layer(seed=1)(images, training=True).numpy()
     assert not np.array_equal(alone, images)  # the layer runs pad + crop first, as the search did
 
 
 def test_empty_policy_is_the_identity_and_the_layer_runs_the_searchs_base_first():
-    images = _batch(2, np.uint8, n=16)
+    images = _batch(3, np.uint8, n=16)
     empty = Policy((), p_none=1.0, metadata={"base_augmentation": "standard"})
     assert Policy.from_dict(empty.to_dict()).is_empty and empty.describe() == []
     np.testing.assert_array_equal(empty.apply(images, seed=1).numpy(), images)

@@ -14,7 +14,6 @@ RA_MAX_LEVEL = 10.0  # RandAugment's magnitude scale (the authors' code): M = 9 
 # neither a GPU's memory growth nor a Dask worker's thread cap (devices.configure_tensorflow) can be set.
 _RA = [ops_lib.OP_INDEX[n] for n in ops_lib.RANDAUGMENT_OPS]
 _TA = [ops_lib.OP_INDEX[n] for n in ops_lib.TRIVIALAUGMENT_OPS]
-_TA_WIDE = [ops_lib.OPS[ops_lib.OP_INDEX[n]].wide_scale for n in ops_lib.TRIVIALAUGMENT_OPS]
 
 
 # The base augmentations a search can sit on: (crop on/off, horizontal-flip probability). Data, not code, so
@@ -66,5 +65,6 @@ def trivialaugment_wide(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     rng = kernels.Rng(seed)
     n = tf.shape(images)[0]
     pick = rng.integers([n], len(ops_lib.TRIVIALAUGMENT_OPS))
-    m = rng.uniform([n]) * tf.gather(tf.constant(_TA_WIDE, tf.float32), pick)
+    wide = [ops_lib.OPS[i].wide_scale(images.shape) for i in _TA]  # translate's range is in pixels: per image size
+    m = rng.uniform([n]) * tf.gather(tf.constant(wide, tf.float32), pick)
     return ops_lib.apply_ops(images, tf.gather(tf.constant(_TA, tf.int32), pick), m, rng.seed(), _TA)

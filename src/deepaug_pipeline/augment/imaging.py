@@ -28,6 +28,11 @@ def to_unit(images: tf.Tensor, value_range: tuple[float, float] | None = None) -
             f"shape {images.shape}. In tf.data, batch before mapping (ds.batch(n).map(...)); resize images to one size "
             "first; add a batch axis to a single image"
         )
+    if images.shape[3] not in (1, 3):  # the colour ops weigh three channels, and the grey ones one
+        raise ImageBatchError(
+            f"augmentation takes grayscale (1 channel) or RGB (3 channels) images; got {images.shape[3]} channels "
+            f"(shape {images.shape}). Drop an alpha channel first (images[..., :3])"
+        )
     if images.dtype == tf.uint8:
         return tf.cast(images, tf.float32) / 255.0
     lo, hi = value_range or (0.0, 1.0)

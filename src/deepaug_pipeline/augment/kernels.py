@@ -355,8 +355,9 @@ def invert(x, p, rng):
 
 
 def solarize(x, p, rng):
-    """Invert pixels above the threshold 1 − p (p = 0: nothing is above 1)."""
-    return tf.where(x > _bcast(1.0 - p), 1.0 - x, x)
+    """Invert pixels at or above the threshold 1 − p, as PIL's and torchvision's solarize: p = 1 inverts every pixel,
+    black included; p = 0 inverts none (1.0 itself is left, so that m = 0 stays the identity)."""
+    return tf.where((x >= _bcast(1.0 - p)) & (_bcast(p) > 0), 1.0 - x, x)
 
 
 def posterize(x, p, rng):

@@ -29,12 +29,18 @@ class PolicyAugmentation(keras.layers.Layer):
         self._tensors = self.policy.tensors()
         self._seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
+        # Its image ops (projective transforms, DynamicPartition) have no XLA kernels: Keras's jit_compile="auto"
+        # turns XLA on where a GPU is found unless a layer says so, and the first training step would fail there.
+        self.supports_jit = False
 
     def call(self, inputs, training=None):
         if not training:
             return inputs
+        return self.augment(inputs, tf.cast(self._seed_generator.next(), tf.int64))
+
+    def augment(self, inputs, seed: tf.Tensor) -> tf.Tensor:
+        """The base (if any), then the policy, under ``seed`` (int64, shape [2]): the same seed, the same draws."""
         images = tf.convert_to_tensor(inputs)
-        seed = tf.cast(self._seed_generator.next(), tf.int64)
         s_base, s_policy = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         x = imaging.to_unit(images, self.value_range)
         if self._base is not None:

@@ -34,19 +34,23 @@ class OpSpec:
     identity_at_zero: bool = True
     signed: bool = False  # the direction is drawn per image
     families: tuple[str, ...] = ()  # deepaugment, autoaugment, extra
-    randaugment: int | None = None  # its place in RandAugment's (and TrivialAugment's) list, torchvision's order:
-    # a draw picks the op at that place, so the order is part of what a seed produces
+    randaugment: int | None = None  # its place in RandAugment's (and TrivialAugment's) list, in the order of the
+    # RandAugment authors' code (not torchvision's): a draw picks the op at that place, so the order is part of what
+    # a seed produces
     wide_high: float | None = None  # TrivialAugment-Wide's larger range, where it differs
+    wide_pixels: float | None = None  # ... given in pixels (torchvision's translate: 32 px whatever the image size)
+    side: int | None = None  # the image axis a fraction-of-the-side parameter is of: 1 (height) or 2 (width)
 
     def param_of(self, m: tf.Tensor) -> tf.Tensor:
         return self.low + (self.high - self.low) * m
 
-    @property
-    def wide_scale(self) -> float:
-        """Magnitude that reaches ``wide_high`` on this op's linear scale (1.0 if no wide range)."""
-        if self.wide_high is None or self.high == self.low:
+    def wide_scale(self, image_shape) -> float:
+        """Magnitude that reaches TrivialAugment-Wide's high on this op's linear scale, for images of
+        ``image_shape`` (batch, height, width, channels); 1.0 if the op has no wide range."""
+        wide_high = self.wide_pixels / int(image_shape[self.side]) if self.wide_pixels else self.wide_high
+        if wide_high is None or self.high == self.low:
             return 1.0
-        return (self.wide_high - self.low) / (self.high - self.low)
+        return (wide_high - self.low) / (self.high - self.low)
 
 
 DA, AA, EX = "deepaugment", "autoaugment", "extra"
@@ -58,8 +62,8 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("shear", kernels.shear, 0, 0.3, "shear factor on both axes, random signs", signed=True, families=(DA,)),
     OpSpec("shear-x", kernels.shear_x, 0, 0.3, "horizontal shear factor, random sign", signed=True, families=(AA,), wide_high=0.99, randaugment=10),
     OpSpec("shear-y", kernels.shear_y, 0, 0.3, "vertical shear factor, random sign", signed=True, families=(AA,), wide_high=0.99, randaugment=11),
-    OpSpec("translate-x", kernels.translate_x, 0, 0.3, "fraction of width, random sign", signed=True, families=(DA, AA), wide_high=1.0, randaugment=12),
-    OpSpec("translate-y", kernels.translate_y, 0, 0.3, "fraction of height, random sign", signed=True, families=(DA, AA), wide_high=1.0, randaugment=13),
+    OpSpec("translate-x", kernels.translate_x, 0, 0.3, "fraction of width, random sign", signed=True, families=(DA, AA), wide_pixels=32, side=2, randaugment=12),
+    OpSpec("translate-y", kernels.translate_y, 0, 0.3, "fraction of height, random sign", signed=True, families=(DA, AA), wide_pixels=32, side=1, randaugment=13),
     OpSpec("horizontal-flip", kernels.horizontal_flip, 0, 0.5, "probability of a left-right flip", families=(DA,)),
     OpSpec("vertical-flip", kernels.vertical_flip, 0, 0.5, "probability of an up-down flip", families=(DA,)),
     OpSpec("perspective-transform", kernels.perspective, 0, 0.15, "corner shift as a fraction of the side", families=(EX,)),
@@ -201,13 +205,15 @@ def ops_markdown() -> str:
         "Generated from `src/deepaug_pipeline/augment/ops.py` (`OPS`) by "
         "`python -m deepaug_pipeline.augment.ops > docs/ops.md`. A magnitude m ∈ [0, 1] maps linearly to the "
         "parameter: p = low + (high − low) · m. Signed ops draw their direction per image. RandAugment and "
-        "TrivialAugment draw from the ops with a RandAugment place, in that order (torchvision's).",
+        "TrivialAugment draw from the ops with a RandAugment place, in that order (the RandAugment authors' code; "
+        "torchvision lists them in another order, and the draw is uniform, so the order only decides which op a given "
+        "seed picks). TrivialAugment-Wide's translate range is in pixels, 0–32 px as torchvision's at any image size.",
         "",
         "| op | parameter | low (m=0) | high (m=1) | TA-Wide high | families | RandAugment place | colour only | identity at m=0 |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for op in OPS:
-        wide = "" if op.wide_high is None else f"{op.wide_high:g}"
+        wide = f"{op.wide_pixels:g} px" if op.wide_pixels else "" if op.wide_high is None else f"{op.wide_high:g}"
         place = "" if op.randaugment is None else str(op.randaugment)
         lines.append(
             f"| {op.name} | {op.param} | {op.low:g} | {op.high:.4g} | {wide} | {', '.join(op.families)} | {place} | "

@@ -231,11 +231,17 @@ class Policy:
         return PolicyAugmentation(self.to_dict(), seed=seed, value_range=value_range, with_base=with_base)
 
     def map_fn(self, seed: int | None = None, value_range: tuple[float, float] | None = None, with_base: bool = True):
-        """A ``tf.data`` map function for batched ``(images, labels...)`` elements (base first, as ``as_layer``)."""
-        layer = self.as_layer(seed=seed, value_range=value_range, with_base=with_base)
+        """A ``tf.data`` map function for batched ``(images, labels...)`` elements (base first, as ``as_layer``).
 
+        Each call takes its own seed from a ``tf.random.Generator``, whose draw is one atomic step, so calls that a
+        parallel map (``num_parallel_calls``) runs at once never share their draws. With ``seed``, a sequential map
+        is reproducible; a parallel one hands the seeds out in the order its calls happen to run."""
+        layer = self.as_layer(seed=seed, value_range=value_range, with_base=with_base)
+        seeds = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+
+        @tf.autograph.experimental.do_not_convert  # plain graph code: ``rest`` is a static tuple
         def fn(images, *rest):
-            out = layer(images, training=True)
+            out = layer.augment(images, seeds.make_seeds(1)[:, 0])
             return (out, *rest) if rest else out
 
         return fn
