@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -325,7 +326,8 @@ def test_evaluate_without_search_outputs_says_to_run_the_search(project):
 @pytest.mark.slow
 def test_search_then_evaluate_writes_the_report(project):
     kedro_session_run(project, "search")
-    kedro_session_run(project, "evaluate")
+    # Search parameters given to evaluate change nothing the policy was found under, nor what the report says of it.
+    kedro_session_run(project, "evaluate", params={"search": {"child": {"epochs": 7}}})
     reporting = project / "data" / "08_reporting"
     table = pd.read_csv(reporting / "evaluation.csv")
     assert table["strategy"].tolist() == list(LABELS) and (table["runs"] == 2).all()
@@ -361,6 +363,8 @@ def test_search_then_evaluate_writes_the_report(project):
     for png in ("evaluation_results.png", "learning_curves.png", "best_policy_grid.png", "convergence.png"):
         assert f"]({png})" in md
         assert_real_png(reporting / png, min_side=GRID_MIN_SIDE if png == "best_policy_grid.png" else CHART_MIN_SIDE)
+    config = json.loads(md.split("## Configuration")[1].split("```json")[1].split("```")[0])
+    assert config["search"]["child"]["epochs"] == 2 and config["search"]["base_augmentation"] == "standard"  # conf/test
     page = (reporting / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 4 and "src='http" not in page and "tensorflow" in page
     assert "crop + flip + TrivialAugment-Wide" in page

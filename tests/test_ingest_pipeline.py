@@ -11,9 +11,9 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from deepaug_pipeline.config import ProjectParams
+from deepaug_pipeline.config import ConfigError, ProjectParams
 from deepaug_pipeline.data import ImageSource, LabelledImages
-from deepaug_pipeline.datasets import LabelledImagesDataset
+from deepaug_pipeline.datasets import ImageSourceDataset, LabelledImagesDataset
 from deepaug_pipeline.pipelines.ingest import create_pipeline
 from deepaug_pipeline.pipelines.ingest.nodes import split_images
 from tests.conftest import REPO, kedro_run, kedro_session_run, make_images, squashed_output, write_idx_folder
@@ -112,3 +112,18 @@ def test_api_names_missing_labels():
 
     with pytest.raises(DataValidationError, match=r"DeepAugment: labels is None; pass arrays"):
         DeepAugment(np.zeros((10, 12, 12), np.uint8), None)
+
+
+@pytest.mark.parametrize("arguments, problem", [
+    ({"source": "npz"}, r"bad value for 'catalog raw_images': source 'npz' needs 'path'"),
+    ({"source": "idx", "path": "data/01_raw/x", "clas_names": ["a"]}, r"'catalog raw_images.clas_names'"),
+])  # fmt: skip
+def test_a_wrong_raw_images_entry_is_printed_as_a_config_error(arguments, problem):
+    from kedro.io import DatasetError
+
+    from deepaug_pipeline.cli import user_error
+
+    with pytest.raises(DatasetError) as raised:
+        ImageSourceDataset(**arguments)
+    assert isinstance(user_error(raised.value), ConfigError)  # one line on the command line, not a traceback
+    assert re.search(problem, str(user_error(raised.value)))

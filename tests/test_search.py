@@ -455,6 +455,21 @@ def test_screen_ops_joins_the_fingerprint_only_when_on():
     assert SearchConfig(screen_ops=True).result_defining()["screen_ops"] is True
 
 
+def test_the_overfit_gap_joins_the_fingerprint_only_under_the_rule_that_reads_it(tmp_path):
+    assert "overfit_gap" not in SearchConfig().result_defining()["child"]  # reward_epochs: last never reads it
+    assert SearchConfig(child={"reward_epochs": "best_non_overfit"}).result_defining()["child"]["overfit_gap"] == 0.1
+    # A log whose header recorded the gap (before this) resumes under another gap, and is refused under the other rule.
+    header = {"seed": 1, "search": {"child": {"epochs": 2, "overfit_gap": 0.1}}}
+    with TrialLog(tmp_path / "b.jsonl", header) as log:  # as the version that recorded the gap wrote it
+        log.append(_entry("a"))
+    resumed = {"seed": 1, "search": {"child": {"epochs": 2, "overfit_gap": 0.2}}}
+    with TrialLog(tmp_path / "b.jsonl", canonical_log_config(resumed), canonical=canonical_log_config) as log:
+        assert [t["key"] for t in log.trials] == ["a"]
+    other_rule = {"seed": 1, "search": {"child": {"epochs": 2, "overfit_gap": 0.1, "reward_epochs": "best_non_overfit"}}}
+    with pytest.raises(TrialLogMismatch, match="reward_epochs"):
+        TrialLog(tmp_path / "b.jsonl", canonical_log_config(other_rule), canonical=canonical_log_config)
+
+
 @pytest.mark.parametrize("surrogate", ["RF", "ET"])
 def test_the_float32_forest_asks_exactly_the_points_skopts_own_forest_asks(surrogate):
     from skopt import Optimizer
@@ -658,7 +673,7 @@ def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
 
 
 # log_config(SearchConfig(), 0, <12x12x1, 4 classes, 60 images>, "c0ffee"), as the nested child section computes it
-PINNED_FINGERPRINT = "6ee3f1ad4c5d9c05"
+PINNED_FINGERPRINT = "877edf62eff2cda9"  # 2026-12-02: child.overfit_gap counts only under best_non_overfit
 
 
 def test_a_log_from_an_older_version_still_resumes(tmp_path):
@@ -796,6 +811,14 @@ def test_evaluate_refuses_search_outputs_their_trial_log_no_longer_matches(tmp_p
     # The library names no command; the command line adds the one that acts on its advice.
     assert "kedro" not in str(stale.value)
     assert command_hint(stale.value) == "To bring the search outputs up to date: kedro run --pipelines=search (same --env)"
+    # Data other than the search's: ingest re-ran with other settings since the search.
+    with TrialLog(tmp_path / "data.jsonl", {"seed": 1, "data": {"content": "aaaa"}}) as searched:
+        searched.append(_entry("a"))
+    on_data = {**best, "metadata": {"search_log": {"path": str(searched.path), "fingerprint": searched.fingerprint, "records": 1}}}
+    results.check_current(on_data, "best_policy.json", data_content="aaaa")
+    with pytest.raises(StaleSearchOutputs, match=r"best_policy.json was found on other data than the search subset and "
+                                                 r"seed validation pool now on disk \(data aaaa in .*data.jsonl, bbbb now\)"):  # fmt: skip
+        results.check_current(on_data, "best_policy.json", data_content="bbbb")
     lost = {**_entry("c"), "status": "failed", "lost": True}  # a fit a rerun with a smaller budget never reruns
     log.append(lost)
     with pytest.raises(StaleSearchOutputs):

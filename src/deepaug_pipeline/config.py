@@ -274,7 +274,7 @@ def search_result_defining(search: dict[str, Any]) -> dict[str, Any]:
     density keys under retrain, ``screen_ops`` when off. It takes a search section of any version (a trial log's
     header too: DeepAugment's flat child keys are moved into ``child``), so a log that differs from today's config
     only in these keys (absent, or recorded by a version that wrote them) compares equal and resumes; any other key
-    still counts."""
+    still counts. ``child.overfit_gap`` counts only under ``reward_epochs: best_non_overfit``, the rule that reads it."""
     flat = {k: v for k, v in search.items() if k not in DEEPAUGMENT_CHILD_KEYS}
     child = {**{DEEPAUGMENT_CHILD_KEYS[k]: v for k, v in search.items() if k in DEEPAUGMENT_CHILD_KEYS}, **flat.pop("child", {})}
     unused = set(SEARCH_BUDGET_KEYS)
@@ -283,6 +283,8 @@ def search_result_defining(search: dict[str, Any]) -> dict[str, Any]:
         child = {k: v for k, v in child.items() if k not in ("density_images", "density_draws")}
     if not search.get("screen_ops", False):
         unused.add("screen_ops")
+    if child.get("reward_epochs", "last") != "best_non_overfit":  # only that rule reads the gap
+        child = {k: v for k, v in child.items() if k != "overfit_gap"}
     return {**{k: v for k, v in flat.items() if k not in unused}, "child": child}
 
 

@@ -27,7 +27,7 @@ class ImageSourceDataset(AbstractDataset[None, ImageSource]):
         try:
             self._config: SourceConfig = parse_config(SourceConfig, source, "catalog raw_images")
         except ConfigError as exc:
-            raise DatasetError(str(exc)) from None
+            raise DatasetError(str(exc)) from exc  # the command line prints the ConfigError it finds as the cause
         self.metadata = metadata
 
     def load(self) -> ImageSource:

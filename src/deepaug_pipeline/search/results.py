@@ -26,9 +26,11 @@ def search_log_stamp(result: SearchResult) -> dict:
     return {"path": result.log_path, "fingerprint": result.log_fingerprint, "records": len(result.records)}
 
 
-def check_current(best_policy: dict, where: str) -> None:
+def check_current(best_policy: dict, where: str, data_content: str | None = None) -> None:
     """Refuse a best policy whose trial log has changed since it was written (a later search crashed, failed, or ran
-    under another config): evaluating it would silently mix two searches. Policies from elsewhere pass."""
+    under another config), or, given the ``data_fingerprint`` of the search subset and pool now on disk, one whose
+    search ran on other data (ingest re-ran with other settings or another source): evaluating it would silently mix
+    two searches, or a search with data it never saw. Policies from elsewhere pass."""
     stamp = (best_policy.get("metadata") or {}).get("search_log")
     if not stamp:
         return
@@ -44,6 +46,22 @@ def check_current(best_policy: dict, where: str) -> None:
             f"config {stamp['fingerprint']}, and the log now holds {len(records)} under {header.get('fingerprint')} "
             f"(a later search changed it and did not finish). {rerun}"
         )
+    searched_on = ((header.get("config") or {}).get("data") or {}).get("content")
+    if data_content is not None and searched_on is not None and searched_on != data_content:
+        raise StaleSearchOutputs(
+            f"{where} was found on other data than the search subset and seed validation pool now on disk (data "
+            f"{searched_on} in {path}, {data_content} now): ingest ran since with other settings or another source. "
+            f"Run the search again on this data, or ingest with the settings the search used."
+        )
+
+
+def search_config(best_policy: dict) -> dict | None:
+    """The search section of the config that found ``best_policy``, from its trial log's header (None for a policy
+    that is not a search's, or whose log is gone)."""
+    stamp = (best_policy.get("metadata") or {}).get("search_log")
+    if not stamp or not Path(stamp["path"]).is_file():
+        return None
+    return (read_log(stamp["path"])[0].get("config") or {}).get("search")
 
 
 def _json_safe(value):

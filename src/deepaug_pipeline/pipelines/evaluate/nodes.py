@@ -35,7 +35,7 @@ def evaluate_strategies(
     from deepaug_pipeline.search.run import data_fingerprint
 
     cfg = parse_config(EvaluateConfig, evaluate, "evaluate")
-    check_current(best_policy, "best_policy.json")
+    check_current(best_policy, "best_policy.json", data_fingerprint(search_subset, seed_validation_pool))
     found = Policy.from_dict(best_policy)
     train_all = LabelledImages(
         np.concatenate([search_subset.x, seed_validation_pool.x]), np.concatenate([search_subset.y, seed_validation_pool.y])
@@ -80,7 +80,6 @@ def write_report(
     search_subset: LabelledImages,
     dataset_summary: dict,
     evaluate: dict,
-    search: dict,
     seed: int,
 ) -> tuple[str, str, Figure, Figure]:
     """report.md, a self-contained report.html, the test-error dot plot and the learning curves."""
@@ -95,6 +94,7 @@ def write_report(
         learning_curves,
         report_header,
     )
+    from deepaug_pipeline.search.results import search_config
 
     policy = Policy.from_dict(best_policy)
     figures = {
@@ -103,7 +103,10 @@ def write_report(
         "policy_grid": sample_grid(policy, search_subset.x, max_images=8),
         "convergence": convergence_from_trials(trials_table),
     }
-    config = {"seed": seed, "evaluate": parse_config(EvaluateConfig, evaluate, "evaluate").model_dump(), "search": search}
+    # The search as it ran (its trial log's header), not this run's search parameters: another --env or --params
+    # at evaluate time changes nothing the policy was found under.
+    config = {"seed": seed, "evaluate": parse_config(EvaluateConfig, evaluate, "evaluate").model_dump(),
+              "search": search_config(best_policy)}  # fmt: skip
     search_run = policy.metadata.get("mlflow_run_id")
     evaluate_run = tag_active_run({"search_run_id": search_run} if search_run else {})
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -21,7 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 write_report,
                 ["evaluation_table", "evaluation_runs", "best_policy", "trials_table", "search_subset", "dataset_summary",
-                 "params:evaluate", "params:search", "params:seed"],
+                 "params:evaluate", "params:seed"],
                 ["report_md", "report_html", "evaluation_results_plot", "learning_curves_plot"],
                 name="write_report",
             ),
