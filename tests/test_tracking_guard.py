@@ -127,6 +127,10 @@ def test_the_sessions_run_is_closed_at_the_end_but_a_run_the_user_opened_stays_o
         guard._inner.run_id, guard._users_run = users_run, users_run
         guard._close_reopened_run()
         assert mlflow.active_run() is not None and mlflow.active_run().info.run_id == users_run
+        # Tracking that fails mid-run closes the session's own run as FAILED, and leaves the user's open.
+        ours = mlflow.start_run(nested=True).info.run_id
+        guard._disable("the server went away")
+        assert mlflow.active_run().info.run_id == users_run and mlflow.get_run(ours).info.status == "FAILED"
         mlflow.end_run()
     finally:
         mlflow.set_tracking_uri(None)

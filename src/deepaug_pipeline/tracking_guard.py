@@ -132,7 +132,8 @@ class GuardedMlflowHook:
         try:
             import mlflow
 
-            while mlflow.active_run():  # leave no run of ours half-open in this process
+            # Leave no run of ours half-open in this process; a run the user opened before the session stays theirs.
+            while (active := mlflow.active_run()) is not None and active.info.run_id != self._users_run:
                 mlflow.end_run("FAILED")
         except Exception:  # noqa: BLE001 - the server is gone; the run stays as the server last saw it
             pass
