@@ -74,6 +74,36 @@ def test_basiccnn_size_matches_deepaugment():
     assert 0.85e6 < build_model("basiccnn", (28, 28, 1), 10).count_params() < 0.95e6
 
 
+def test_a_model_that_ends_in_softmax_is_told_from_one_that_ends_in_logits():
+    """The loss applies softmax to logits only: a second softmax trains a model poorly without a word."""
+    import keras
+
+    from deepaug_pipeline.models import outputs_probabilities
+
+    def ending(*last) -> keras.Model:
+        inputs = keras.Input((4,))
+        x = keras.layers.Dense(3)(inputs)
+        for layer in last:
+            x = layer(x)
+        return keras.Model(inputs, x)
+
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    nested = keras.Sequential([keras.Input((4,)), inner])
+    assert not outputs_probabilities(ending())
+    assert not outputs_probabilities(ending(keras.layers.Activation("relu")))
+    for model in (ending(keras.layers.Softmax()), ending(keras.layers.Activation("softmax")), inner, nested,
+                  ending(keras.layers.Dense(3, activation=tf.nn.softmax))):  # fmt: skip
+        assert outputs_probabilities(model), model.layers[-1]
+
+
+def test_evaluates_default_model_options_are_the_wrns_and_another_model_gets_none():
+    from deepaug_pipeline.config import EvaluateConfig
+
+    assert EvaluateConfig().model_options == {"dropout": 0.0, "weight_decay": 0.0005}
+    assert EvaluateConfig(model="fastcnn").model_options == {}  # it was refused over options nobody wrote
+    assert EvaluateConfig(model="wrn_16_4").model_options == {"dropout": 0.0, "weight_decay": 0.0005}
+
+
 def test_wrn_rejects_bad_depth():
     with pytest.raises(ModelConfigError, match="6N \\+ 4"):
         build_model("wrn_12_2", (32, 32, 3), 10)
@@ -240,6 +270,7 @@ def test_pretraining_sets_each_seeds_starting_weights():
     plain = TrialRunner(data, pool, 4, SETTINGS, seed=5)
     pre = TrialRunner(data, pool, 4, ChildConfig(**{**SETTINGS.model_dump(), "first_train_epochs": 2}), seed=5)
     assert any(not np.array_equal(a, b) for a, b in zip(plain.start_state(0), pre.start_state(0)))
+    assert pre._pretrainer.settings.validate_last == 1  # nothing reads the pre-training's other epochs
     start = [w.copy() for w in pre.start_state(0)]
     pre.run(_fit(POLICY))
     assert all(np.array_equal(a, b) for a, b in zip(start, pre.start_state(0)))

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from deepaug_pipeline.augment.op_names import OP_NAMES  # the names alone: validating stays free of TensorFlow
 from deepaug_pipeline.errors import UserError
-from deepaug_pipeline.model_names import check_model_name, check_model_options
+from deepaug_pipeline.model_names import check_model_name, check_model_options, wrn_shape
 
 
 class ConfigError(UserError, ValueError):
@@ -320,13 +320,22 @@ class EvaluateConfig(_Strict):
     batch_size: int = Field(128, ge=1)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
     learning_rate: float = Field(0.05, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd's Nesterov momentum; adam and rmsprop take none")
     schedule: Literal["constant", "cosine"] = "cosine"
     randaugment_n: int = Field(2, ge=1)
     randaugment_m: float = Field(9.0, ge=0, le=10)
     fresh_start: bool = False
 
     _check_model_options = field_validator("model_options")(_options_of_model)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_options_for_the_model(cls, data: Any) -> Any:
+        """The default model_options are the WRN's (dropout, weight decay): another model without options of its
+        own gets none, instead of a refusal of options nobody wrote."""
+        if isinstance(data, dict) and "model_options" not in data and wrn_shape(str(data.get("model", "wrn_10_1"))) is None:
+            return {**data, "model_options": {}}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> EvaluateConfig:

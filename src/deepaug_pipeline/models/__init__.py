@@ -121,6 +121,12 @@ def build_model(name: str, input_shape, n_classes: int, **options) -> keras.Mode
 
 
 def outputs_probabilities(model: keras.Model) -> bool:
-    """True when the last layer already applies softmax (then the loss must not apply it again)."""
-    activation = getattr(model.layers[-1], "activation", None)
-    return activation is keras.activations.softmax
+    """True when the model already ends in a softmax (then the loss must not apply it again): an activation of its
+    last layer (``activation="softmax"``, ``tf.nn.softmax``, an ``Activation`` layer), a ``Softmax`` layer, or a
+    nested model that ends in one."""
+    import tensorflow as tf
+
+    last = model.layers[-1]
+    if isinstance(last, keras.Model):
+        return outputs_probabilities(last)
+    return isinstance(last, keras.layers.Softmax) or getattr(last, "activation", None) in (keras.activations.softmax, tf.nn.softmax)

@@ -184,14 +184,16 @@ class Trainer:
         s = self.settings
         n = int(self._train_x.shape[0])
         seed = tf.cast(seed, tf.int64)
-        ds = tf.data.Dataset.from_tensor_slices((self._train_x, self._train_y))
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(s.batch_size).repeat(s.epochs)
-        ds = ds.prefetch(tf.data.AUTOTUNE)
+        # The input pipeline and its iterator on the CPU, where tf.data runs: a dataset made inside a tf.function on
+        # a GPU machine is otherwise placed there, which TensorFlow cannot copy (DatasetVariantWrapper).
+        with tf.device("/CPU:0"):
+            ds = tf.data.Dataset.from_tensor_slices((self._train_x, self._train_y))
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(s.batch_size).repeat(s.epochs)
+            batches = iter(ds.prefetch(tf.data.AUTOTUNE))
         curves = tf.TensorArray(tf.float32, size=s.epochs, element_shape=[4])  # per epoch: the 4 History curves
         first_validated = s.epochs - min(s.validate_last or s.epochs, s.epochs)
         nan = tf.constant(float("nan"))
         loss_sum, correct, seen = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
-        batches = iter(ds)
         # A range loop that pulls batches, not `for x, y in ds`: autograph turns a loop over a dataset into a tf.data
         # reduce whose function (this whole body: augmentation, train step, validation) tf.data instantiates anew for
         # every iterator, i.e. every fit. With the op dispatch that cost ~1.5 s a fit on 2 cores, against ~3 ms of
