@@ -829,18 +829,29 @@ def test_evaluate_refuses_search_outputs_their_trial_log_no_longer_matches(tmp_p
         results.check_current(best, "best_policy.json")
 
 
-def test_a_fit_the_executor_lost_is_run_again_on_resume(tmp_path):
-    class LosesTrial2(FunctionExecutor):
-        def submit(self, request):
-            future = super().submit(request)
-            if request.key == "trial/2":
-                future = Future()
-                future.set_result(FitOutcome(status="failed", reward=0.0, lost=True, reason="KilledWorker: worker died twice"))
-            return future
+class LosesOneFit(FunctionExecutor):
+    """As a Dask executor whose worker dies under the fit ``key`` every time it runs."""
 
+    def __init__(self, score, key: str, reason: str) -> None:
+        super().__init__(score)
+        self.key, self.reason = key, reason
+
+    def submit(self, request):
+        future = super().submit(request)
+        if request.key == self.key:
+            future = Future()
+            future.set_result(FitOutcome(status="failed", reward=0.0, lost=True, reason=self.reason))
+        return future
+
+
+def favours_crop(request: FitRequest) -> float:
+    return {"none": 0.80, "crop": 0.86, "standard": 0.85}[request.base] + SEED_JITTER[request.seed_index]
+
+
+def test_a_fit_the_executor_lost_is_run_again_on_resume(tmp_path):
     cfg = SearchConfig(iterations=3, opt_initial_points=3, reevaluate_top=0)
     log = TrialLog(tmp_path / "b.jsonl", CONFIG)
-    loses = LosesTrial2(helps)
+    loses = LosesOneFit(helps, "trial/2", "KilledWorker: worker died twice")
     loop = SearchLoop(policy_space(cfg, 1), cfg, 0, log, loses)
     # The other trials still run; then the search stops, with nothing told to the optimiser as a reward of 0.
     with pytest.raises(SearchError, match=r"1 fit\(s\) did not come back from their Dask workers, twice each "
@@ -861,16 +872,7 @@ def test_a_fit_the_executor_lost_is_run_again_on_resume(tmp_path):
 
 def test_a_lost_baseline_fit_stops_the_search_before_a_base_is_chosen_without_it(tmp_path):
     """Counted as a failed fit, it left its base out of the choice: the trials ran on top of another base."""
-    class LosesCropSeed1(FunctionExecutor):
-        def submit(self, request):
-            future = super().submit(request)
-            if request.key == "baseline/crop/s1":
-                future = Future()
-                future.set_result(FitOutcome(status="failed", reward=0.0, lost=True, reason="KilledWorker: out of memory"))
-            return future
-
-    favours_crop = lambda r: {"none": 0.80, "crop": 0.86, "standard": 0.85}[r.base] + SEED_JITTER[r.seed_index]  # noqa: E731
-    loses = LosesCropSeed1(favours_crop)
+    loses = LosesOneFit(favours_crop, "baseline/crop/s1", "KilledWorker: out of memory")
     loop, _ = _loop(tmp_path, favours_crop)
     loop.executor = loses
     with pytest.raises(SearchError, match=r"baseline/crop/s1: KilledWorker: out of memory"):
@@ -884,7 +886,6 @@ def test_a_lost_baseline_fit_stops_the_search_before_a_base_is_chosen_without_it
 
 
 def test_logged_fits_on_top_of_another_base_than_the_one_chosen_now_are_refused(tmp_path):
-    favours_crop = lambda r: {"none": 0.80, "crop": 0.86, "standard": 0.85}[r.base] + SEED_JITTER[r.seed_index]  # noqa: E731
     loop, _ = _loop(tmp_path, favours_crop)
     loop.run()
     loop.trial_log.close()
