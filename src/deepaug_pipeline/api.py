@@ -34,7 +34,7 @@ from deepaug_pipeline.search.run import check_pool, run_search
 
 def load_dataset(source: str, **options: Any) -> ImageSource:
     """Load and validate an image dataset as the ingest pipeline does: ``source`` is ``idx``, ``image_folder``,
-    ``keras`` or ``numpy`` and ``options`` the keys of ``raw_images`` in the catalog (``path``, ``name``, ...).
+    ``keras`` or ``npz`` and ``options`` the keys of ``raw_images`` in the catalog (``path``, ``name``, ...).
     Returns the train and test splits (``.train.x``, ``.train.y``, ``.test``) and ``.class_names``."""
     return validate_source(load_source(parse_config(SourceConfig, {"source": source, **options}, "source")))
 

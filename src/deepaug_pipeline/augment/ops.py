@@ -85,7 +85,7 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("brightness", kernels.brightness, 0, 0.9, "PIL enhance factor 1 ± p", signed=True, families=(AA,), wide_high=0.99, randaugment=8),
     OpSpec("contrast", kernels.contrast, 0, 0.9, "PIL enhance factor 1 ± p", signed=True, families=(AA,), wide_high=0.99, randaugment=7),
     OpSpec("invert", kernels.invert, 0, 1.0, "probability of inverting", families=(DA,)),
-    OpSpec("solarize", kernels.solarize, 0, 1.0, "inverts pixels above 1 - p", families=(AA,), randaugment=4),
+    OpSpec("solarize", kernels.solarize, 0, 1.0, "inverts pixels at or above 1 - p", families=(AA,), randaugment=4),
     OpSpec("posterize", kernels.posterize, 0, 4, "bits removed (8 - p kept)", families=(AA,), wide_high=6, randaugment=6),
     OpSpec("auto-contrast", kernels.auto_contrast, 0, 0, "none (stretches each channel to 0-1)", identity_at_zero=False, families=(AA,), randaugment=1),
     OpSpec("equalize", kernels.equalize, 0, 0, "none (histogram equalization per channel)", identity_at_zero=False, families=(AA,), randaugment=2),
