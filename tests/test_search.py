@@ -387,6 +387,15 @@ def test_a_search_resumed_in_or_after_the_random_phase_asks_what_an_uninterrupte
         assert [c.trial_id for c in executor.calls if c.stage == "search"] == list(range(killed_after + 1, 9))
 
 
+def test_each_trials_progress_line_counts_that_trial_in_the_best_so_far(tmp_path, caplog):
+    loop, _ = _loop(tmp_path, helps, iterations=4, reevaluate_top=0)
+    with caplog.at_level(logging.INFO, logger="deepaug_pipeline.search.controller"):
+        result = loop.run()
+    lines = [m for m in caplog.messages if m.startswith("trial ")]
+    best = np.maximum.accumulate([t.reward for t in result.search_trials])
+    assert [float(re.search(r"best ([\d.]+)", line).group(1)) for line in lines] == pytest.approx(best, abs=1e-4)
+
+
 def test_a_shorter_search_on_a_longer_log_keeps_every_logged_trial_and_says_so(tmp_path, caplog):
     loop, _ = _loop(tmp_path, helps, iterations=6)
     loop.run()

@@ -140,13 +140,14 @@ class SearchLoop:
         if outcome.weights is not None:
             self.weights.save(record.key, outcome.weights)  # before the record: a logged child always has its weights
         self.trial_log.append(record.to_json())  # durable before anything else happens
-        log.info("%s", describe(record))
         if record.lost:
             # Not a result: a base left out of the choice, an op screened out, a trial told to the optimiser as
             # reward 0 or a re-evaluation seed counted as failed would each change the search's answer.
+            log.info("%s", describe(record))
             self.lost.append(record)
             return record
         self.records[record.key] = record
+        log.info("%s", describe(record))  # after the record joins the others: the line's "best" counts it
         # Tracked on the tracker's thread while the optimiser refits its surrogate here.
         track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed)
         if request.stage == "search":
