@@ -69,6 +69,30 @@ def test_every_builtin_model_builds_and_trains_a_step(name, shape):
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
+def test_a_fit_whose_loss_goes_non_finite_stops_at_that_epoch():
+    """A diverged fit is a failed one: it spends no more epochs (a WRN-28-10 on a GPU would spend hours)."""
+    import keras
+
+    class ExplodeFromEpoch2(keras.layers.Layer):  # finite for 2 epochs of 4 steps, then inf
+        def build(self, input_shape):
+            self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False)
+
+        def call(self, x, training=None):
+            if not training:
+                return x
+            self.calls.assign_add(1.0)
+            return tf.where(self.calls > 8.0, x * float("inf"), x)
+
+    x, y = make_images(64, 10, (28, 28))
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), ExplodeFromEpoch2(), keras.layers.Dense(10)])
+    trainer = Trainer(model, LabelledImages(x, y), FitSettings(epochs=6, batch_size=16))
+    history = trainer.fit((), 0, LabelledImages(x[:8], y[:8]))
+    assert int(trainer.optimizer.iterations) == 3 * 4  # epochs 0-2, not 6
+    assert np.isfinite(history.train_loss[:2]).all() and np.isnan(history.train_loss[2:]).all()
+    assert np.isfinite(history.val_loss[:2]).all() and np.isnan(history.val_accuracy[3:]).all()  # skipped: NaN
+    assert not history.finite and len(history.train_loss) == 6
+
+
 def test_basiccnn_size_matches_deepaugment():
     assert abs(build_model("basiccnn", (32, 32, 3), 10).count_params() - 1_250_858) < 1000
     assert 0.85e6 < build_model("basiccnn", (28, 28, 1), 10).count_params() < 0.95e6

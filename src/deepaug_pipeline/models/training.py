@@ -194,6 +194,7 @@ class Trainer:
         first_validated = s.epochs - min(s.validate_last or s.epochs, s.epochs)
         nan = tf.constant(float("nan"))
         loss_sum, correct, seen = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+        stopped_after = tf.constant(s.epochs)
         # A range loop that pulls batches, not `for x, y in ds`: autograph turns a loop over a dataset into a tf.data
         # reduce whose function (this whole body: augmentation, train step, validation) tf.data instantiates anew for
         # every iterator, i.e. every fit. With the op dispatch that cost ~1.5 s a fit on 2 cores, against ~3 ms of
@@ -210,7 +211,14 @@ class Trainer:
                 else:  # an epoch no reward reads: skip its validation pass
                     v_loss, v_acc = nan, nan
                 curves = curves.write(epoch, tf.stack([loss_sum / seen, correct / seen, v_loss, v_acc]))
+                if not tf.math.is_finite(loss_sum):
+                    # A diverged fit is a failed one whatever follows: stop at this epoch rather than spend the rest
+                    # (a WRN-28-10 diverging at epoch 3 would otherwise train 197 more epochs on NaN weights).
+                    stopped_after = epoch + 1
+                    break
                 loss_sum, correct, seen = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+        for skipped in tf.range(stopped_after, s.epochs):  # the epochs a diverged fit skipped: NaN, as History expects
+            curves = curves.write(skipped, tf.fill([4], nan))
         return tf.transpose(curves.stack())
 
     # ----------------------------------------------------------------- public
