@@ -26,12 +26,17 @@ def search_log_stamp(result: SearchResult) -> dict:
     return {"path": result.log_path, "fingerprint": result.log_fingerprint, "records": len(result.records)}
 
 
+def _stamp(best_policy: dict) -> dict | None:
+    """The trial-log stamp a search wrote into its best policy (None for a policy from elsewhere)."""
+    return (best_policy.get("metadata") or {}).get("search_log") or None
+
+
 def check_current(best_policy: dict, where: str, data_content: str | None = None) -> None:
     """Refuse a best policy whose trial log has changed since it was written (a later search crashed, failed, or ran
     under another config), or, given the ``data_fingerprint`` of the search subset and pool now on disk, one whose
     search ran on other data (ingest re-ran with other settings or another source): evaluating it would silently mix
     two searches, or a search with data it never saw. Policies from elsewhere pass."""
-    stamp = (best_policy.get("metadata") or {}).get("search_log")
+    stamp = _stamp(best_policy)
     if not stamp:
         return
     path = Path(stamp["path"])
@@ -58,7 +63,7 @@ def check_current(best_policy: dict, where: str, data_content: str | None = None
 def search_config(best_policy: dict) -> dict | None:
     """The search section of the config that found ``best_policy``, from its trial log's header (None for a policy
     that is not a search's, or whose log is gone)."""
-    stamp = (best_policy.get("metadata") or {}).get("search_log")
+    stamp = _stamp(best_policy)
     if not stamp or not Path(stamp["path"]).is_file():
         return None
     return (read_log(stamp["path"])[0].get("config") or {}).get("search")
