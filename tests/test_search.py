@@ -101,6 +101,14 @@ def test_log_under_another_config_is_refused_then_archived_on_request(tmp_path, 
     again = TrialLog(path, CONFIG, fresh_start=True)
     assert again.archived != fresh.archived and read_log(fresh.archived)[1][0]["key"] == "a"
     assert read_log(again.archived)[1][0]["key"] == "b"
+    # Under the same config too: a fresh start is asked for when the log's config is fine but its trials are not
+    # wanted (a shorter search, fits on a base no longer chosen), as the search's own messages advise.
+    again.append(_entry("c"))
+    again.close()
+    same = TrialLog(path, CONFIG, fresh_start=True)
+    assert same.trials == [] and [t["key"] for t in read_log(same.archived)[1]] == ["c"]
+    same.close()
+    assert TrialLog(path, CONFIG).trials == []  # the empty fresh log resumes as it is
 
 
 # --------------------------------------------------------------------------- the loop's bookkeeping. Here a fit is a

@@ -211,7 +211,7 @@ class SearchConfig(_Strict):
     child: ChildConfig = ChildConfig()
     top_k: int = Field(20, ge=1)
     combine_top: int = Field(5, ge=1, description="best_policy.json combines at most this many accepted policies")
-    fresh_start: bool = Field(False, description="archive a trial log written under another config and start over")
+    fresh_start: bool = Field(False, description="keep the existing trial log under a new name (whatever config wrote it) and start over")
     track_sample_grids: bool = True
     executor: Literal["local", "dask"] = "local"
     n_workers: int = Field(2, ge=1, description="dask: LocalCluster worker processes (ignored with an address)")

@@ -117,8 +117,9 @@ class TrialLog:
 
         ``reusable(logged_config, config)`` says which records of a log written under another config still hold
         under this one (a predicate), or None when none does. Such a log is set aside as a fresh start sets it aside,
-        and the records that hold are copied into the new log (``carried_from`` names the old one), unless
-        ``fresh_start`` asks to start afresh."""
+        and the records that hold are copied into the new log (``carried_from`` names the old one).
+
+        ``fresh_start`` sets any existing log aside under a new name (config changed or not) and starts an empty one."""
         self.path = Path(path)
         self.config = config
         self._canonical = canonical or (lambda c: c)
@@ -146,12 +147,12 @@ class TrialLog:
                 header, trials, damaged = {}, [], True
             logged_config = self._canonical(header.get("config", {}))
             same = header.get("fingerprint") == self.fingerprint or fingerprint(logged_config) == self.fingerprint
-            if not damaged and not trials and not same:
+            if not damaged and not trials and (fresh_start or not same):
                 # A header and no record (a run that failed before its first fit, or a header torn by a crash):
                 # nothing to keep, so it never blocks the next run.
                 self.path.unlink()
                 shutil.rmtree(children_dir(self.path), ignore_errors=True)
-            elif damaged or not same:
+            elif damaged or not same or fresh_start:  # a fresh start sets aside a log under the same config too
                 keep = None if damaged or fresh_start or self._reusable is None else self._reusable(logged_config, config)
                 if not fresh_start and keep is None:
                     raise _mismatch(self.path, logged_config, config, section)
