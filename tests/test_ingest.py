@@ -180,6 +180,7 @@ def test_keras_fashion_mnist_from_local_cache(tmp_path, monkeypatch):
         (np.full((10, 12, 12), 300.0), np.arange(10) % 2, r"float pixel values reach 300, beyond \[0, 1\].*ingest.value_range"),
         (np.zeros((10, 12, 12), np.uint8), np.zeros(10, np.int64), r"has 1 class\(es\); at least 2"),
         (np.zeros((10, 12, 12), np.uint8), np.eye(10, dtype=np.int64)[:, :4], r"shape \(N,\), got shape \(10, 4\)"),
+        (np.zeros((10, 12, 12), np.uint8), np.array(3), r"labels must be an array of class ids .* got a single value"),
     ],
 )
 def test_bad_arrays_are_rejected_with_a_named_problem(x, y, message):
@@ -335,5 +336,16 @@ def test_a_npy_file_renamed_npz_is_named_not_a_type_error(tmp_path):
 def test_labels_that_leave_classes_empty_without_names_are_refused_by_range():
     x, _ = make_images(50, 4, (12, 12))
     y = np.array([0, 1, 2, 3, 99] * 10)
-    with pytest.raises(DataValidationError, match=r"label\(s\) 4–98 have no image \(95 empty of 100\)"):
+    with pytest.raises(DataValidationError, match=r"label\(s\) 4–98 have no training image \(95 of 100\)"):
         validate_source(_source(x, y))
+
+
+def test_a_class_only_in_the_test_split_or_an_empty_test_split_is_refused():
+    """Without class names, a label seen only in the test split made a class the search never trains on; an empty
+    test split was taken for none, and a hold-out was carved from train instead."""
+    x, y = make_images(40, 3, (12, 12))
+    tx, _ = make_images(10, 3, (12, 12))
+    with pytest.raises(DataValidationError, match=r"label\(s\) 3 have no training image \(1 of 4\)"):
+        validate_source(_source(x, y, test=LabelledImages(tx, np.full(10, 3))))
+    with pytest.raises(DataValidationError, match=r"test split, test\): no images"):
+        validate_source(_source(x, y, test=LabelledImages(tx[:0], np.zeros(0, np.int64))))

@@ -22,7 +22,7 @@ def _to_uint8(x: np.ndarray, where: str, value_range: tuple[float, float] | None
     Anything the rule cannot place (floats beyond [0, 1], 16-bit values beyond 255) is refused with the range found
     and the key that states it: a guess would store the dataset near-black or clipped white without a word.
     """
-    if x.dtype.kind == "b" or x.dtype.kind not in "iuf":
+    if x.dtype.kind not in "iuf":  # bool ("b") included
         raise DataValidationError(f"{where}: pixel dtype {x.dtype} is not numeric")
     if x.dtype.kind == "f":
         finite = np.isfinite(x)
@@ -76,15 +76,13 @@ def _images_nhwc(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def _labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
+def _labels(y: np.ndarray, where: str) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise DataValidationError(
             f"{where}: labels must be integer class ids of shape (N,), got shape {y.shape} (one-hot? use argmax)"
         )
-    if len(y) != n:
-        raise DataValidationError(f"{where}: {n} images but {len(y)} labels (x/y length mismatch)")
     if y.dtype.kind not in "iu":
         raise DataValidationError(f"{where}: labels must be integers, got dtype {y.dtype}")
     return y.astype(np.int64)
@@ -95,10 +93,12 @@ def _validate_split(split: LabelledImages, where: str, value_range: tuple[float,
     y = np.asarray(split.y)
     if x.ndim == 0 or len(x) == 0:
         raise DataValidationError(f"{where}: no images")
+    if y.ndim == 0:
+        raise DataValidationError(f"{where}: labels must be an array of class ids of shape (N,), got a single value")
     if len(y) != len(x):
         raise DataValidationError(f"{where}: {len(x)} images but {len(y)} labels (x/y length mismatch)")
     x = _images_nhwc(x, where)
-    return LabelledImages(np.ascontiguousarray(_to_uint8(x, where, value_range)), _labels(y, len(x), where))
+    return LabelledImages(np.ascontiguousarray(_to_uint8(x, where, value_range)), _labels(y, where))
 
 
 def validate_source(
@@ -106,7 +106,8 @@ def validate_source(
 ) -> ImageSource:
     """Validate every split of ``source`` and return it normalised; errors name ``where`` and the split."""
     train = _validate_split(source.train, f"{where} (train split, {source.origin})", value_range)
-    test = _validate_split(source.test, f"{where} (test split, {source.origin})", value_range) if source.test else None
+    # An empty test split is refused as "no images", not taken for an absent one (a hold-out carved from train).
+    test = _validate_split(source.test, f"{where} (test split, {source.origin})", value_range) if source.test is not None else None
     if test is not None and test.x.shape[1:] != train.x.shape[1:]:
         raise DataValidationError(
             f"{where}: train images are {train.x.shape[1:]} but test images are {test.x.shape[1:]}"
@@ -126,13 +127,13 @@ def validate_source(
             raise DataValidationError(f"{where} ({source.origin}): class(es) {', '.join(missing)} have no training image; "
                                       "remove them from class_names, or add images")  # fmt: skip
     else:
-        empty = np.setdiff1d(np.arange(n_classes), np.unique(labels))
+        empty = np.setdiff1d(np.arange(n_classes), present)  # a class seen only in the test split cannot be learnt
         if len(empty):
             runs = np.split(empty, np.flatnonzero(np.diff(empty) > 1) + 1)
             ranges = ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
             raise DataValidationError(
                 f"{where}: without class names the labels are read as classes 0–{n_classes - 1}, but label(s) {ranges} "
-                f"have no image ({len(empty)} empty of {n_classes}). Renumber the labels 0..K-1, or give class_names"
+                f"have no training image ({len(empty)} of {n_classes}). Renumber the labels 0..K-1, or give class_names"
             )
     if len(present) < 2:
         raise DataValidationError(f"{where}: the training split has {len(present)} class(es); at least 2 are needed")
