@@ -18,6 +18,7 @@ from deepaug_pipeline.ingest import (
     split_dataset,
     validate_source,
 )
+from deepaug_pipeline.ingest.sources import read_idx
 from tests.conftest import RAW_FASHION, make_images, write_idx_folder
 
 
@@ -152,7 +153,7 @@ def test_image_folder_mixed_sizes_needs_image_size(tmp_path):
 def test_image_folder_corrupt_image_named(tmp_path):
     (tmp_path / "imgs" / "a").mkdir(parents=True)
     (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(DataSourceError, match=r"corrupt image file .*broken\.png"):
+    with pytest.raises(DataSourceError, match=r"corrupt or unreadable image file .*broken\.png"):
         load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs")))
 
 
@@ -243,8 +244,31 @@ def test_sixteen_bit_pngs_are_refused_by_name_or_scaled_by_the_stated_range_neve
     assert x.min() == 0 and x.max() == 255 and np.mean(x == 255) < 0.01  # clipping made 99.6% of pixels 255
     assert np.abs(x.astype(int) - np.round(values / 4095 * 255)).max() == 0
     Image.fromarray(np.zeros((12, 12), np.uint8)).save(tmp_path / "imgs" / "b" / "8bit.png")
-    with pytest.raises(DataSourceError, match=r"mixes 8-bit and 16-bit files"):
+    with pytest.raises(DataSourceError, match=r"mixes pixel types: .*0\.png holds uint16, .*8bit\.png uint8"):
         load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs")))
+
+
+def test_float_tiffs_are_read_as_their_values_not_converted_to_black(tmp_path):
+    """Pillow opens 32-bit float TIFFs in mode F; converting them to RGB clipped every 0-1 value to 0."""
+    values = np.linspace(0, 1, 12 * 12, dtype=np.float32).reshape(12, 12)
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(values).save(tmp_path / "imgs" / cls / f"{i}.tiff")
+    assert Image.open(tmp_path / "imgs" / "a" / "0.tiff").mode == "F"
+    x = validate_source(load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs")))).train.x
+    assert x.shape == (4, 12, 12, 1) and np.array_equal(x[0, ..., 0], np.round(values * 255).astype(np.uint8))
+    Image.fromarray(values * 255).save(tmp_path / "imgs" / "b" / "0.tiff")  # 0-255 floats: the range is asked for
+    with pytest.raises(DataValidationError, match=r"float pixel values reach 255, beyond \[0, 1\].*ingest.value_range"):
+        validate_source(load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs"))))
+
+
+def test_a_damaged_deflate_stream_in_an_idx_archive_is_named(tmp_path):
+    data = gzip.compress(bytes(range(256)) * 64)
+    damaged = data[:40] + bytes(b ^ 0xFF for b in data[40:60]) + data[60:]
+    (tmp_path / "t.gz").write_bytes(damaged)
+    with pytest.raises(DataSourceError, match=r"corrupt archive .*t\.gz"):
+        read_idx(tmp_path / "t.gz")
 
 
 # --------------------------------------------------------------------------- splits

@@ -11,6 +11,7 @@ import logging
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def read_idx(path: Path) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib.error: a damaged deflate stream
         raise DataSourceError(f"corrupt archive {path}: {exc}") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataSourceError(f"corrupt IDX file {path}: bad magic number {raw[:4]!r}")
@@ -112,20 +113,26 @@ def load_npz(path: Path) -> tuple[LabelledImages, LabelledImages | None]:
 
 # --------------------------------------------------------------------------- image folder
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # how Pillow opens 16-bit grayscale PNG and TIFF files
+FLOAT_MODE = "F"  # how Pillow opens 32-bit float grayscale TIFF files
+RAW_VALUE_MODES = (*SIXTEEN_BIT_MODES, FLOAT_MODE)
 
 
-def _sixteen_bit_array(img, image_size: tuple[int, int] | None, color_mode: str | None) -> np.ndarray:
-    """A 16-bit grayscale image as its raw uint16 values (Pillow's convert("L") would clip everything above 255 to
-    white); ingest.value_range then says what they mean (0-65535, or 0-4095 for 12-bit data in 16-bit files)."""
+def _raw_value_array(img, image_size: tuple[int, int] | None, color_mode: str | None) -> np.ndarray:
+    """A 16-bit or float grayscale image as its raw values, uint16 or float32 (Pillow's convert("L") would clip
+    everything above 255 to white, and every float below 1 to black); ingest's pixel rule then reads them: floats in
+    0-1 as they are, anything else by ingest.value_range (0-65535, or 0-4095 for 12-bit data in 16-bit files)."""
     from PIL import Image
 
-    img = img.convert("I")
+    img = img.convert(FLOAT_MODE if img.mode == FLOAT_MODE else "I")
     if image_size is not None:
         img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-    values = np.asarray(img, dtype=np.int64)
-    if values.min() < 0 or values.max() > 65535:
-        raise DataSourceError(f"pixel values [{values.min()}, {values.max()}] do not fit 16 bits")
-    values = values.astype(np.uint16)[..., None]
+    if img.mode == FLOAT_MODE:
+        values = np.asarray(img, dtype=np.float32)[..., None]
+    else:
+        values = np.asarray(img, dtype=np.int64)
+        if values.min() < 0 or values.max() > 65535:
+            raise DataSourceError(f"pixel values [{values.min()}, {values.max()}] do not fit 16 bits")
+        values = values.astype(np.uint16)[..., None]
     return np.repeat(values, 3, axis=-1) if color_mode == "rgb" else values
 
 
@@ -169,22 +176,23 @@ def _read_image_folder(
         for file in _class_images(folder) if folder.is_dir() else []:
             try:
                 with Image.open(file) as img:
-                    if img.mode in SIXTEEN_BIT_MODES:
-                        arr = _sixteen_bit_array(img, image_size, color_mode)
+                    if img.mode in RAW_VALUE_MODES:
+                        arr = _raw_value_array(img, image_size, color_mode)
                     else:
                         mode = {"grayscale": "L", "rgb": "RGB"}.get(color_mode or "", "L" if img.mode in ("L", "1") else "RGB")
                         img = img.convert(mode)
                         if image_size is not None:
                             img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
                         arr = np.asarray(img, dtype=np.uint8)
-            except (OSError, UnidentifiedImageError, DataSourceError) as exc:
-                raise DataSourceError(f"corrupt image file {file}: {exc}") from exc
-            depth = arr.dtype.itemsize * 8
-            depths.setdefault(depth, file)
+            except DataSourceError as exc:
+                raise DataSourceError(f"{file}: {exc}") from exc
+            except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+                raise DataSourceError(f"corrupt or unreadable image file {file}: {exc}") from exc
+            depths.setdefault(arr.dtype.str, file)
             if len(depths) > 1:  # one value_range must fit every file
-                raise DataSourceError(
-                    f"image folder {root} mixes 8-bit and 16-bit files ({depths[8]}, {depths[16]}): convert them to one depth"
-                )
+                (a, first), (b, odd) = depths.items()
+                raise DataSourceError(f"image folder {root} mixes pixel types: {first} holds {np.dtype(a).name}, {odd} "
+                                      f"{np.dtype(b).name}; convert the files to one depth")  # fmt: skip
             image = arr if arr.ndim == 3 else arr[..., None]
             shapes.setdefault(image.shape, file)
             if len(shapes) > 1:  # refused at the first odd file, not after reading every image
