@@ -89,6 +89,10 @@ def test_image_folder_one_subfolder_per_class(tmp_path):
     src = validate_source(load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs"))))
     assert src.class_names == ["cat", "dog"]
     assert src.train.x.shape == (6, 9, 11, 3) and src.train.y.tolist() == [0, 0, 0, 1, 1, 1]
+    # Names from the catalog must be the folders' own, in their order: other ones would name the wrong images.
+    assert load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs"), class_names=["cat", "dog"])).class_names == ["cat", "dog"]
+    with pytest.raises(DataSourceError, match=r"class_names \['dog', 'cat'\] .* do not match the class folders .*\['cat', 'dog'\]"):
+        load_source(SourceConfig(source="image_folder", path=str(tmp_path / "imgs"), class_names=["dog", "cat"]))
 
 
 def test_image_folder_refuses_a_class_without_images_saying_what_it_holds(tmp_path, caplog):
@@ -228,6 +232,18 @@ def test_a_stated_range_maps_onto_0_255_and_values_outside_it_are_refused():
         validate_source(_source(np.where(np.arange(20 * 64).reshape(20, 8, 8) == 5, 2.0, 0.5), np.arange(20) % 2), value_range=(0, 1))
     with pytest.raises(ConfigError, match=r"value_range \[1.0, 1.0\] must be \[low, high\] with low < high"):
         parse_config(IngestConfig, {"value_range": [1, 1]}, "ingest")
+    with pytest.raises(ConfigError, match=r"value_range \[0.0, inf\] must be finite"):
+        parse_config(IngestConfig, {"value_range": [0, float("inf")]}, "ingest")
+    # A 16-bit range left on 8-bit data would store every image near-black (255 → 1).
+    with pytest.raises(DataValidationError, match=r"value_range \[0, 65535\] reaches beyond what uint8 pixels can hold \(255\)"):
+        validate_source(_source(np.full((20, 8, 8), 255, np.uint8), np.arange(20) % 2), value_range=(0, 65535))
+
+
+def test_class_names_repeated_or_empty_are_refused_by_the_config():
+    with pytest.raises(ConfigError, match=r"class_names repeats 'shirt': each class needs its own name"):
+        parse_config(SourceConfig, {"source": "npz", "path": "x.npz", "class_names": ["shirt", "shirt", "bag"]}, "catalog raw_images")
+    with pytest.raises(ConfigError, match=r"class_names is empty"):
+        parse_config(SourceConfig, {"source": "npz", "path": "x.npz", "class_names": []}, "catalog raw_images")
 
 
 def test_sixteen_bit_pngs_are_refused_by_name_or_scaled_by_the_stated_range_never_clipped(tmp_path):

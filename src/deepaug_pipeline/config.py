@@ -7,6 +7,7 @@ inward. Unknown keys are rejected with the offending key named.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -72,6 +73,18 @@ class SourceConfig(_Strict):
         default=None, description="image_folder only: force 1 or 3 channels"
     )
 
+    @field_validator("class_names")
+    @classmethod
+    def _check_class_names(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return None
+        if not names:
+            raise ValueError("class_names is empty: list the classes in label order, or leave the key out")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:  # two labels under one name would merge their counts in the summary and the report
+            raise ValueError(f"class_names repeats {', '.join(map(repr, repeated))}: each class needs its own name")
+        return names
+
     @model_validator(mode="after")
     def _check_type_fields(self) -> SourceConfig:
         if self.source == "keras":
@@ -107,6 +120,8 @@ class IngestConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> IngestConfig:
+        if self.value_range is not None and not (math.isfinite(self.value_range[0]) and math.isfinite(self.value_range[1])):
+            raise ValueError(f"value_range {list(self.value_range)} must be finite: the pixel values' real range")
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
             raise ValueError(f"value_range {list(self.value_range)} must be [low, high] with low < high")
         return self

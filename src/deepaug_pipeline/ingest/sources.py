@@ -209,16 +209,24 @@ def _read_image_folder(
 
 
 def load_image_folder(
-    root: Path, image_size: tuple[int, int] | None, color_mode: str | None
+    root: Path, image_size: tuple[int, int] | None, color_mode: str | None, class_names: list[str] | None = None
 ) -> tuple[LabelledImages, LabelledImages | None, list[str]]:
-    """Load ``root/<class>/*.png`` (or ``root/train/<class>`` and ``root/test/<class>``)."""
+    """Load ``root/<class>/*.png`` (or ``root/train/<class>`` and ``root/test/<class>``); ``class_names``, if
+    given, must be the class folders' names as they sort."""
     if not root.is_dir():
         raise DataSourceError(f"missing folder for image_folder source: {root}")
     has_splits = (root / "train").is_dir() and (root / "test").is_dir()
     train_root = root / "train" if has_splits else root
-    class_names = [p.name for p in _class_folders(train_root)]
-    if not class_names:
+    folder_names = [p.name for p in _class_folders(train_root)]
+    if not folder_names:
         raise DataSourceError(f"image folder {train_root} has no class sub-folders")
+    if class_names is not None and class_names != folder_names:  # labels follow the folders, in sorted order
+        raise DataSourceError(
+            f"class_names {class_names} on the catalog entry do not match the class folders under {train_root}, "
+            f"{folder_names} (each image's label is its folder's place in that sorted list, so other names would "
+            "name the wrong images): leave class_names out, or list the folder names in that order"
+        )
+    class_names = folder_names
     if has_splits:
         unknown = sorted({p.name for p in _class_folders(root / "test")} - set(class_names))
         if unknown:
@@ -265,8 +273,7 @@ def load_source(cfg: SourceConfig, root: Path | None = None) -> ImageSource:
         train, test = load_npz(path)
         origin = f"npz:{path}"
     elif cfg.source == "image_folder":
-        train, test, folder_names = load_image_folder(path, cfg.image_size, cfg.color_mode)
-        class_names = class_names or folder_names
+        train, test, class_names = load_image_folder(path, cfg.image_size, cfg.color_mode, class_names)
         origin = f"image_folder:{path}"
     else:
         train, test = load_keras(cfg.name)

@@ -32,6 +32,11 @@ def _to_uint8(x: np.ndarray, where: str, value_range: tuple[float, float] | None
     lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
     if value_range is not None:
         low, high = value_range
+        if x.dtype.kind in "iu" and high > np.iinfo(x.dtype).max:  # e.g. a 16-bit range left on 8-bit data: near-black
+            raise DataValidationError(
+                f"{where}: ingest.value_range [{low:g}, {high:g}] reaches beyond what {x.dtype} pixels can hold "
+                f"({np.iinfo(x.dtype).max}), so every image would be stored near-black; state the range these values have"
+            )
         outside = int(np.count_nonzero((x < low) | (x > high)))
         if outside:
             raise DataValidationError(
