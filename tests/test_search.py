@@ -84,6 +84,21 @@ def test_log_survives_a_line_cut_short_by_a_crash(tmp_path):
     assert [t["key"] for t in read_log(path)[1]] == ["a", "b", "c"]
 
 
+def test_a_whole_last_record_without_its_newline_is_kept(tmp_path):
+    """A crash between a record and its newline, or a log rewritten with "\\n".join: the record is whole, and
+    resuming keeps it (it was cut away as a torn line) and ends it before the next record."""
+    path = tmp_path / "log.jsonl"
+    with TrialLog(path, CONFIG) as log:
+        log.append(_entry("a"))
+        log.append(_entry("b"))
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    assert [t["key"] for t in read_log(path)[1]] == ["a", "b"]
+    with TrialLog(path, CONFIG) as resumed:
+        assert resumed.done_keys == {"a", "b"}
+        resumed.append(_entry("c"))
+    assert [t["key"] for t in read_log(path)[1]] == ["a", "b", "c"]
+
+
 def test_log_under_another_config_is_refused_then_archived_on_request(tmp_path, monkeypatch):
     path = tmp_path / "log.jsonl"
     TrialLog(path, CONFIG).append(_entry("a"))

@@ -243,12 +243,28 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _whole_record(raw: bytes) -> dict | None:
+    """A last line without its newline, if it is nonetheless a whole JSON object (a crash between the record and its
+    newline, or a log rewritten by hand without the final one); None for a line a crash cut short."""
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
 def _drop_partial_last_line(path: Path) -> None:
-    """Cut a line left unfinished by a crash, so the next append starts on a line of its own."""
+    """Cut a line left unfinished by a crash, or end a whole last record with its newline, so the next append starts
+    on a line of its own."""
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
+        last_start = data.rfind(b"\n") + 1
         with open(path, "r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
+            if _whole_record(data[last_start:]) is not None:
+                fh.seek(0, os.SEEK_END)
+                fh.write(b"\n")
+            else:
+                fh.truncate(last_start)
 
 
 def read_log(path: str | Path) -> tuple[dict, list[dict]]:
@@ -258,7 +274,8 @@ def read_log(path: str | Path) -> tuple[dict, list[dict]]:
     header: dict = {}
     trials: list[dict] = []
     lines = path.read_bytes().split(b"\n")
-    for number, raw in enumerate(lines[:-1], start=1):  # the last piece is b"" unless the final write was cut short
+    last = _whole_record(lines[-1]) if lines[-1].strip() else None  # b"" unless the final newline is missing
+    for number, raw in enumerate(lines[:-1] + ([lines[-1]] if last is not None else []), start=1):
         if not raw.strip():
             continue
         try:
