@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
 
 from deepaug_pipeline.run_log import read_log
 from deepaug_pipeline.tracking_guard import anchored_to_project, tracking_problem, tracking_uri
@@ -104,9 +107,7 @@ def test_a_server_killed_mid_search_costs_seconds_and_every_output_is_written(pr
     assert after_kill < 240  # each MLflow call gives up within seconds, not four minutes
 
 
-def test_the_sessions_run_is_closed_at_the_end_but_a_run_the_user_opened_stays_open(tmp_path):
-    """kedro-mlflow re-opens its run per node and closes it once: the guard closes the rest, keeping its status,
-    and never closes a run the user had open before the session (kedro-mlflow logs into that one)."""
+def test_tracking_that_fails_mid_run_closes_the_sessions_run_and_leaves_the_users(tmp_path):
     import mlflow
 
     from deepaug_pipeline.tracking_guard import GuardedMlflowHook
@@ -114,25 +115,50 @@ def test_the_sessions_run_is_closed_at_the_end_but_a_run_the_user_opened_stays_o
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         guard = GuardedMlflowHook()
-        experiment = mlflow.create_experiment("guard")  # explicit: an earlier in-process session set an active one
-        session_run = mlflow.start_run(experiment_id=experiment).info.run_id
-        mlflow.start_run(run_id=session_run, nested=True)  # a node's re-opening (kedro-mlflow: run.nested true)
-        mlflow.MlflowClient().set_terminated(session_run, "FAILED")
-        guard._inner.run_id, guard._users_run = session_run, None
-        guard._close_reopened_run()  # what after_pipeline_run and on_pipeline_error do after kedro-mlflow's own
-        assert mlflow.active_run() is None
-        assert mlflow.get_run(session_run).info.status == "FAILED"
-
-        users_run = mlflow.start_run(experiment_id=experiment).info.run_id
-        guard._inner.run_id, guard._users_run = users_run, users_run
-        guard._close_reopened_run()
-        assert mlflow.active_run() is not None and mlflow.active_run().info.run_id == users_run
-        # Tracking that fails mid-run closes the session's own run as FAILED, and leaves the user's open.
+        users_run = mlflow.start_run(experiment_id=mlflow.create_experiment("guard")).info.run_id
+        guard._users_run = users_run
         ours = mlflow.start_run(nested=True).info.run_id
+        mlflow.start_run(run_id=ours, nested=True)  # a threaded runner's re-opening: listed twice
         guard._disable("the server went away")
         assert mlflow.active_run().info.run_id == users_run and mlflow.get_run(ours).info.status == "FAILED"
         mlflow.end_run()
+        assert mlflow.active_run() is None
     finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_a_session_inside_a_run_the_user_opened_logs_into_it_and_leaves_it_theirs(project):
+    """A notebook that opened a run, then runs a session: kedro-mlflow must see that run (it looks in the thread the
+    guard's bounded set-up ran on), log the session's parameters into it, leave it open and listed once (its
+    re-opening per node pushed a copy onto MLflow's per-thread run list each time), and keep the user's store."""
+    import mlflow
+
+    users_store = f"sqlite:///{project / 'users.db'}"
+    mlflow.set_tracking_uri(users_store)
+    try:
+        users_run = mlflow.start_run(experiment_id=mlflow.create_experiment("mine")).info.run_id
+        with contextlib.chdir(project):
+            bootstrap_project(project)
+            with KedroSession.create(project_path=project, env="test") as session:
+                session.run(pipeline_names=["ingest"])
+        assert mlflow.get_tracking_uri() == users_store
+        assert mlflow.active_run() is not None and mlflow.active_run().info.run_id == users_run
+        run = mlflow.get_run(users_run)
+        assert run.info.status == "RUNNING" and run.data.params["ingest.train_set_size"] == "200"
+        assert not mlflow.MlflowClient().search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{users_run}'")
+        mlflow.end_run()
+        assert mlflow.active_run() is None  # listed once: one end_run closes it
+        assert mlflow.get_run(users_run).info.status == "FINISHED"
+        # Without a run of the user's, the session's own run is closed at its end (none is left to nest the next under).
+        with contextlib.chdir(project):
+            with KedroSession.create(project_path=project, env="test") as session:
+                session.run(pipeline_names=["ingest"])
+        assert mlflow.active_run() is None
+        ours = mlflow.search_runs(experiment_names=["deepaug_pipeline"], output_format="list")
+        assert [(r.info.status, r.data.tags.get("mlflow.parentRunId")) for r in ours] == [("FINISHED", None)]
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
         mlflow.set_tracking_uri(None)
 
 

@@ -129,14 +129,14 @@ class GuardedMlflowHook:
         )  # fmt: skip
         if self._catalog is not None:
             tracking_off(self._catalog)
-        try:
-            import mlflow
+        import mlflow
 
-            # Leave no run of ours half-open in this process; a run the user opened before the session stays theirs.
-            while (active := mlflow.active_run()) is not None and active.info.run_id != self._users_run:
+        # Leave no run of ours half-open in this process; a run the user opened before the session stays theirs.
+        while (active := mlflow.active_run()) is not None and active.info.run_id != self._users_run:
+            try:
                 mlflow.end_run("FAILED")
-        except Exception:  # noqa: BLE001 - the server is gone; the run stays as the server last saw it
-            pass
+            except Exception:  # noqa: BLE001 - end_run takes the run off the list before it tells the (gone) server
+                pass
 
     def _call(self, name: str, **kwargs: Any) -> None:
         if not self.enabled:
@@ -167,6 +167,14 @@ class GuardedMlflowHook:
         self.uri = tracking_uri(conf, Path(context.project_path))
         if conf:
             loader["mlflow"] = anchored_to_project(conf, Path(context.project_path))  # what kedro-mlflow reads next
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            # A run the user opened (a notebook): kedro-mlflow takes its store and logs into it, but only if it sees
+            # it, and MLflow lists active runs per thread, so its set-up runs here; it reads the run, contacting no
+            # server the user is not already using.
+            self._call("after_context_created", context=context)
+            return
         # kedro-mlflow's own set-up is the first contact with the server (it finds or creates the experiment, with
         # its credentials and headers): run it, but give it PROBE_SECONDS at most.
         problem = bounded(lambda: self._inner.after_context_created(context=context), PROBE_SECONDS)
@@ -194,7 +202,21 @@ class GuardedMlflowHook:
 
     @hook_impl
     def before_node_run(self, node, catalog, inputs, is_async) -> None:
-        self._call("before_node_run", node=node, catalog=catalog, inputs=inputs, is_async=is_async)
+        import mlflow
+
+        run_id = getattr(self._inner, "run_id", None)
+        active = mlflow.active_run() if self.enabled and run_id is not None else None
+        if active is None or active.info.run_id != run_id:  # another thread (a threaded runner): it re-opens the run
+            self._call("before_node_run", node=node, catalog=catalog, inputs=inputs, is_async=is_async)
+            return
+        # kedro-mlflow re-opens its run before every node, for threaded runners; in the thread that already holds it
+        # each re-opening lists the run once more on MLflow's per-thread list, which outlives the session (a user's
+        # own run then needed one end_run per node). Here it only logs the node's parameters.
+        self._inner.run_id = None
+        try:
+            self._call("before_node_run", node=node, catalog=catalog, inputs=inputs, is_async=is_async)
+        finally:
+            self._inner.run_id = run_id
 
     @hook_impl
     def before_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
@@ -212,31 +234,7 @@ class GuardedMlflowHook:
     @hook_impl
     def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
         self._call("after_pipeline_run", run_params=run_params, pipeline=pipeline, catalog=catalog)
-        self._close_reopened_run()
 
     @hook_impl
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         self._call("on_pipeline_error", error=error, run_params=run_params, pipeline=pipeline, catalog=catalog)
-        self._close_reopened_run()
-
-    def _close_reopened_run(self) -> None:
-        """kedro-mlflow re-opens its run before every node and closes it once at the end, so on MLflow 3 the run stays
-        active in this thread: a second session in the same process (a notebook) would nest its run under it. Close
-        what is left of this session's run, never a run the user opened before it (kedro-mlflow leaves that open)."""
-        import mlflow
-
-        run_id = getattr(self._inner, "run_id", None)
-        if not self.enabled or run_id is None or run_id == self._users_run:
-            return
-
-        def still_open() -> bool:
-            active = mlflow.active_run()
-            return active is not None and active.info.run_id == run_id
-
-        try:
-            if still_open():
-                status = mlflow.get_run(run_id).info.status  # the status kedro-mlflow gave it
-                while still_open():
-                    mlflow.end_run(status)
-        except Exception as exc:  # noqa: BLE001 - the run's outputs are written; only the bookkeeping failed
-            self._disable(f"closing the MLflow run failed: {describe(exc)}")
