@@ -307,6 +307,20 @@ def test_nan_loss_marks_the_trial_failed_with_reward_zero(custom_models):
     assert "non-finite loss" in outcome.reason
 
 
+def test_a_fit_out_of_memory_is_lost_not_a_failed_policy(monkeypatch):
+    """Whether a fit fits in memory depends on what else holds the device (Dask workers sharing one GPU): a lost
+    outcome, which the search runs again, not a reward of 0 told to the optimiser."""
+    runner = TrialRunner(_data(), _data(100), 4, SETTINGS, seed=1)
+
+    def out_of_memory(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[128,160,32,32]\nmore")
+
+    monkeypatch.setattr(runner.trainer, "fit", out_of_memory)
+    outcome = runner.run(_fit(POLICY))
+    assert outcome.lost and outcome.status == "failed"
+    assert outcome.reason == "out of memory (ResourceExhaustedError: OOM when allocating tensor with shape[128,160,32,32])"
+
+
 def test_an_exception_marks_the_trial_failed_and_is_reported(custom_models):
     settings = ChildConfig(**{**SETTINGS.model_dump(), "model": "my_models.broken", "model_options": {}})
     outcome = TrialRunner(_data(), _data(100), 4, settings, seed=1).run(_fit(POLICY))

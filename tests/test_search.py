@@ -886,8 +886,8 @@ def test_a_fit_the_executor_lost_is_run_again_on_resume(tmp_path):
     loses = LosesOneFit(helps, "trial/2", "KilledWorker: worker died twice")
     loop = SearchLoop(policy_space(cfg, 1), cfg, 0, log, loses)
     # The other trials still run; then the search stops, with nothing told to the optimiser as a reward of 0.
-    with pytest.raises(SearchError, match=r"1 fit\(s\) did not come back from their Dask workers, twice each "
-                                          r"\(trial/2: KilledWorker: worker died twice\).*rerun the search"):  # fmt: skip
+    with pytest.raises(SearchError, match=r"1 fit\(s\) were lost twice each, to a Dask worker that died or to a device "
+                                          r"out of memory \(trial/2: KilledWorker: worker died twice\).*rerun the search"):  # fmt: skip
         loop.run()
     log.close()
     assert [c.key for c in loses.calls if c.stage == "search"] == ["trial/1", "trial/2", "trial/2", "trial/3"]

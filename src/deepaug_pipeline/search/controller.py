@@ -100,8 +100,8 @@ class SearchLoop:
             future = self.executor.next_done(running)
             request = running.pop(future)
             outcome = self.executor.outcome(future)
-            if outcome.lost and request.key not in retried:  # a lost worker, not the child's failure: once more
-                log.warning("%s did not come back from its worker (%s); running it again", request.key, outcome.reason)
+            if outcome.lost and request.key not in retried:  # a lost worker or memory, not the child's failure: once more
+                log.warning("%s was lost: %s; running it again", request.key, outcome.reason)
                 retried.add(request.key)
                 running[self.executor.submit(request)] = request
                 continue
@@ -109,10 +109,11 @@ class SearchLoop:
             launch(self.executor.slots - len(running))  # a finished fit may make several more ready (re-evaluation)
         if self.lost:  # after the stage's other fits: all of them are logged and kept
             raise SearchError(
-                f"{len(self.lost)} fit(s) did not come back from their Dask workers, twice each "
-                f"({'; '.join(f'{r.key}: {r.reason}' for r in self.lost[:3])}). They are logged as lost, not as "
-                "results: rerun the search to run them again, and every finished fit is kept. If workers keep dying, "
-                "check their memory (search.n_workers, search.threads_per_worker)."
+                f"{len(self.lost)} fit(s) were lost twice each, to a Dask worker that died or to a device out of "
+                f"memory ({'; '.join(f'{r.key}: {r.reason}' for r in self.lost[:3])}). They are logged as lost, not as "
+                "results: rerun the search to run them again, and every finished fit is kept. If it keeps happening, "
+                "check the workers' memory (search.n_workers, search.threads_per_worker) or the child's size "
+                "(search.child.batch_size, search.child.model)."
             )
 
     def _run_all(self, requests: list[FitRequest], describe) -> None:

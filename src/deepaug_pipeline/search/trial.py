@@ -168,11 +168,17 @@ class TrialRunner:
 
     def run(self, request: FitRequest) -> FitOutcome:
         """One fit (or one density scoring); a failure (NaN loss, any exception) is an outcome with status
-        ``failed``, never a raise."""
+        ``failed``, never a raise. A fit that ran out of memory is ``lost`` instead: whether it fits depends on what
+        else holds the device (Dask workers sharing a GPU), not on the policy, so the search runs it again."""
+        import tensorflow as tf
+
         started = time.time()
         clock = time.perf_counter()
         try:
             result = dict(status="ok", **(self._score(request) if request.scores_only else self._fit(request)))
+        except tf.errors.ResourceExhaustedError as exc:
+            result = dict(status="failed", reward=0.0, lost=True, reason=f"out of memory ({type(exc).__name__}: "
+                          f"{str(exc).strip().splitlines()[0][:300]})")  # fmt: skip
         except Exception as exc:  # a failed fit scores 0 and the search goes on
             result = dict(status="failed", reward=0.0, reason=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc(limit=5))  # fmt: skip
