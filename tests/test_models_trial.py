@@ -93,6 +93,28 @@ def test_a_fit_whose_loss_goes_non_finite_stops_at_that_epoch():
     assert not history.finite and len(history.train_loss) == 6
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_mixed_precision_model_trains_with_a_float32_loss(policy):
+    """A float16 model's loss times the batch size failed to build (float16 * float32), so every fit failed."""
+    import keras
+
+    x, y = make_images(64, 10, (28, 28))
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = build_model("fastcnn", (28, 28, 1), 10, width=4, dense=8)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.dtype_policy.compute_dtype == policy.split("_")[1]
+    trainer = Trainer(model, LabelledImages(x, y), FitSettings(epochs=2, batch_size=16))
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
+    before = [w.copy() for w in model.get_weights()]
+    history = trainer.fit((), 0, LabelledImages(x[:16], y[:16]))
+    assert history.finite and history.train_loss[1] < history.train_loss[0]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    trainer.reset()
+    assert np.array_equal(trainer.fit((), 0, LabelledImages(x[:16], y[:16])).train_loss, history.train_loss)
+
+
 def test_basiccnn_size_matches_deepaugment():
     assert abs(build_model("basiccnn", (32, 32, 3), 10).count_params() - 1_250_858) < 1000
     assert 0.85e6 < build_model("basiccnn", (28, 28, 1), 10).count_params() < 0.95e6

@@ -103,6 +103,8 @@ class Trainer:
         self._train_y = tf.constant(train.y.astype(np.int32))
         self.steps_per_epoch = math.ceil(len(train) / settings.batch_size)
         self.optimizer = keras_optimizer(settings, self.steps_per_epoch * settings.epochs)
+        if model.dtype_policy.compute_dtype == "float16":  # mixed_float16: small gradients underflow without scaling
+            self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
         self.optimizer.build(model.trainable_variables)
         self._from_logits = not outputs_probabilities(model)
         self._snapshot()
@@ -142,16 +144,17 @@ class Trainer:
 
     def _train_step(self, x, y):
         with tf.GradientTape() as tape:
-            out = self.model(x, training=True)
+            out = tf.cast(self.model(x, training=True), tf.float32)  # a mixed-precision model computes in float16
             loss = self._loss(y, out)
-            total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
-        grads = tape.gradient(total, self.model.trainable_variables)
+            total = loss + tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses]) if self.model.losses else loss
+            scaled = self.optimizer.scale_loss(total)  # the loss itself unless the optimizer scales it (float16)
+        grads = tape.gradient(scaled, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(out, -1, output_type=tf.int32), y), tf.float32))
         return loss, correct
 
     def _eval_batch(self, x, y):
-        out = self.model(to_unit(x), training=False)
+        out = tf.cast(self.model(to_unit(x), training=False), tf.float32)
         loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, out, from_logits=self._from_logits))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(out, -1, output_type=tf.int32), y), tf.float32))
         return loss, correct
