@@ -100,3 +100,19 @@ def test_the_executors_cluster_starts_without_the_trim_threshold_even_if_this_pr
     # the process's own settings are back once the cluster is gone, and what the nanny added is gone with it
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and os.environ["OMP_NUM_THREADS"] == "2"
     assert "MKL_NUM_THREADS" not in os.environ and "PYTHONHASHSEED" not in os.environ
+
+
+def test_start_up_notices_are_hidden_only_where_no_nvidia_driver_is_installed(capfd, monkeypatch):
+    """Captured, the last words of a process that aborts during CUDA's set-up were lost: on a machine with a driver
+    everything goes straight through."""
+    from deepaug_pipeline import devices
+
+    monkeypatch.setattr(devices, "_nvidia_driver", lambda: False)
+    with devices.start_up_notices_filtered():
+        os.write(2, b"I0000 oneDNN custom operations are on.\nE0000 failed call to cuInit: no driver\nF0000 real problem\n")
+    err = capfd.readouterr().err
+    assert "real problem" in err and "oneDNN" not in err and "cuInit" not in err
+    monkeypatch.setattr(devices, "_nvidia_driver", lambda: True)
+    with devices.start_up_notices_filtered():
+        os.write(2, b"E0000 failed call to cuInit: CUDA_ERROR_NO_DEVICE\n")
+        assert "failed call to cuInit: CUDA_ERROR_NO_DEVICE" in capfd.readouterr().err  # at once, inside the block

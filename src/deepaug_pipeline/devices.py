@@ -14,22 +14,27 @@ from contextlib import contextmanager
 log = logging.getLogger(__name__)
 
 # What TensorFlow's native libraries print while loading, straight to file descriptor 2 and before TensorFlow's own
-# logging starts (so TF_CPP_MIN_LOG_LEVEL cannot hide it). The GPU lines are only noise where no NVIDIA driver is
-# installed; with one, a failing cuInit is a real problem and stays visible.
-_NOTICES = [r"oneDNN custom operations are on", r"All log messages before absl::InitializeLog\(\) is called",
-            r"This TensorFlow binary is optimized to use available CPU instructions", r"To enable the following instructions:"]  # fmt: skip
-_NO_DRIVER_NOTICES = [r"Could not find cuda drivers on your machine", r"failed call to cuInit"]
+# logging starts (so TF_CPP_MIN_LOG_LEVEL cannot hide it). Hidden only where no NVIDIA driver is installed, where the
+# GPU lines are noise; with one, a failing cuInit is a real problem and everything stays visible.
+_START_UP_NOTICE = re.compile("|".join([
+    r"oneDNN custom operations are on", r"All log messages before absl::InitializeLog\(\) is called",
+    r"This TensorFlow binary is optimized to use available CPU instructions", r"To enable the following instructions:",
+    r"Could not find cuda drivers on your machine", r"failed call to cuInit",
+]))  # fmt: skip
 
 
-def _start_up_notice() -> re.Pattern:
-    no_driver = not os.path.exists("/proc/driver/nvidia/version")
-    return re.compile("|".join(_NOTICES + (_NO_DRIVER_NOTICES if no_driver else [])))
+def _nvidia_driver() -> bool:
+    return os.path.exists("/proc/driver/nvidia/version")
 
 
 @contextmanager
 def start_up_notices_filtered() -> Iterator[None]:
     """Run the block with file descriptor 2 captured, then write back every line but TensorFlow's start-up notices
-    (errors, warnings and everything else come back, only later)."""
+    (errors, warnings and everything else come back, only later). Not where an NVIDIA driver is installed: there
+    CUDA's set-up may abort the process, and its last words must reach the console (or a Dask worker's log)."""
+    if _nvidia_driver():
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
@@ -41,8 +46,7 @@ def start_up_notices_filtered() -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            notice = _start_up_notice()
-            kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True) if not notice.search(line)]
+            kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True) if not _START_UP_NOTICE.search(line)]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
