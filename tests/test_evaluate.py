@@ -209,6 +209,54 @@ def test_verdict_names_the_best_and_separates_real_gaps_from_seed_noise():
     assert [line for line in with_alias if "no policy found" not in line] == without_found
 
 
+def test_a_strategy_reusing_one_left_out_of_the_list_shows_its_runs_as_its_own():
+    """strategies [none, standard+found] and no policy found: found's runs are standard's, which is trained but not
+    listed. Its curve is drawn (it was skipped as an alias) and its row names no missing strategy by its key."""
+    from deepaug_pipeline.evaluate.report import learning_curves
+
+    runs = [_run("none", i, 0.8) for i in range(2)]
+    runs += [replace(_run("standard", i, 0.85), strategy="standard+found", key=f"standard+found/{i}", same_as="standard")
+             for i in range(2)]  # fmt: skip
+    table = results_table(runs, ["none", "standard+found"], EMPTY)
+    assert _comparison_frame(table)["strategy"].tolist() == ["none", "crop + flip (no policy found)"]
+    figure = learning_curves(runs, dict(zip(table["strategy"], table["label"])))
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["none", "crop + flip (no policy found)"]
+    figure.clf()
+    # Listed, standard draws the line and found does not repeat it.
+    runs += [_run("standard", i, 0.85) for i in range(2)]
+    table = results_table(runs, ["none", "standard", "standard+found"], EMPTY)
+    figure = learning_curves(runs, dict(zip(table["strategy"], table["label"])))
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["none", "standard (crop + flip)"]
+    assert _comparison_frame(table)["strategy"].tolist()[2] == "crop + flip (no policy found) (= standard (crop + flip), not trained twice)"
+
+
+def test_with_no_base_each_comparison_is_said_once_under_the_runs_it_is():
+    """Base none: standard is none's runs, so "found vs standard" and "found vs none" are one comparison (it was
+    printed twice); with no policy either, found is none's runs too, and its comparisons are RandAugment's."""
+    accs = {"none": [0.80, 0.81, 0.80], "standard+found": [0.85, 0.86, 0.857], "standard+randaugment": [0.84, 0.85, 0.845]}
+    own = [_run(s, i, a) for s, v in accs.items() for i, a in enumerate(v)]
+    alias = [replace(r, strategy="standard", key=f"standard/{r.seed_index}", same_as="none") for r in own if r.strategy == "none"]
+    strategies = ["none", "standard", "standard+found", "standard+randaugment"]
+    on_none = Policy(FOUND.sub_policies, metadata={"base_augmentation": "none"})
+    lines = verdict(results_table(own + alias, strategies, on_none), own + alias)
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "standard (none)", "none + found policy vs standard (none)", "none + RandAugment vs standard (none)",
+        "none + found policy vs none + RandAugment"]  # fmt: skip
+    assert lines[1] == "standard (none): the same runs as none, nothing to compare."
+
+    nothing = [r for r in own if r.strategy != "standard+found"]
+    nothing += [replace(r, strategy="standard+found", key=f"standard+found/{r.seed_index}", same_as="standard") for r in alias]
+    nothing += alias
+    empty_on_none = Policy((), p_none=1.0, metadata={"base_augmentation": "none"})
+    lines = verdict(results_table(nothing, strategies, empty_on_none), nothing)
+    assert lines[1:] == [
+        "standard (none): the same runs as none, nothing to compare.",
+        "none (no policy found): the same runs as standard (none), nothing to compare.",
+        "none + RandAugment vs standard (none): 4.17 points lower error (25.0 standard errors over 3 paired seeds: "
+        "beyond seed noise).",
+    ]
+
+
 def test_gaps_are_paired_by_seed_and_two_seeds_are_too_few_to_call_one():
     # The seeds spread the error by 10 points; found is 0.4-0.6 points better on every one of them. Unpaired, the
     # standard error of the difference of the means is about 4 points; paired, 0.06.

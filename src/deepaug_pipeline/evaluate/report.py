@@ -59,7 +59,8 @@ def learning_curves(runs: list[EvaluationRun], labels: dict[str, str]) -> plt.Fi
     """Validation accuracy per epoch, averaged over seeds, one line per strategy trained (not aliases), each with
     its own line style and marker so overlapping strategies stay visible."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for strategy in dict.fromkeys(r.strategy for r in runs if not r.same_as):
+    trained = {r.strategy for r in runs if not r.same_as}  # an alias of a strategy left out of the list draws its runs
+    for strategy in dict.fromkeys(r.strategy for r in runs if not r.same_as or r.same_as not in trained):
         curves = np.array([r.history["val_accuracy"] for r in runs if r.strategy == strategy and r.ok])
         if len(curves):
             colour, style, marker = _look(strategy)
@@ -120,7 +121,7 @@ def _comparison_frame(table: pd.DataFrame) -> pd.DataFrame:
     for r in table.to_dict("records"):
         same = r.get("same_as")
         rows.append([
-            r["label"] + (f" (= {labels.get(same, same)}, not trained twice)" if isinstance(same, str) else ""), str(r["runs"]),
+            r["label"] + (f" (= {labels[same]}, not trained twice)" if isinstance(same, str) and same in labels else ""), str(r["runs"]),
             _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], r["runs"]),
             _mean_std(r["test_error_mean"], r["test_error_std"], r["runs"]),
             "–" if pd.isna(r.get("error_reduction_vs_none")) else f"{r['error_reduction_vs_none'] * 100:+.1f}%",
@@ -208,15 +209,23 @@ def verdict(table: pd.DataFrame, runs: list[EvaluationRun]) -> list[str]:
     if rows.empty:
         return ["No run finished, so there is nothing to compare.", *failures]
     lines = [_lowest_error(rows, same_as), *failures]
-    made = {(a, b) for a, b in COMPARISONS if a in rows.index and b in rows.index}
+
+    def runs_of(name: str) -> str:  # the listed strategy whose runs ``name`` are (found → standard → none)
+        while _reuses_a_listed_strategy(name, rows, same_as):
+            name = same_as[name]
+        return name
+
+    compared: set[frozenset[str]] = set()
+    said_same: set[str] = set()
     for a, b in COMPARISONS:
-        if (a, b) not in made:
+        if a not in rows.index or b not in rows.index:
             continue
-        if same_as.get(a) == b:
-            lines.append(f"{rows.loc[a, 'label']}: the same runs as {rows.loc[b, 'label']}, nothing to compare.")
-        elif a in same_as and ({(same_as[a], b), (b, same_as[a])} & made):
-            continue  # the same comparison as one of the strategy whose runs it reuses, already said
-        else:
+        if runs_of(a) == runs_of(b):
+            if a not in said_same:
+                lines.append(f"{rows.loc[a, 'label']}: the same runs as {rows.loc[b, 'label']}, nothing to compare.")
+                said_same.add(a)
+        elif (pair := frozenset((runs_of(a), runs_of(b)))) not in compared:  # else said, under the runs' own name
+            compared.add(pair)
             lines.append(_compare(rows.loc[a], rows.loc[b], paired_error_difference(runs, a, b)))
     return lines
 
