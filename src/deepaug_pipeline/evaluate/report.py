@@ -172,14 +172,17 @@ def _compare(a: pd.Series, b: pd.Series, difference: PairedGain) -> str:
     return f"{a['label']} vs {b['label']}: {size} ({noise})."
 
 
-def _lowest_error(rows: pd.DataFrame, same_as: dict[str, str]) -> str:
+def _lowest_error(rows: pd.DataFrame, same_as: dict[str, str], runs: list[EvaluationRun]) -> str:
     """The strategy (or the tied strategies) with the lowest mean test error; a strategy that reuses the runs of
-    another strategy in the table is that strategy, and is not named twice."""
+    another strategy in the table is that strategy, and is not named twice. Means over different seeds (a run that
+    failed) are said to be so."""
     own = rows[[not _reuses_a_listed_strategy(name, rows, same_as) for name in rows.index]]
     lowest = own["test_error_mean"].min()
     tied = own.index[np.isclose(own["test_error_mean"], lowest, rtol=0, atol=1e-12)]
     names = " and ".join(own.loc[tied, "label"])
-    return f"Lowest mean test error: {names} ({lowest * 100:.2f}%{', tied' if len(tied) > 1 else ''})."
+    finished = {frozenset(r.seed_index for r in runs if r.strategy == name and r.ok) for name in own.index}
+    caveat = "; the strategies finished on different seeds, so compare them by the paired lines below" if len(finished) > 1 else ""
+    return f"Lowest mean test error: {names} ({lowest * 100:.2f}%{', tied' if len(tied) > 1 else ''}{caveat})."
 
 
 def _reuses_a_listed_strategy(name: str, rows: pd.DataFrame, same_as: dict[str, str]) -> bool:
@@ -208,7 +211,7 @@ def verdict(table: pd.DataFrame, runs: list[EvaluationRun]) -> list[str]:
     rows = rows[rows["runs"] > 0]
     if rows.empty:
         return ["No run finished, so there is nothing to compare.", *failures]
-    lines = [_lowest_error(rows, same_as), *failures]
+    lines = [_lowest_error(rows, same_as, runs), *failures]
 
     def runs_of(name: str) -> str:  # the listed strategy whose runs ``name`` are (found → standard → none)
         while _reuses_a_listed_strategy(name, rows, same_as):
