@@ -106,3 +106,16 @@ def test_a_z_of_2_that_rounding_lifts_above_it_is_a_tie_so_stopping_at_the_cap_d
     assert tie.gains[0] == 0.0 and tie.z > ACCEPT_SE and not tie.accepted
     assert reachable_z((0.0,), 2) == ACCEPT_SE and not beyond_accept_se(reachable_z((0.0,), 2))
     assert paired_gain(2, {3: 0.76, 4: 0.77, 5: 0.765}, {3: 0.75, 4: 0.755, 5: 0.76}).accepted  # clear z: still counts
+
+
+def test_differences_equal_but_for_float_rounding_have_no_spread():
+    """The same 10-image difference on every seed, as 1 − accuracy: float rounding left a spread of 6e-17, which
+    made a z of hundreds of thousands ("beyond seed noise") where there is no noise estimate at all."""
+    from deepaug_pipeline.search.noise import sample_std
+
+    correct = [845, 826, 808]  # of 1000
+    gains = [(1 - k / 1000) - (1 - (k + 10) / 1000) for k in correct]
+    assert np.std(gains, ddof=1) > 0  # the residue this is about
+    assert sample_std(gains) == 0.0
+    assert paired_gain(None, dict(enumerate(gains)), dict.fromkeys(range(3), 0.0)).z == math.inf
+    assert sample_std([0.8, 0.8001, 0.8]) > 0  # one image in 10k is a spread

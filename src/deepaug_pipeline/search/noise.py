@@ -31,8 +31,17 @@ def beyond_accept_se(z: float) -> bool:
 
 def sample_std(values: Sequence[float]) -> float:
     """The sample std (ddof 1); NaN from one value, which gives no estimate (not a spread of 0). As an array: NumPy
-    hands a pandas Series to its own std, whose last bits differ."""
-    return float(np.std(np.asarray(values, np.float64), ddof=1)) if len(values) > 1 else math.nan
+    hands a pandas Series to its own std, whose last bits differ. Values equal but for float rounding (the same
+    difference in images on every seed, reached through other sums) have no spread: a rounding residue as the
+    spread made a z of hundreds of thousands."""
+    if len(values) < 2:
+        return math.nan
+    array = np.asarray(values, np.float64)
+    std = float(np.std(array, ddof=1))
+    return 0.0 if std <= ROUNDING * float(np.max(np.abs(array))) else std
+
+
+ROUNDING = 1e-9  # relative: accuracies move in steps of 1/N images (1e-4 for 10k), float64 rounding is ~1e-16
 
 
 @dataclass(frozen=True)
