@@ -355,7 +355,11 @@ def test_empty_policy_is_the_identity_and_the_layer_runs_the_searchs_base_first(
     images = _batch(3, np.uint8, n=16)
     empty = Policy((), p_none=1.0, metadata={"base_augmentation": "standard"})
     assert Policy.from_dict(empty.to_dict()).is_empty and empty.describe() == []
-    np.testing.assert_array_equal(empty.apply(images, seed=1).numpy(), images)
+    np.testing.assert_array_equal(empty.apply(images, seed=1, with_base=False).numpy(), images)
+    # apply shows what training sees, as the layer does: the base first (it skipped it, so previews understated it).
+    previewed = empty.apply(images, seed=1).numpy()
+    assert not np.array_equal(previewed, images) and previewed.dtype == np.uint8
+    np.testing.assert_array_equal(previewed, empty.as_layer().augment(images, tf.constant([1, 0], tf.int64)).numpy())
     np.testing.assert_array_equal(empty.as_layer(seed=1, with_base=False)(images, training=True).numpy(), images)
     with_base = empty.as_layer(seed=1)(images, training=True).numpy()
     assert with_base.shape == images.shape and not np.array_equal(with_base, images)  # crop + flip still applies

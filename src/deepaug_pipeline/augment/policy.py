@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from deepaug_pipeline.augment import imaging, kernels, ops as ops_lib
+from deepaug_pipeline.augment import kernels, ops as ops_lib
 from deepaug_pipeline.augment.baselines import BASES
 from deepaug_pipeline.config import validation_problems
 from deepaug_pipeline.errors import UserError
@@ -216,12 +216,12 @@ class Policy:
                 probs[i, j] = op.probability
         return PolicyTensors(tf.constant(op_ids), tf.constant(mags), tf.constant(probs), tf.constant(self.p_none, tf.float32))
 
-    def apply(self, images, seed: int | None = 0, value_range: tuple[float, float] | None = None) -> tf.Tensor:
-        """Augment a batch (uint8, or float in ``value_range``) once; returns the same dtype and range."""
-        images = tf.convert_to_tensor(images)
+    def apply(self, images, seed: int | None = 0, value_range: tuple[float, float] | None = None, with_base: bool = True) -> tf.Tensor:
+        """Augment a batch (uint8, or float in ``value_range``) once, as ``as_layer`` does in training: the search's
+        base augmentation first unless ``with_base=False``. Returns the same dtype and range."""
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        return augment_batch(images, self.tensors(), tf.constant([seed, 0], tf.int64), value_range, self.op_indices())
+        return self.as_layer(value_range=value_range, with_base=with_base).augment(images, tf.constant([seed, 0], tf.int64))
 
     def as_layer(self, seed: int | None = None, value_range: tuple[float, float] | None = None, with_base: bool = True):
         """A Keras layer applying this policy in training only (serialisable in ``.keras``); the search's base
@@ -279,15 +279,3 @@ def apply_policy(
     k = tf.shape(policy.op_ids)[0]
     chosen = tf.where(rng.uniform([n]) < policy.p_none, -1, rng.integers([n], k))
     return apply_sub_policies(images, policy, chosen, rng.seed(), available)
-
-
-def augment_batch(
-    images: tf.Tensor,
-    policy: PolicyTensors,
-    seed: tf.Tensor,
-    value_range: tuple[float, float] | None = None,
-    available: Sequence[int] | None = None,
-) -> tf.Tensor:
-    """``apply_policy`` on any dtype: converts to float [0, 1] and back."""
-    out = apply_policy(imaging.to_unit(images, value_range), policy, seed, available)
-    return imaging.from_unit(out, images.dtype, value_range)
