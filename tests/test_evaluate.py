@@ -386,7 +386,7 @@ def test_evaluate_without_search_outputs_says_to_run_the_search(project):
 
 
 @pytest.mark.slow
-def test_search_then_evaluate_writes_the_report(project):
+def test_search_then_evaluate_writes_the_report(project, monkeypatch):
     kedro_session_run(project, "search")
     # Search parameters given to evaluate change nothing the policy was found under, nor what the report says of it.
     kedro_session_run(project, "evaluate", params={"search": {"child": {"epochs": 7}}})
@@ -443,6 +443,14 @@ def test_search_then_evaluate_writes_the_report(project):
     metrics = runs[0].data.metrics
     assert metrics["evaluation_metrics.standard_plus_found.test_accuracy_mean"] == pytest.approx(table.set_index("strategy").loc["standard+found", "test_accuracy_mean"])
     assert {"report.html", "report.md", "evaluation.csv"} <= {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+
+    # Again: every run resumes from the evaluation log, and no final model is even built (cfg.seeds WRN-28-10s on a GPU).
+    def no_model(*args, **kwargs):
+        raise AssertionError("a fully resumed evaluation built its final models")
+
+    monkeypatch.setattr("deepaug_pipeline.evaluate.final.FinalTrainer.__init__", no_model)
+    kedro_session_run(project, "evaluate")
+    pd.testing.assert_frame_equal(pd.read_csv(reporting / "evaluation.csv"), table)
 
 
 def test_a_new_found_policy_retrains_only_the_runs_that_depend_on_it(tmp_path):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 
 import numpy as np
@@ -48,12 +49,12 @@ def evaluate_strategies(
                        "content": data_fingerprint(train, val, test)}}  # fmt: skip
     n_classes = dataset_summary["n_classes"]
     base = found_base(found)
+    # Built at the first run to train: a fully resumed evaluation builds no model (cfg.seeds WRN-28-10s on a GPU).
+    trainer = functools.cache(lambda: FinalTrainer(train, val, test, n_classes, found, cfg, seed, base))
     with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate", reusable=reusable_runs) as run_log:
-        trainer = FinalTrainer(train, val, test, n_classes, found, cfg, seed, base)
-        runs = run_grid(cfg, run_log, trainer.run, strategy_aliases(base, found))
+        runs = run_grid(cfg, run_log, lambda strategy, seed_index: trainer().run(strategy, seed_index), strategy_aliases(base, found))
     log_evaluation_runs(runs)
     return runs
-
 
 
 def summarise_evaluation(evaluation_runs: list[EvaluationRun], best_policy: dict, evaluate: dict) -> tuple[pd.DataFrame, dict]:
