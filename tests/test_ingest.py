@@ -42,6 +42,14 @@ def test_idx_missing_file_names_it(tmp_path):
         load_source(SourceConfig(source="idx", path=str(folder)))
 
 
+def test_idx_files_unpacked_from_their_gzip_load_too(tmp_path):
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / name.removesuffix(".gz")).write_bytes(gzip.decompress((RAW_FASHION / name).read_bytes()))
+    unpacked = load_source(SourceConfig(source="idx", path=str(tmp_path)))
+    packed = load_source(SourceConfig(source="idx", path=str(RAW_FASHION)))
+    assert np.array_equal(unpacked.train.x, packed.train.x) and np.array_equal(unpacked.test.y, packed.test.y)
+
+
 def test_idx_corrupt_archive_names_it(tmp_path):
     folder = write_idx_folder(tmp_path / "d")
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"this is not gzip data at all")

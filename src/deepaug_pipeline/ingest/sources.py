@@ -74,11 +74,17 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
+def _idx_file(folder: Path, name: str) -> Path:
+    """``name`` in ``folder``, gzipped as distributed or already unpacked (the name without ``.gz``)."""
+    unpacked = folder / name.removesuffix(".gz")
+    return unpacked if not (folder / name).exists() and unpacked.is_file() else folder / name
+
+
 def load_idx(folder: Path) -> tuple[LabelledImages, LabelledImages]:
-    """Load the four MNIST-format files from ``folder``."""
+    """Load the four MNIST-format files from ``folder`` (gzipped or not)."""
     if not folder.is_dir():
         raise DataSourceError(f"missing folder for idx source: {folder}")
-    splits = [LabelledImages(read_idx(folder / xs), read_idx(folder / ys)) for xs, ys in IDX_FILES.values()]
+    splits = [LabelledImages(read_idx(_idx_file(folder, xs)), read_idx(_idx_file(folder, ys))) for xs, ys in IDX_FILES.values()]
     return splits[0], splits[1]
 
 
