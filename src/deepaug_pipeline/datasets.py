@@ -66,6 +66,8 @@ class LabelledImagesDataset(AbstractDataset[LabelledImages, LabelledImages]):
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, x=data.x, y=data.y)
+                fh.flush()
+                os.fsync(fh.fileno())  # on disk before the rename: a machine crash leaves the old file or the new
             os.chmod(tmp, 0o644)
             os.replace(tmp, self._filepath)
         except BaseException:
