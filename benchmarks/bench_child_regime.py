@@ -85,11 +85,13 @@ def summarise(rows: list[dict]) -> list[dict]:
 
     frame = pd.DataFrame(rows)
     out = []
-    for (model, n, epochs, batch), part in frame.groupby(["model", "train_images", "epochs", "batch_size"]):
+    # One child is all five settings: two that differ only in learning rate are two children, never one summary.
+    for (model, n, epochs, batch, lr), part in frame.groupby(["model", "train_images", "epochs", "batch_size", "learning_rate"]):
         none = part[part.augment == "none"].set_index("seed")
         for name, sub in part.groupby("augment"):
             paired = sub.set_index("seed")["reward"] - none["reward"]
-            out.append({"model": model, "train_images": n, "epochs": epochs, "batch_size": batch, "augment": name, "seeds": len(sub),
+            out.append({"model": model, "train_images": n, "epochs": epochs, "batch_size": batch, "learning_rate": lr,
+                        "augment": name, "seeds": len(sub),
                         "reward_mean": sub.reward.mean(), "reward_std": sub.reward.std(ddof=1),
                         "paired_gain_vs_none": paired.mean(), "paired_gain_se": paired.std(ddof=1) / np.sqrt(len(paired)),
                         "test_error_mean": 1 - sub.test_accuracy.mean(), "fit_seconds_mean": sub.fit_seconds.mean()})  # fmt: skip

@@ -71,6 +71,8 @@ def main(seeds: int = 3, found_policy: Path | None = None) -> None:
         "found_policy": found.to_dict(),
         "final_model": cfg.model, "epochs": cfg.epochs, "seeds": seeds,
         "table": table.reset_index().to_dict("records"),
+        "runs": [{"strategy": r.strategy, "seed_index": r.seed_index, "status": r.status, "test_error": r.test_error,
+                  "same_as": r.same_as} for r in runs],  # per seed: any comparison can be paired again from the file
         "report_lines": verdict(table.reset_index(), runs),
         "targets": {
             "found_beats_standard_beyond_2se": _beyond(runs, "standard+found", "standard"),

@@ -3,8 +3,8 @@
 4000 stratified training images (AutoAugment's "reduced" size). The search runs with the default config on a
 stratified ``train_set_size`` subset of them (the child's training set), validating on the rest of TRAIN; the final
 model (the evaluate default) trains on all 4000 and is scored on the 10k test split. Every fit and every final run
-is logged under benchmarks/results/quality_logs/, so an interrupted benchmark resumes and the two benchmarks share
-the runs they have in common.
+is logged under benchmarks/results/quality_logs/ (each log under its images' content and the config), so an
+interrupted benchmark resumes; other images or another config are refused, never mixed in.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, st
 from deepaug_pipeline.ingest.split import DatasetSplits, stratified_indices
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.records import SearchResult
-from deepaug_pipeline.search.run import run_search
+from deepaug_pipeline.search.run import data_fingerprint, run_search
 from deepaug_pipeline.seeding import stream_rng
 
 SEED = 7
@@ -59,7 +59,8 @@ def evaluate(protocol: Protocol, found: Policy, cfg: EvaluateConfig, log_name: s
     base = found_base(found)
     s = protocol.splits
 
-    config = {"seed": SEED, "evaluate": cfg.result_defining(), "policy": policy_identity(found)}
+    config = {"seed": SEED, "evaluate": cfg.result_defining(), "policy": policy_identity(found),
+              "data": data_fingerprint(s.search_subset, protocol.validation, s.test)}  # fmt: skip
     with STORE.open(log_name, config, section="evaluate") as run_log:
         trainer = FinalTrainer(s.search_subset, protocol.validation, s.test, protocol.n_classes, found, cfg, SEED, base)
         return run_grid(cfg, run_log, trainer.run, strategy_aliases(base, found))
