@@ -902,6 +902,35 @@ def test_a_fit_the_executor_lost_is_run_again_on_resume(tmp_path):
     assert [t["status"] for t in read_log(tmp_path / "b.jsonl")[1] if t["key"] == "trial/2"] == ["ok"]  # replaced
 
 
+def test_on_several_workers_no_point_is_handed_out_twice_and_no_batch_outgrows_the_slots(tmp_path):
+    """Two slots and trial 6 lost twice: asked alone, skopt proposed its next point blind to the one still training
+    (trial 8 repeated trial 7's point exactly). Workers that leave: the free slots went negative, and one batch took
+    all but one of the trials left."""
+    cfg = SearchConfig(iterations=10, opt_initial_points=3, reevaluate_top=0, base_augmentation="standard")
+
+    class TwoSlots(LosesOneFit):
+        slots = 2
+
+    two = TwoSlots(helps, "trial/6", "KilledWorker: worker died twice")
+    with pytest.raises(SearchError, match="lost twice"):
+        SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "a.jsonl", CONFIG), two).run()
+    points = {c.key: c.point for c in two.calls if c.stage == "search"}
+    assert len(points) == 10 and len({json.dumps(p) for p in points.values()}) == 10
+
+    class Shrinking(FunctionExecutor):  # three workers, then two of them leave once trial 5 is out
+        @property
+        def slots(self):
+            return 1 if any(c.key == "trial/5" for c in self.calls) else 3
+
+    shrinking = Shrinking(helps)
+    loop = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "b.jsonl", CONFIG), shrinking)
+    batches = []
+    ask_for = loop.optimizer.ask_for
+    loop.optimizer.ask_for = lambda ids, pending=(): batches.append(ids) or ask_for(ids, pending)
+    loop.run()
+    assert max(map(len, batches)) <= 3 and sum(map(len, batches)) == 10 and all(len(b) == 1 for b in batches[2:])
+
+
 def test_a_lost_baseline_fit_stops_the_search_before_a_base_is_chosen_without_it(tmp_path):
     """Counted as a failed fit, it left its base out of the choice: the trials ran on top of another base."""
     loses = LosesOneFit(favours_crop, "baseline/crop/s1", "KilledWorker: out of memory")

@@ -106,7 +106,9 @@ class SearchLoop:
                 running[self.executor.submit(request)] = request
                 continue
             self._finish(request, outcome, describe)
-            launch(self.executor.slots - len(running))  # a finished fit may make several more ready (re-evaluation)
+            # A finished fit may make several more ready (re-evaluation); workers that left may leave fewer slots than
+            # fits in flight, and a negative count would slice all but one of the queue into one batch.
+            launch(max(0, self.executor.slots - len(running)))
         if self.lost:  # after the stage's other fits: all of them are logged and kept
             raise SearchError(
                 f"{len(self.lost)} fit(s) were lost twice each, to a Dask worker that died or to a device out of "
@@ -240,11 +242,17 @@ class SearchLoop:
                         "ranked (trials %d to %d included). For a search of %d trials, start afresh (fresh_start: true)",
                         len(told), cfg.n_iterations, len(told), beyond[0], beyond[-1], cfg.n_iterations)  # fmt: skip
 
+        handed_out: dict[str, list] = {}  # this run's trials and their points
+
         def next_requests(n: int) -> list[FitRequest]:
             ids, queue[:] = queue[:n], queue[n:]
             if not ids:
                 return []
-            points = self.optimizer.ask_for(ids)
+            # Trials still training (not told yet, not lost): the optimiser must not hand their points out again.
+            lost = {r.key for r in self.lost}
+            pending = [p for key, p in handed_out.items() if key not in self.records and key not in lost]
+            points = self.optimizer.ask_for(ids, pending)
+            handed_out.update((f"trial/{i}", p) for i, p in zip(ids, points))
             return [FitRequest.search(i, self.floor.base, self.space.decode(p).to_dict(), [to_python(v) for v in p]).scoring(self.children)
                     for i, p in zip(ids, points)]  # fmt: skip
 

@@ -125,12 +125,18 @@ class _PolicyOptimizer(Optimizer):
         super().__init__(*args, random_state=stream, **kwargs)
         self._stream = stream
 
-    def ask_for(self, trial_ids: list[int]) -> list[list]:
-        """The points of these trials; several beyond the random phase at once by skopt's constant liar."""
+    def ask_for(self, trial_ids: list[int], pending: list[list] = ()) -> list[list]:
+        """The points of these trials; several beyond the random phase at once by skopt's constant liar, which
+        also stands in for the results of ``pending`` points (trials still training on other workers): asked alone,
+        skopt proposes its next point from what it was told, blind to points already handed out."""
         points = {i: self.space.rvs(random_state=stream_seed(self._stream, "trial", i))[0] for i in trial_ids if i <= self.n_initial_points_}
         fitted = [i for i in trial_ids if i not in points]
         if fitted:
-            asked = self.ask(n_points=len(fitted), strategy="cl_min") if len(fitted) > 1 else [self.ask()]
+            asker: Optimizer = self
+            if pending:  # a copy told the pending points at the lie cl_min uses; this optimiser is told only results
+                asker = self.copy(random_state=stream_seed(self._stream, "pending", len(self.Xi), len(pending)))
+                asker.tell([list(p) for p in pending], [min(self.yi, default=0.0)] * len(pending))
+            asked = asker.ask(n_points=len(fitted), strategy="cl_min") if len(fitted) > 1 else [asker.ask()]
             points.update(zip(fitted, asked))
         return [points[i] for i in trial_ids]
 
