@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.cli import command_hint
-from deepaug_pipeline.config import ConfigError, EvaluateConfig, SearchConfig, canonical_log_config, validate_params
+from deepaug_pipeline.config import ConfigError, EvaluateConfig, SearchConfig, canonical_log_config, parse_config, validate_params
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.final import run_grid
 from deepaug_pipeline.evaluate.records import EvaluationRun
@@ -473,13 +473,38 @@ def test_when_the_screen_drops_every_op_nothing_is_searched_and_the_verdict_says
         cost = 0.05 * any(op != "identity" for op, _ in _ops_in(request))
         return BASE_REWARD[request.base] + SEED_JITTER[request.seed_index] - cost
 
-    loop, executor = _loop(tmp_path, every_op_hurts, screen_ops=True, base_augmentation="standard", ops=["identity", "invert", "rotate"])
-    result = loop.run()
-    assert result.screened_out == ("invert", "rotate")
-    assert [r.stage for r in executor.calls] == ["baseline"] * 3 + ["screen"] * 4  # no trials, no re-evaluation
-    assert results.verdict(result) == ("no policy beat crop + flip: the op screen dropped every op (each hurt beyond 2 SE "
-                                       "at every magnitude tried)")  # fmt: skip
-    assert Policy.from_dict(results.best_combined_policy(result, 5)).is_empty
+    # Without identity in the list too: the optimiser was built on an empty space (ZeroDivisionError), on every rerun.
+    for ops in (["identity", "invert", "rotate"], ["invert", "rotate"]):
+        loop, executor = _loop(tmp_path / "-".join(ops), every_op_hurts, screen_ops=True, base_augmentation="standard", ops=ops)
+        result = loop.run()
+        assert result.screened_out == ("invert", "rotate")
+        assert [r.stage for r in executor.calls] == ["baseline"] * 3 + ["screen"] * 4  # no trials, no re-evaluation
+        assert results.verdict(result) == ("no policy beat crop + flip: the op screen dropped every op (each hurt beyond "
+                                           "2 SE at every magnitude tried)")  # fmt: skip
+        assert Policy.from_dict(results.best_combined_policy(result, 5)).is_empty
+
+
+def test_an_op_list_that_leaves_nothing_to_search_is_refused_before_any_fit():
+    with pytest.raises(ConfigError, match=r"'ops' \['identity'\] holds no op to search"):
+        parse_config(SearchConfig, {"ops": ["identity"]}, "search")
+    colour_only = SearchConfig(ops=["identity", "color", "grayscale"])
+    assert "color" in policy_space(colour_only, 3).op_names
+    with pytest.raises(ConfigError, match=r"search.ops \['identity', 'color', 'grayscale'\] leaves nothing to search on "
+                                          r"1-channel images: colour ops drop out for grayscale"):  # fmt: skip
+        policy_space(colour_only, 1)
+
+
+def test_a_candidate_that_fails_on_its_first_fresh_seed_is_said_to_have_failed_not_to_lack_pairs(tmp_path):
+    def fails_first_fresh(request: FitRequest):
+        if request.stage == "reevaluate" and request.trial_id is not None and request.seed_index == 3:
+            return None
+        return scripted([0.02, 0.021, 0.02], noise_seeds=3)(request)
+
+    result = _loop(tmp_path, fails_first_fresh, base_augmentation="standard")[0].run()
+    best = result.reevaluated[0]
+    assert best.stopped_early and best.candidate_failed == 1 and not result.accepted
+    assert results.verdict(result) == (f"no policy beat crop + flip beyond noise: the best-ranked one (trial {best.trial_id}) "
+                                       "failed to train on 1 fresh seed(s) where the base trained and was not trained on the rest")  # fmt: skip
 
 
 def test_screen_ops_joins_the_fingerprint_only_when_on():

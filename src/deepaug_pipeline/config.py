@@ -249,6 +249,8 @@ class SearchConfig(_Strict):
             unknown = [o for o in self.ops if o not in OP_NAMES]
             if unknown:
                 raise ValueError(f"unknown op(s) {unknown} in 'ops'")
+            if all(o == "identity" for o in self.ops):
+                raise ValueError(f"'ops' {self.ops} holds no op to search: list ops besides identity, or null for the default")
         if self.address is not None and not self.address.strip():
             raise ValueError("'address' is empty: a Dask scheduler's address (tcp://host:8786), or null for a local cluster")
         if self.address is not None and self.executor != "dask":  # the search would run here, ignoring it

@@ -226,7 +226,8 @@ class SearchLoop:
         log.info("Op screen: %s", f"dropped {', '.join(dropped)}; searching {', '.join(kept) or 'nothing'}"
                  if dropped else f"every op kept ({len(ops)})")  # fmt: skip
         self.space = self.space.without(dropped)
-        self.optimizer = policy_optimizer(self.space, self.cfg, self.seed)
+        if any(o != "identity" for o in self.space.op_names):  # else nothing is left to search (run says so)
+            self.optimizer = policy_optimizer(self.space, self.cfg, self.seed)
         return screens
 
     def _search(self) -> None:
@@ -313,7 +314,10 @@ class SearchLoop:
         for t in top:
             ran = sum(record(t.trial_id, s) is not None for s in seeds)
             gain = paired_gain(t.trial_id, rewards(t.trial_id, len(seeds)), rewards(None, len(seeds)), stopped_early=ran < len(seeds))  # fmt: skip
-            if gain.stopped_early:
+            if gain.stopped_early and gain.candidate_failed:
+                log.info("reevaluate  trial %d stopped after %d of %d seeds: it failed to train on %d fresh seed(s) "
+                         "where the base trained, so it is never accepted", t.trial_id, ran, len(seeds), gain.candidate_failed)  # fmt: skip
+            elif gain.stopped_early:
                 log.info("reevaluate  trial %d stopped after %d of %d seeds (paired gain %+.4f): no result on the "
                          "seeds left could take it beyond %g SE", t.trial_id, ran, len(seeds), gain.mean, ACCEPT_SE)  # fmt: skip
             paired.append(gain)

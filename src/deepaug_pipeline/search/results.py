@@ -123,9 +123,13 @@ def verdict(result: SearchResult) -> str:
     accepted = result.accepted
     if not accepted:
         best = result.reevaluated[0]
+        if not best.gains and best.candidate_failed:
+            untrained = " and was not trained on the rest" if best.stopped_early else ""
+            return (f"no policy beat {base} beyond noise: the best-ranked one (trial {best.trial_id}) failed to train on "
+                    f"{best.candidate_failed} fresh seed(s) where the base trained{untrained}")  # fmt: skip
         if not best.gains:
-            return (f"no policy beat {base} beyond noise: the re-evaluation finished no pair of fits (the base or "
-                    f"the policy failed to train on every fresh seed)")  # fmt: skip
+            return (f"no policy beat {base} beyond noise: the re-evaluation finished no pair of fits (the base failed "
+                    f"to train on every fresh seed)")  # fmt: skip
         z = f", {best.z:+.1f} SE" if not math.isnan(best.z) else ""
         n = len(best.gains)
         stopped = f" (stopped early: no result on its remaining seeds could take it beyond {ACCEPT_SE:g} SE)" if best.stopped_early else ""

@@ -26,6 +26,9 @@ DEFAULT_SEARCH_OPS = ("identity", *ops_lib.DEEPAUGMENT_OPS)
 def policy_space(cfg: SearchConfig, channels: int) -> PolicySpace:
     """The search space for images with ``channels`` channels."""
     names = ops_lib.search_ops(channels, tuple(cfg.ops) if cfg.ops else DEFAULT_SEARCH_OPS)
+    if not any(n != "identity" for n in names):  # config refuses an identity-only list; here colour ops dropped out
+        raise ConfigError(f"search.ops {list(cfg.ops)} leaves nothing to search on {channels}-channel images: colour "
+                          "ops drop out for grayscale; add ops that act on it, or leave search.ops null")  # fmt: skip
     return PolicySpace(names, cfg.sub_policies, cfg.ops_per_sub_policy, cfg.per_op_probability, cfg.p_none)
 
 
