@@ -494,6 +494,15 @@ def test_an_op_list_that_leaves_nothing_to_search_is_refused_before_any_fit():
         policy_space(colour_only, 1)
 
 
+def test_the_closing_summary_says_which_accepted_policies_best_policy_json_combines(tmp_path):
+    result = _loop(tmp_path, scripted([0.02, 0.021, 0.02], noise_seeds=3), base_augmentation="standard")[0].run()
+    first, second = (p.trial_id for p in result.accepted)
+    assert results.summary_lines(result, 5)[-1] == "best_policy.json combines the sub-policies of the policies above"
+    assert results.summary_lines(result, 1)[-1] == (f"best_policy.json combines the sub-policies of the best 1 (trial {first}; "
+                                                    "search.combine_top: 1)")  # fmt: skip
+    assert Policy.from_dict(results.best_combined_policy(result, 1)).metadata["trial_ids"] == [first]
+
+
 def test_a_candidate_that_fails_on_its_first_fresh_seed_is_said_to_have_failed_not_to_lack_pairs(tmp_path):
     def fails_first_fresh(request: FitRequest):
         if request.stage == "reevaluate" and request.trial_id is not None and request.seed_index == 3:

@@ -7,7 +7,7 @@ import logging
 
 from kedro.framework.hooks import hook_impl
 
-from deepaug_pipeline.config import ConfigError, canonical_log_config, validate_params
+from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_log_config, parse_config, validate_params
 from deepaug_pipeline.run_log import refuse_changed_config
 from deepaug_pipeline.pipelines import TENSORFLOW_TAG
 
@@ -81,6 +81,7 @@ class RunSummaryHook:
 
     def __init__(self) -> None:
         self._search = None
+        self._combine_top = 0
         self._evaluation = None
         self._experiment: str | None = None
 
@@ -94,6 +95,7 @@ class RunSummaryHook:
             from deepaug_pipeline.search.tracking import TrackingTarget
 
             self._search = outputs["trials"]
+            self._combine_top = parse_config(SearchConfig, inputs["params:search"], "search").combine_top
             target = TrackingTarget.from_active_run()
             self._experiment = target.experiment_id if target is not None else None
         elif node.name == "summarise_evaluation":
@@ -106,7 +108,7 @@ class RunSummaryHook:
         if self._search is not None:
             from deepaug_pipeline.search.results import summary_lines
 
-            lines += ["Search finished.", *summary_lines(self._search)]
+            lines += ["Search finished.", *summary_lines(self._search, self._combine_top)]
             lines += [f"  {name}: {_filepath(catalog, name)}" for name in SEARCH_FILES if name in outputs]
             lines.append("Next: `kedro run --pipelines=evaluate` trains the final models with and without it.")
             if self._experiment is not None:

@@ -134,8 +134,8 @@ class SearchLoop:
             return self.floor.gain(outcome.reward, request.seed_index)
         # Paired child by child with the base alone on the same held-out images; the SE is over the children.
         diffs = np.subtract(outcome.history["density_accuracy"], self.reference.history["density_accuracy"])
-        se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else 0.0
-        return float(diffs.mean()), (se if se > 1e-6 else None)  # children that agree exactly give no SE
+        pair = PairedGain(None, tuple(float(d) for d in diffs))
+        return pair.mean, (pair.se if pair.se > 0 else None)  # one child, or children that agree exactly: no SE
 
     def _finish(self, request: FitRequest, outcome: FitOutcome, describe) -> TrialRecord:
         gain, gain_se = self._gain(request, outcome)

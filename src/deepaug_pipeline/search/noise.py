@@ -29,6 +29,9 @@ def beyond_accept_se(z: float) -> bool:
     return z > ACCEPT_SE * (1 + 1e-9)
 
 
+ROUNDING = 1e-9  # relative: accuracies move in steps of 1/N images (1e-4 for 10k), float64 rounding is ~1e-16
+
+
 def sample_std(values: Sequence[float]) -> float:
     """The sample std (ddof 1); NaN from one value, which gives no estimate (not a spread of 0). As an array: NumPy
     hands a pandas Series to its own std, whose last bits differ. Values equal but for float rounding (the same
@@ -39,9 +42,6 @@ def sample_std(values: Sequence[float]) -> float:
     array = np.asarray(values, np.float64)
     std = float(np.std(array, ddof=1))
     return 0.0 if std <= ROUNDING * float(np.max(np.abs(array))) else std
-
-
-ROUNDING = 1e-9  # relative: accuracies move in steps of 1/N images (1e-4 for 10k), float64 rounding is ~1e-16
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,9 @@ def search_metrics(result: SearchResult) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
 
 
-def summary_lines(result: SearchResult) -> list[str]:
-    """What the search found, in words: the console's closing summary."""
+def summary_lines(result: SearchResult, combine_top: int) -> list[str]:
+    """What the search found, in words: the console's closing summary (``best_policy.json`` combines the first
+    ``combine_top`` accepted policies)."""
     trials = result.search_trials
     failed = sum(not t.ok for t in trials)
     lines = [f"{len(trials)} policy trials ({failed} failed), {result.reward} reward; "
@@ -176,8 +177,12 @@ def summary_lines(result: SearchResult) -> list[str]:
         lines.insert(1, screen_summary(result))
     for p in result.accepted:
         lines.append(f"  trial {p.trial_id} ({p.mean:+.4f} ± {p.se:.4f}): {policy_summary(Policy.from_dict(result.trial(p.trial_id).policy))}")
-    if result.accepted:
+    combined = [f"trial {p.trial_id}" for p in result.accepted[:combine_top]]
+    if len(combined) == len(result.accepted) > 0:
         lines.append("best_policy.json combines the sub-policies of the policies above")
+    elif combined:
+        lines.append(f"best_policy.json combines the sub-policies of the best {len(combined)} ({', '.join(combined)}; "
+                     f"search.combine_top: {combine_top})")
     else:
         lines.append(f"best_policy.json holds no operations: evaluate's standard+found is {base_label(result)} alone")
     return lines
