@@ -369,7 +369,10 @@ def test_empty_policy_is_the_identity_and_the_layer_runs_the_searchs_base_first(
 
 def test_baselines_keep_shape_and_change_images():
     images = imaging.to_unit(tf.constant(_batch(3, np.uint8, n=16)))
-    for fn in (baselines.standard, baselines.randaugment, baselines.trivialaugment_wide):
+    def crop_and_flip(x, seed):
+        return baselines.base_augment(x, baselines.base_params("standard"), seed)
+
+    for fn in (crop_and_flip, baselines.randaugment, baselines.trivialaugment_wide):
         out = fn(images, SEED).numpy()
         assert out.shape == images.shape and out.min() >= 0 and out.max() <= 1
         assert np.abs(out - images.numpy()).mean() > 1e-3, fn.__name__

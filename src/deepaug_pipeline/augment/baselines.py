@@ -44,11 +44,6 @@ def base_augment(images: tf.Tensor, params: tf.Tensor, seed: tf.Tensor) -> tf.Te
     return kernels.horizontal_flip(shifted, tf.fill([n], tf.cast(params[1], tf.float32)), rng)
 
 
-def standard(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Crop + flip: the ``standard`` base."""
-    return base_augment(images, base_params("standard"), seed)
-
-
 def randaugment(images: tf.Tensor, seed: tf.Tensor, n_ops: int = 2, magnitude: float = 9.0) -> tf.Tensor:
     """RandAugment(N, M): N ops drawn uniformly per image, each at magnitude M / 10."""
     rng = kernels.Rng(seed)

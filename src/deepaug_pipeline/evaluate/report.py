@@ -118,14 +118,17 @@ def _comparison_frame(table: pd.DataFrame) -> pd.DataFrame:
     header = ["strategy", "runs", "test accuracy (%)", "test error (%)", "error reduction vs none", "error reduction vs standard"]
     rows = []
     labels = dict(zip(table["strategy"], table["label"]))
+
+    def reduction(value) -> str:
+        return "–" if pd.isna(value) else f"{value * 100:+.1f}%"
+
     for r in table.to_dict("records"):
         same = r.get("same_as")
         rows.append([
             r["label"] + (f" (= {labels[same]}, not trained twice)" if isinstance(same, str) and same in labels else ""), str(r["runs"]),
             _mean_std(r["test_accuracy_mean"], r["test_accuracy_std"], r["runs"]),
             _mean_std(r["test_error_mean"], r["test_error_std"], r["runs"]),
-            "–" if pd.isna(r.get("error_reduction_vs_none")) else f"{r['error_reduction_vs_none'] * 100:+.1f}%",
-            "–" if pd.isna(r.get("error_reduction_vs_standard")) else f"{r['error_reduction_vs_standard'] * 100:+.1f}%",
+            reduction(r.get("error_reduction_vs_none")), reduction(r.get("error_reduction_vs_standard")),
         ])  # fmt: skip
     return pd.DataFrame(rows, columns=header)
 
