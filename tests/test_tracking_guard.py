@@ -127,6 +127,7 @@ def test_tracking_that_fails_mid_run_closes_the_sessions_run_and_leaves_the_user
         mlflow.set_tracking_uri(None)
 
 
+@pytest.mark.slow
 def test_a_session_inside_a_run_the_user_opened_logs_into_it_and_leaves_it_theirs(project):
     """A notebook that opened a run, then runs a session: kedro-mlflow must see that run (it looks in the thread the
     guard's bounded set-up ran on), log the session's parameters into it, leave it open and listed once (its
