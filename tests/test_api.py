@@ -8,7 +8,7 @@ import pytest
 from deepaug_pipeline import DeepAugment, Policy, api
 from deepaug_pipeline.config import ConfigError
 from deepaug_pipeline.ingest import DataValidationError
-from deepaug_pipeline.run_log import TrialLogMismatch
+from deepaug_pipeline.run_log import TrialLogMismatch, read_log
 from deepaug_pipeline.search.controller import SearchError
 from tests.conftest import make_images
 
@@ -21,6 +21,7 @@ TINY = {
 }  # fmt: skip
 
 
+@pytest.mark.slow  # three searches and a fresh start
 def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path, monkeypatch):
     x, y = make_images(400, 4, (14, 14))
     deepaug = DeepAugment(x, y, config=TINY, workdir=tmp_path)
@@ -48,6 +49,16 @@ def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path, monke
     changed = DeepAugment(x, y, config={**TINY, "child_epochs": 3}, workdir=tmp_path)
     with pytest.raises(TrialLogMismatch, match=r"search.child.epochs: 2 → 3.*Here: config=\{..., 'fresh_start': True\}, or another workdir"):
         changed.optimize(4)
+    # A fresh start sets the log aside once: the same object's next optimize() goes on with the new log.
+    fresh = DeepAugment(x, y, config={**TINY, "fresh_start": True}, workdir=tmp_path)
+    fresh.optimize(1)
+    archived = list((tmp_path / "trial_logs").glob("bayesian.*.jsonl"))
+    assert len(archived) == 1 and "trial/4" in {t["key"] for t in read_log(archived[0])[1]}
+    logged = fresh.trials["key"].tolist()
+    assert "trial/1" in logged and "trial/2" not in logged
+    fresh.optimize(2)
+    assert list((tmp_path / "trial_logs").glob("bayesian.*.jsonl")) == archived
+    assert fresh.trials["key"].tolist()[: 2] == logged[:2] and "trial/2" in fresh.trials["key"].tolist()
     # A search that does not finish leaves no results that no longer describe the trial log it went on writing.
     def stops(*args, **kwargs):
         raise SearchError("2 fit(s) did not come back from their Dask workers")

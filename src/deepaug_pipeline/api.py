@@ -127,6 +127,8 @@ class DeepAugment:
             self._search = search
         except TrialLogMismatch as exc:  # the library names the pipeline's key; here it is a config key
             raise TrialLogMismatch(f"{exc} Here: config={{..., 'fresh_start': True}}, or another workdir.", exc.section) from None
+        finally:  # a fresh start is this object's first search; a later optimize() goes on with its log
+            self.params["search"]["fresh_start"] = False
         return results.top_policies_table(self.top_policies())
 
     @property
