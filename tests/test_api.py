@@ -51,7 +51,13 @@ def test_seed_interface_returns_top_policies_and_a_usable_policy(tmp_path, monke
         changed.optimize(4)
     # A fresh start sets the log aside once: the same object's next optimize() goes on with the new log.
     fresh = DeepAugment(x, y, config={**TINY, "fresh_start": True}, workdir=tmp_path)
-    fresh.optimize(1)
+    from deepaug_pipeline.run_log import TrialLogBusy, _lock
+
+    held = _lock(tmp_path / "trial_logs" / "bayesian.jsonl", "search")  # another run holds the log
+    with pytest.raises(TrialLogBusy):
+        fresh.optimize(1)
+    held.close()
+    fresh.optimize(1)  # the refused call left the fresh start standing
     archived = list((tmp_path / "trial_logs").glob("bayesian.*.jsonl"))
     assert len(archived) == 1 and "trial/4" in {t["key"] for t in read_log(archived[0])[1]}
     logged = fresh.trials["key"].tolist()

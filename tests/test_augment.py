@@ -360,6 +360,9 @@ def test_empty_policy_is_the_identity_and_the_layer_runs_the_searchs_base_first(
     previewed = empty.apply(images, seed=1).numpy()
     assert not np.array_equal(previewed, images) and previewed.dtype == np.uint8
     np.testing.assert_array_equal(previewed, empty.as_layer().augment(images, tf.constant([1, 0], tf.int64)).numpy())
+    # It creates no variable, so it runs inside a tf.data map (a layer per call made one, which tf.function refuses).
+    mapped = next(iter(tf.data.Dataset.from_tensors(images).map(lambda batch: empty.apply(batch, seed=1)))).numpy()
+    np.testing.assert_array_equal(mapped, previewed)
     np.testing.assert_array_equal(empty.as_layer(seed=1, with_base=False)(images, training=True).numpy(), images)
     with_base = empty.as_layer(seed=1)(images, training=True).numpy()
     assert with_base.shape == images.shape and not np.array_equal(with_base, images)  # crop + flip still applies

@@ -121,8 +121,43 @@ def test_tracking_that_fails_mid_run_closes_the_sessions_run_and_leaves_the_user
         mlflow.start_run(run_id=ours, nested=True)  # a threaded runner's re-opening: listed twice
         guard._disable("the server went away")
         assert mlflow.active_run().info.run_id == users_run and mlflow.get_run(ours).info.status == "FAILED"
+        # With the server gone every end_run raises; each still takes its run off the list, so all of ours go.
+        ours = mlflow.start_run(nested=True).info.run_id
+        mlflow.start_run(run_id=ours, nested=True)
+        guard.enabled = True
+        with pytest.MonkeyPatch.context() as gone:
+            gone.setattr(mlflow.MlflowClient, "set_terminated", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("refused")))
+            guard._disable("the server went away")
+        assert mlflow.active_run().info.run_id == users_run
         mlflow.end_run()
         assert mlflow.active_run() is None
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_a_failing_set_up_inside_a_run_the_user_opened_leaves_that_run_open(tmp_path, monkeypatch):
+    """The user's run was known only at before_pipeline_run: a set-up that failed before then ended it as FAILED."""
+    import types
+
+    import mlflow
+
+    from deepaug_pipeline.tracking_guard import GuardedMlflowHook
+
+    class NoMlflowYml(dict):
+        config_patterns: dict = {}
+
+        def __getitem__(self, key):
+            raise KeyError(key)
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        users_run = mlflow.start_run(experiment_id=mlflow.create_experiment("mine")).info.run_id
+        guard = GuardedMlflowHook()
+        monkeypatch.setattr(guard._inner, "after_context_created", lambda context: (_ for _ in ()).throw(PermissionError("denied")))
+        guard.after_context_created(types.SimpleNamespace(config_loader=NoMlflowYml(), project_path=str(tmp_path)))
+        assert not guard.enabled  # tracking off, said once
+        assert mlflow.active_run().info.run_id == users_run and mlflow.get_run(users_run).info.status == "RUNNING"
+        mlflow.end_run()
     finally:
         mlflow.set_tracking_uri(None)
 

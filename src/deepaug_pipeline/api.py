@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from deepaug_pipeline.config import (
 )
 from deepaug_pipeline.data import ImageSource, LabelledImages
 from deepaug_pipeline.ingest import DataValidationError, load_source, split_dataset, validate_source
-from deepaug_pipeline.run_log import TrialLogMismatch, TrialLogStore
+from deepaug_pipeline.run_log import TrialLogMismatch, TrialLogStore, read_log
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.records import SearchResult
 from deepaug_pipeline.search.run import check_pool, run_search
@@ -119,16 +120,20 @@ class DeepAugment:
         search = parse_config(SearchConfig, {**self.params["search"], "iterations": int(iterations)}, "search")
         # Until this search finishes, the last one's results no longer describe the trial log it goes on writing.
         self._result = self._search = None
+        store, asked_at = TrialLogStore(self.workdir / "trial_logs"), time.time()
         try:
             self._result = run_search(
-                self.search_subset, self.seed_validation_pool, self.dataset_summary, TrialLogStore(self.workdir / "trial_logs"),
-                search, self.seed,
+                self.search_subset, self.seed_validation_pool, self.dataset_summary, store, search, self.seed
             )  # fmt: skip
             self._search = search
         except TrialLogMismatch as exc:  # the library names the pipeline's key; here it is a config key
             raise TrialLogMismatch(f"{exc} Here: config={{..., 'fresh_start': True}}, or another workdir.", exc.section) from None
-        finally:  # a fresh start is this object's first search; a later optimize() goes on with its log
-            self.params["search"]["fresh_start"] = False
+        finally:
+            # A fresh start is this object's first search: once it has started its log, a later optimize() goes on
+            # with that log (a call refused before it got there, a busy log say, leaves the request standing).
+            log_path = store.path_for(search.trial_log_name)
+            if search.fresh_start and log_path.is_file() and read_log(log_path)[0].get("created", 0.0) >= asked_at:
+                self.params["search"]["fresh_start"] = False
         return results.top_policies_table(self.top_policies())
 
     @property

@@ -3,8 +3,9 @@
 kedro-mlflow contacts the tracking server in its own hooks (it sets up the experiment as soon as the context
 exists), outside any try/except of ours, and MLflow retries a refused connection for minutes. So the project turns
 kedro-mlflow's own hook registration off (``DISABLE_HOOKS_FOR_PLUGINS`` in settings.py) and registers it through
-``GuardedMlflowHook``, which gives kedro-mlflow's set-up (its first contact with the server) a bounded time and asks
-the server again before each MLflow dataset saves. If tracking is unusable, at start-up or later, it warns once, naming the URI and the reason, and the run goes on with tracking off: the MLflow datasets in
+``GuardedMlflowHook``, which gives kedro-mlflow's set-up (its first contact with the server) a bounded time, unless
+the user already has a run open (then it runs in the caller's thread, where MLflow lists that run, against the server
+the user already uses), and asks the server again before each MLflow dataset saves. If tracking is unusable, at start-up or later, it warns once, naming the URI and the reason, and the run goes on with tracking off: the MLflow datasets in
 the catalog still save their files locally, and every output is written.
 """
 
@@ -118,6 +119,7 @@ class GuardedMlflowHook:
         self.uri = ""
         self._catalog = None
         self._users_run: str | None = None
+        self._node_lock = threading.Lock()  # before_node_run hides the run id from kedro-mlflow, which threads share
 
     def _disable(self, reason: str) -> None:
         if not self.enabled:
@@ -155,7 +157,8 @@ class GuardedMlflowHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self.enabled, self._catalog = True, None  # a new session (a notebook makes several) tries tracking again
+        # A new session (a notebook makes several) tries tracking again.
+        self.enabled, self._catalog, self._users_run = True, None, None
         for key, value in BOUNDED_HTTP.items():
             os.environ.setdefault(key, value)
         loader = context.config_loader
@@ -169,10 +172,11 @@ class GuardedMlflowHook:
             loader["mlflow"] = anchored_to_project(conf, Path(context.project_path))  # what kedro-mlflow reads next
         import mlflow
 
-        if mlflow.active_run() is not None:
+        if (users := mlflow.active_run()) is not None:
             # A run the user opened (a notebook): kedro-mlflow takes its store and logs into it, but only if it sees
             # it, and MLflow lists active runs per thread, so its set-up runs here; it reads the run, contacting no
-            # server the user is not already using.
+            # server the user is not already using. Known now, so a failing set-up never ends it.
+            self._users_run = users.info.run_id
             self._call("after_context_created", context=context)
             return
         # kedro-mlflow's own set-up is the first contact with the server (it finds or creates the experiment, with
@@ -204,19 +208,20 @@ class GuardedMlflowHook:
     def before_node_run(self, node, catalog, inputs, is_async) -> None:
         import mlflow
 
-        run_id = getattr(self._inner, "run_id", None)
-        active = mlflow.active_run() if self.enabled and run_id is not None else None
-        if active is None or active.info.run_id != run_id:  # another thread (a threaded runner): it re-opens the run
-            self._call("before_node_run", node=node, catalog=catalog, inputs=inputs, is_async=is_async)
-            return
-        # kedro-mlflow re-opens its run before every node, for threaded runners; in the thread that already holds it
-        # each re-opening lists the run once more on MLflow's per-thread list, which outlives the session (a user's
-        # own run then needed one end_run per node). Here it only logs the node's parameters.
-        self._inner.run_id = None
-        try:
-            self._call("before_node_run", node=node, catalog=catalog, inputs=inputs, is_async=is_async)
-        finally:
-            self._inner.run_id = run_id
+        with self._node_lock:  # a threaded runner's other threads must never read the hidden run id
+            run_id = getattr(self._inner, "run_id", None)
+            active = mlflow.active_run() if self.enabled and run_id is not None else None
+            if active is None or active.info.run_id != run_id:  # a thread without the run: kedro-mlflow re-opens it
+                self._call("before_node_run", node=node, catalog=catalog, inputs=inputs, is_async=is_async)
+                return
+            # kedro-mlflow re-opens its run before every node, for threaded runners; in the thread that already holds
+            # it each re-opening lists the run once more on MLflow's per-thread list, which outlives the session (a
+            # user's own run then needed one end_run per node). Here it only logs the node's parameters.
+            self._inner.run_id = None
+            try:
+                self._call("before_node_run", node=node, catalog=catalog, inputs=inputs, is_async=is_async)
+            finally:
+                self._inner.run_id = run_id
 
     @hook_impl
     def before_dataset_saved(self, dataset_name: str, data: Any, node) -> None:

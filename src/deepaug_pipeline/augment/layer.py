@@ -5,9 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from deepaug_pipeline.augment import imaging
-from deepaug_pipeline.augment.baselines import base_augment, base_params
-from deepaug_pipeline.augment.policy import Policy, apply_policy
+from deepaug_pipeline.augment.baselines import base_params
+from deepaug_pipeline.augment.policy import Policy, base_then_policy
 
 
 @keras.saving.register_keras_serializable(package="deepaug_pipeline")
@@ -40,13 +39,7 @@ class PolicyAugmentation(keras.layers.Layer):
 
     def augment(self, inputs, seed: tf.Tensor) -> tf.Tensor:
         """The base (if any), then the policy, under ``seed`` (int64, shape [2]): the same seed, the same draws."""
-        images = tf.convert_to_tensor(inputs)
-        s_base, s_policy = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        x = imaging.to_unit(images, self.value_range)
-        if self._base is not None:
-            x = base_augment(x, self._base, s_base)
-        x = apply_policy(x, self._tensors, s_policy, self.policy.op_indices())
-        return imaging.from_unit(x, images.dtype, self.value_range)
+        return base_then_policy(inputs, self._tensors, self.policy.op_indices(), self._base, seed, self.value_range)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from deepaug_pipeline.augment import kernels, ops as ops_lib
+from deepaug_pipeline.augment import imaging, kernels, ops as ops_lib
+from deepaug_pipeline.augment.baselines import base_augment, base_params
 from deepaug_pipeline.augment.baselines import BASES
 from deepaug_pipeline.config import validation_problems
 from deepaug_pipeline.errors import UserError
@@ -221,7 +222,9 @@ class Policy:
         base augmentation first unless ``with_base=False``. Returns the same dtype and range."""
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        return self.as_layer(value_range=value_range, with_base=with_base).augment(images, tf.constant([seed, 0], tf.int64))
+        base = self.metadata.get("base_augmentation") if with_base else None
+        return base_then_policy(images, self.tensors(), self.op_indices(), base_params(base) if base else None,
+                                tf.constant([seed, 0], tf.int64), value_range)  # fmt: skip
 
     def as_layer(self, seed: int | None = None, value_range: tuple[float, float] | None = None, with_base: bool = True):
         """A Keras layer applying this policy in training only (serialisable in ``.keras``); the search's base
@@ -251,6 +254,19 @@ class Policy:
 
 
 # --------------------------------------------------------------------------- graph application
+def base_then_policy(images, policy: PolicyTensors, available: Sequence[int] | None, base: tf.Tensor | None,
+                     seed: tf.Tensor, value_range: tuple[float, float] | None = None) -> tf.Tensor:  # fmt: skip
+    """What training under ``Policy.as_layer`` does to a batch: the base augmentation (a ``base_params`` tensor;
+    None for none), then the policy, under ``seed`` (int64, shape [2]), on any dtype in and out. Plain graph code
+    (no variables), so ``Policy.apply`` runs inside a ``tf.function`` or a ``tf.data`` map too."""
+    images = tf.convert_to_tensor(images)
+    s_base, s_policy = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    x = imaging.to_unit(images, value_range)
+    if base is not None:
+        x = base_augment(x, base, s_base)
+    return imaging.from_unit(apply_policy(x, policy, s_policy, available), images.dtype, value_range)
+
+
 def apply_sub_policies(
     images: tf.Tensor, policy: PolicyTensors, chosen: tf.Tensor, seed: tf.Tensor, available: Sequence[int] | None = None
 ) -> tf.Tensor:

@@ -138,7 +138,7 @@ def validate_source(
             ranges = ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
             raise DataValidationError(
                 f"{where}: without class names the labels are read as classes 0–{n_classes - 1}, but label(s) {ranges} "
-                f"have no training image ({len(empty)} of {n_classes}). Renumber the labels 0..K-1, or give class_names"
+                f"have no training image ({len(empty)} of {n_classes}). Renumber the labels 0..K-1"
             )
     if len(present) < 2:
         raise DataValidationError(f"{where}: the training split has {len(present)} class(es); at least 2 are needed")

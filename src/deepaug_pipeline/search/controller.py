@@ -190,7 +190,7 @@ class SearchLoop:
         """Density: load the chosen base's trained children and score the base alone on them (the trials' reference)."""
         keys = [FitRequest.baseline(self.floor.base, s, self._identity).key for s in range(self.cfg.noise_seeds)]
         start_afresh = (f"To start afresh, move the trial log {self.trial_log.path} and {self.weights.directory} "
-                        "aside (or set search.fresh_start: true together with a config change).")  # fmt: skip
+                        "aside (or set search.fresh_start: true, which keeps them under a new name).")  # fmt: skip
         try:
             self.children = tuple(TrainedChild(s, self.weights.load(k)) for s, k in enumerate(keys))
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # missing, or cut short by a machine crash

@@ -177,8 +177,8 @@ class TrialRunner:
         try:
             result = dict(status="ok", **(self._score(request) if request.scores_only else self._fit(request)))
         except tf.errors.ResourceExhaustedError as exc:
-            result = dict(status="failed", reward=0.0, lost=True, reason=f"out of memory ({type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0][:300]})")  # fmt: skip
+            first_line = (str(exc).strip().splitlines() or [""])[0][:300]  # TensorFlow's run to dozens of lines
+            result = dict(status="failed", reward=0.0, lost=True, reason=f"out of memory ({type(exc).__name__}: {first_line})")
         except Exception as exc:  # a failed fit scores 0 and the search goes on
             result = dict(status="failed", reward=0.0, reason=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc(limit=5))  # fmt: skip
