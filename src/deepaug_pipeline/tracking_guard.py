@@ -118,7 +118,7 @@ class GuardedMlflowHook:
         self.enabled = True
         self.uri = ""
         self._catalog = None
-        self._users_run: str | None = None
+        self._users_run: str | None = None  # a run the user had open at set-up: kedro-mlflow logs into it, never ends it
         self._node_lock = threading.Lock()  # before_node_run hides the run id from kedro-mlflow, which threads share
 
     def _disable(self, reason: str) -> None:
@@ -198,10 +198,6 @@ class GuardedMlflowHook:
         if not self.enabled:
             tracking_off(catalog)
             return
-        import mlflow
-
-        active = mlflow.active_run()  # a run the user opened before the session: kedro-mlflow logs into it, and leaves it open
-        self._users_run = active.info.run_id if active is not None else None
         self._call("before_pipeline_run", run_params=run_params, pipeline=pipeline, catalog=catalog)
 
     @hook_impl

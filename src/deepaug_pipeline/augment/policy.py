@@ -19,8 +19,7 @@ import tensorflow as tf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from deepaug_pipeline.augment import imaging, kernels, ops as ops_lib
-from deepaug_pipeline.augment.baselines import base_augment, base_params
-from deepaug_pipeline.augment.baselines import BASES
+from deepaug_pipeline.augment.baselines import BASES, base_augment, base_params
 from deepaug_pipeline.config import validation_problems
 from deepaug_pipeline.errors import UserError
 
