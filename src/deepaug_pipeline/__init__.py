@@ -1,27 +1,27 @@
 """deepaug-pipeline: Bayesian search for image augmentation policies (DeepAugment, rebuilt)."""
 
+import importlib
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "DeepAugment": "deepaug_pipeline.api",
+    "Policy": "deepaug_pipeline.augment.policy",
+    "load_dataset": "deepaug_pipeline.api",
+    "sample_grid": "deepaug_pipeline.augment.grid",
+}
 
 
 def __getattr__(name: str):
-    # Lazy, so `import deepaug_pipeline` (as Kedro does) does not pull in TensorFlow.
-    if name == "DeepAugment":
-        from deepaug_pipeline.api import DeepAugment
+    # Lazy, so `import deepaug_pipeline` (as Kedro does) does not pull in TensorFlow. The first public name loads it,
+    # with its native libraries' start-up notices kept off the console (`import keras` first would print them).
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'deepaug_pipeline' has no attribute {name!r}")
+    from deepaug_pipeline.devices import start_up_notices_filtered
 
-        return DeepAugment
-    if name == "Policy":
-        from deepaug_pipeline.augment.policy import Policy
-
-        return Policy
-    if name == "load_dataset":
-        from deepaug_pipeline.api import load_dataset
-
-        return load_dataset
-    if name == "sample_grid":
-        from deepaug_pipeline.augment.grid import sample_grid
-
-        return sample_grid
-    raise AttributeError(f"module 'deepaug_pipeline' has no attribute {name!r}")
+    with start_up_notices_filtered():
+        module = importlib.import_module(_PUBLIC[name])
+    return getattr(module, name)
 
 
-__all__ = ["DeepAugment", "Policy", "load_dataset", "sample_grid"]
+__all__ = list(_PUBLIC)
