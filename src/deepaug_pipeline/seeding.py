@@ -8,7 +8,10 @@ import numpy as np
 
 
 def stream_seed(seed: int, *names: str | int) -> int:
-    """A 31-bit seed for the stream ``names`` derived from the run's one ``seed``."""
+    """A 31-bit seed for the stream ``names`` derived from the run's one ``seed``.
+
+    numpy's SeedSequence ignores trailing zero words, so ``(seed, "x", 0)`` is the stream ``(seed, "x")``: give one
+    stream's names in one form only (every caller passes a fixed number of names per stream name)."""
     keys = [int(seed)] + [zlib.crc32(n.encode()) if isinstance(n, str) else int(n) for n in names]
     return int(np.random.SeedSequence(keys).generate_state(1, dtype=np.uint32)[0] >> 1)
 
