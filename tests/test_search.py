@@ -337,6 +337,7 @@ def test_nothing_beats_the_base_so_the_best_policy_is_empty_and_evaluate_reuses_
     assert results.verdict(result).startswith("no policy beat crop + flip beyond noise: the best re-evaluated one (trial ")
     best = Policy.from_dict(results.best_combined_policy(result, combine_top=5))
     assert best.is_empty and best.metadata["base_augmentation"] == "standard" and best.metadata["trial_ids"] == []
+    assert best.metadata["search_log"]["created"] == read_log(result.log_path)[0]["created"] > 0  # which log, not only which config
     x = np.random.default_rng(0).integers(0, 255, (4, 12, 12, 1), dtype=np.uint8)
     assert np.array_equal(best.apply(x, seed=3, with_base=False).numpy(), x)  # an empty policy changes nothing
 
@@ -908,6 +909,22 @@ class LosesOneFit(FunctionExecutor):
             future = Future()
             future.set_result(FitOutcome(status="failed", reward=0.0, lost=True, reason=self.reason))
         return future
+
+
+def test_evaluate_refuses_search_outputs_from_a_log_since_started_afresh_under_the_same_config(tmp_path):
+    # The fresh log has the same config and as many records as the one the outputs came from: only its start tells.
+    with TrialLog(tmp_path / "bayesian.jsonl", CONFIG) as first:
+        first.append(_entry("a"))
+    stamp = {"path": str(first.path), "fingerprint": first.fingerprint, "created": first.created, "records": 1}
+    best = Policy((), p_none=1.0, metadata={"search_log": json.loads(json.dumps(stamp))}).to_dict()  # as saved
+    results.check_current(best, "best_policy.json")
+    time.sleep(0.01)
+    with TrialLog(tmp_path / "bayesian.jsonl", CONFIG, fresh_start=True) as again:
+        again.append(_entry("a"))
+    assert again.fingerprint == first.fingerprint and again.created > first.created
+    with pytest.raises(StaleSearchOutputs, match=r"best_policy.json was computed from the trial log .*bayesian.jsonl started at "
+                                                 r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d, and the log there now is another one, started at "):  # fmt: skip
+        results.check_current(best, "best_policy.json")
 
 
 def favours_crop(request: FitRequest) -> float:

@@ -365,7 +365,8 @@ class SearchLoop:
         records = sorted(self.records.values(), key=lambda r: order[r.key])
         return SearchResult(self.cfg.method, records, choice, self.floor, reevaluated, str(self.trial_log.path),
                             self.trial_log.fingerprint, self.cfg.reward,
-                            self.tracker.target.parent_run_id if self.tracker.target else "", screens)  # fmt: skip
+                            self.tracker.target.parent_run_id if self.tracker.target else "", screens,
+                            self.trial_log.created)  # fmt: skip
 
 
 def _reward_text(record: TrialRecord) -> str:

@@ -154,11 +154,12 @@ class SearchResult:
     base_choice: BaseChoice
     noise_floor: NoiseFloor
     reevaluated: list[PairedGain]  # best mean paired gain first
-    log_path: str = ""  # the trial log these records are from, and its fingerprint: outputs carry both
-    log_fingerprint: str = ""
+    log_path: str = ""  # the trial log these records are from, its fingerprint and when it was started: outputs
+    log_fingerprint: str = ""  # carry all three (a fresh start under the same config is another log)
     reward: str = "retrain"  # retrain | density: what a search trial's reward is
     mlflow_run_id: str = ""  # the MLflow run that tracked this search, when tracking was on
     screens: tuple[OpScreen, ...] = ()  # screen_ops: every op alone at each magnitude
+    log_created: float = 0.0
 
     @property
     def search_trials(self) -> list[TrialRecord]:

@@ -4,6 +4,7 @@ the verdict in words, and the convergence plot."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +24,7 @@ from deepaug_pipeline.search.tracking import policy_summary  # noqa: E402
 
 def search_log_stamp(result: SearchResult) -> dict:
     """Which trial log, in which state, the outputs were computed from."""
-    return {"path": result.log_path, "fingerprint": result.log_fingerprint, "records": len(result.records)}
+    return {"path": result.log_path, "fingerprint": result.log_fingerprint, "created": result.log_created, "records": len(result.records)}
 
 
 def _stamp(best_policy: dict) -> dict | None:
@@ -45,6 +46,12 @@ def check_current(best_policy: dict, where: str, data_content: str | None = None
         raise StaleSearchOutputs(f"{where} was computed from the trial log {path}, which no longer exists. {rerun}")
     header, records = read_log(path)
     records = [r for r in records if not r.get("lost")]  # as the search counts them: a lost fit is not a result
+    if "created" in stamp and header.get("created") != stamp["created"]:  # stamps written before this check have none
+        raise StaleSearchOutputs(
+            f"{where} was computed from the trial log {path} started at {_when(stamp['created'])}, and the log there now "
+            f"is another one, started at {_when(header.get('created'))}: no search has written these outputs from it yet. "
+            f"{rerun}"
+        )
     if header.get("fingerprint") != stamp["fingerprint"] or len(records) != stamp["records"]:
         raise StaleSearchOutputs(
             f"{where} does not match the trial log {path}: it was computed from {stamp['records']} record(s) under "
@@ -58,6 +65,10 @@ def check_current(best_policy: dict, where: str, data_content: str | None = None
             f"{searched_on} in {path}, {data_content} now): ingest ran since with other settings or another source. "
             f"Run the search again on this data, or ingest with the settings the search used."
         )
+
+
+def _when(created) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(created or 0.0)))
 
 
 def search_config(best_policy: dict) -> dict | None:
