@@ -207,6 +207,29 @@ def test_json_round_trip_and_combination(tmp_path):
     assert combined.apply(_batch(1), seed=0).shape == (6, 27, 31, 1)
 
 
+def test_combined_policies_keep_the_base_they_were_found_on_and_must_share_it():
+    on_standard = Policy.from_dict({**_policy().to_dict(), "metadata": {"base_augmentation": "standard"}})
+    combined = Policy.combine([on_standard, on_standard])
+    assert combined.metadata == {"base_augmentation": "standard"} and combined.as_layer()._base is not None
+    assert Policy.combine([_policy(), _policy()]).metadata == {}
+    with pytest.raises(PolicyError, match=r"found on different base augmentations \(None, standard\)"):
+        Policy.combine([on_standard, _policy()])
+
+
+def test_policies_built_by_hand_are_checked_as_their_json_is():
+    from deepaug_pipeline.augment.policy import Operation, SubPolicy
+
+    with pytest.raises(PolicyError, match=r"unknown op 'rotation'; known ops: identity, "):
+        Operation("rotation", 0.5)
+    for bad in (7.0, -0.1, float("nan")):
+        with pytest.raises(PolicyError, match=r"rotate: magnitude must be in \[0, 1\]"):
+            Operation("rotate", bad)
+    with pytest.raises(PolicyError, match=r"rotate: probability must be in \[0, 1\]; got 1.5"):
+        Operation("rotate", 0.5, 1.5)
+    with pytest.raises(PolicyError, match=r"p_none must be in \[0, 1\]; got -0.5"):
+        Policy((SubPolicy((Operation("rotate", 0.5),)),), p_none=-0.5)
+
+
 def test_probability_per_op_is_optional_and_applied():
     pol = Policy.from_dict(
         {"schema_version": 1, "p_none": 0.0, "sub_policies": [[{"op": "invert", "magnitude": 1.0, "probability": 0.5}]]}
@@ -263,6 +286,55 @@ def test_layer_is_identity_at_inference_and_survives_keras_save(tmp_path):
     np.testing.assert_array_equal(layer(images, training=False), images)
     trained = layer(images, training=True).numpy()
     assert trained.shape == images.shape and trained.max() <= 255 and not np.allclose(trained, images)
+
+
+def test_a_saved_model_loads_in_a_process_that_imported_only_the_public_policy(tmp_path):
+    model = keras.Sequential([keras.Input((27, 31, 1)), _policy().as_layer(seed=1, value_range=(0, 255)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+    images = _batch(1, np.float32) * 255
+    np.save(tmp_path / "x.npy", images)
+    code = ("import numpy as np, sys; from deepaug_pipeline import Policy; import keras; "
+            "m = keras.models.load_model(sys.argv[1]); np.save(sys.argv[2], m.predict(np.load(sys.argv[3]), verbose=0)); "
+            "print(m.layers[0].policy == Policy.from_dict(m.layers[0].get_config()['policy']))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras"), str(tmp_path / "y.npy"), str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model.predict(images, verbose=0), rtol=1e-5)
+
+
+def test_the_layer_refuses_images_it_cannot_take_when_the_model_is_built():
+    with pytest.raises(ImageBatchError, match=r"got shape \(None, 28, 28\).*add a channel axis to grayscale images without one"):
+        keras.Sequential([keras.Input((28, 28)), _policy().as_layer()])
+    with pytest.raises(ImageBatchError, match=r"got 4 channels"):
+        keras.Sequential([keras.Input((28, 28, 4)), _policy().as_layer()])
+
+
+def test_apply_in_a_tf_data_map_draws_afresh_per_call_unless_given_a_seed_tensor():
+    images = np.repeat(_batch(1, np.uint8, n=1), 16, axis=0)
+    policy = _policy(p_none=0.0)
+    unseeded = tf.data.Dataset.from_tensor_slices(images).batch(8).map(lambda x: policy.apply(x))
+    first, second = [[b.numpy() for b in unseeded] for _ in range(2)]
+    assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[0], second[0])  # per batch, per epoch
+    seeded = tf.data.Dataset.from_tensor_slices(images).batch(8).enumerate().map(lambda i, x: policy.apply(x, seed=i))
+    for i, batch in enumerate(seeded):
+        np.testing.assert_array_equal(batch.numpy(), policy.apply(images[8 * i : 8 * i + 8], seed=i).numpy())
+    np.testing.assert_array_equal(policy.apply(images, seed=4).numpy(), policy.apply(images, seed=tf.constant([4, 0])).numpy())
+    with pytest.raises(PolicyError, match=r"seed: an integer or a stateless seed of shape \[2\]; got shape \(3,\)"):
+        policy.apply(images, seed=[1, 2, 3])
+
+
+def test_the_readmes_snippet_for_using_a_found_policy_runs_as_written(tmp_path, monkeypatch):
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Using a found policy in your own training") :]
+    snippet = section[section.index("```python\n") + len("```python\n") : section.index("```\n", section.index("```python"))]
+    on_standard = Policy.from_dict({**_policy().to_dict(), "metadata": {"base_augmentation": "standard"}})
+    on_standard.save(tmp_path / "data" / "07_model_output" / "best_policy.json")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    images = _batch(1, np.uint8, n=4, size=(28, 28)).astype(np.float32)
+    assert scope["model"](images, training=True).shape == (4, 10)
+    assert scope["policy"] == on_standard and scope["model"].layers[0]._base is not None  # the base runs first
 
 
 def test_map_fn_in_a_tf_data_pipeline():

@@ -14,13 +14,15 @@ _PUBLIC = {
 
 def __getattr__(name: str):
     # Lazy, so `import deepaug_pipeline` (as Kedro does) does not pull in TensorFlow. The first public name loads it,
-    # with its native libraries' start-up notices kept off the console (`import keras` first would print them).
+    # with its native libraries' start-up notices kept off the console (`import keras` first would print them), and
+    # registers the policy layer, so a process that only loads a saved model (keras.models.load_model) can.
     if name not in _PUBLIC:
         raise AttributeError(f"module 'deepaug_pipeline' has no attribute {name!r}")
     from deepaug_pipeline.devices import start_up_notices_filtered
 
     with start_up_notices_filtered():
         module = importlib.import_module(_PUBLIC[name])
+        importlib.import_module("deepaug_pipeline.augment.layer")
     return getattr(module, name)
 
 

@@ -15,6 +15,23 @@ class ImageBatchError(UserError, ValueError):
     to hand them over."""
 
 
+def check_batch_shape(shape: tf.TensorShape) -> None:
+    """Refuse, with how to hand them over, images that are not a batch (B, H, W, C) of one height and width with
+    1 or 3 channels (a Keras layer checks this when its model is built, not at the first training step)."""
+    shape = tf.TensorShape(shape)
+    if shape.rank != 4 or shape[1] is None or shape[2] is None:
+        raise ImageBatchError(
+            f"augmentation takes a batch of images (batch, height, width, channels) of one height and width; got "
+            f"shape {shape}. In tf.data, batch before mapping (ds.batch(n).map(...)); resize images to one size "
+            "first; add a channel axis to grayscale images without one (x[..., None]), or a batch axis to a single image"
+        )
+    if shape[3] not in (1, 3):  # the colour ops weigh three channels, and the grey ones one
+        raise ImageBatchError(
+            f"augmentation takes grayscale (1 channel) or RGB (3 channels) images; got {shape[3]} channels "
+            f"(shape {shape}). Drop an alpha channel first (images[..., :3])"
+        )
+
+
 @tf.autograph.experimental.do_not_convert  # plain graph code: its branches are on static dtypes and shapes
 def to_unit(images: tf.Tensor, value_range: tuple[float, float] | None = None) -> tf.Tensor:
     """uint8 [0, 255] or float in ``value_range`` (default [0, 1]) → float32 [0, 1], for a batch (B, H, W, C) of
@@ -22,17 +39,7 @@ def to_unit(images: tf.Tensor, value_range: tuple[float, float] | None = None) -
 
     Float values outside ``value_range`` raise rather than being clipped: Keras hands uint8 data on as float32 in
     [0, 255], and read as [0, 1] three quarters of such an image's pixels would come back white."""
-    if images.shape.rank != 4 or images.shape[1] is None or images.shape[2] is None:
-        raise ImageBatchError(
-            f"augmentation takes a batch of images (batch, height, width, channels) of one height and width; got "
-            f"shape {images.shape}. In tf.data, batch before mapping (ds.batch(n).map(...)); resize images to one size "
-            "first; add a batch axis to a single image"
-        )
-    if images.shape[3] not in (1, 3):  # the colour ops weigh three channels, and the grey ones one
-        raise ImageBatchError(
-            f"augmentation takes grayscale (1 channel) or RGB (3 channels) images; got {images.shape[3]} channels "
-            f"(shape {images.shape}). Drop an alpha channel first (images[..., :3])"
-        )
+    check_batch_shape(images.shape)
     if images.dtype == tf.uint8:
         return tf.cast(images, tf.float32) / 255.0
     lo, hi = value_range or (0.0, 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from deepaug_pipeline.augment import imaging
 from deepaug_pipeline.augment.baselines import base_params
 from deepaug_pipeline.augment.policy import Policy, base_then_policy
 
@@ -31,6 +32,10 @@ class PolicyAugmentation(keras.layers.Layer):
         # Its image ops (projective transforms, DynamicPartition) have no XLA kernels: Keras's jit_compile="auto"
         # turns XLA on where a GPU is found unless a layer says so, and the first training step would fail there.
         self.supports_jit = False
+
+    def build(self, input_shape):
+        imaging.check_batch_shape(input_shape)  # when the model is built, not at its first training step
+        super().build(input_shape)
 
     def call(self, inputs, training=None):
         if not training:

@@ -34,7 +34,7 @@ class PolicyError(UserError, ValueError):
 # --------------------------------------------------------------------------- the JSON schema
 def _known_op(name: str) -> str:
     if name not in ops_lib.OP_INDEX:
-        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(ops_lib.OP_NAMES)}")
+        raise PolicyError(f"unknown op {name!r}; known ops: {', '.join(ops_lib.OP_NAMES)}")
     return name
 
 
@@ -74,6 +74,12 @@ class Operation:
     magnitude: float
     probability: float = 1.0
 
+    def __post_init__(self) -> None:  # built by hand too, not only from validated JSON
+        _known_op(self.op)
+        for name in ("magnitude", "probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:  # NaN fails too
+                raise PolicyError(f"{self.op}: {name} must be in [0, 1]; got {getattr(self, name)!r}")
+
     def describe(self) -> str:
         prob = "" if self.probability == 1.0 else f" p={self.probability:.2f}"
         return f"{self.op} {self.magnitude:.2f}{prob}"
@@ -104,6 +110,10 @@ class Policy:
     p_none: float = DEFAULT_P_NONE
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p_none <= 1.0:
+            raise PolicyError(f"p_none must be in [0, 1]; got {self.p_none!r}")
+
     # ----------------------------------------------------------------- construction
     @classmethod
     def from_pairs(cls, pairs: Sequence[Sequence[tuple[str, float]]], p_none: float = DEFAULT_P_NONE) -> Policy:
@@ -118,12 +128,18 @@ class Policy:
 
     @classmethod
     def combine(cls, policies: Iterable[Policy], p_none: float | None = None) -> Policy:
-        """Concatenate the sub-policies of several policies (AutoAugment's final policy: top-5 → 25)."""
+        """Concatenate the sub-policies of several policies (AutoAugment's final policy: top-5 → 25). They keep the
+        base augmentation they were found on, which must be one."""
         policies = list(policies)
         if not policies:
             raise PolicyError("combine needs at least one policy")
+        bases = {p.metadata.get("base_augmentation") for p in policies}
+        if len(bases) > 1:
+            raise PolicyError(f"combine: these policies were found on different base augmentations "
+                              f"({', '.join(sorted(str(b) for b in bases))}); each runs after its own base")  # fmt: skip
         subs = tuple(s for p in policies for s in p.sub_policies)
-        return cls(subs, policies[0].p_none if p_none is None else p_none)
+        base = bases.pop()
+        return cls(subs, policies[0].p_none if p_none is None else p_none, {"base_augmentation": base} if base else {})
 
     # ----------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
@@ -216,14 +232,16 @@ class Policy:
                 probs[i, j] = op.probability
         return PolicyTensors(tf.constant(op_ids), tf.constant(mags), tf.constant(probs), tf.constant(self.p_none, tf.float32))
 
-    def apply(self, images, seed: int | None = 0, value_range: tuple[float, float] | None = None, with_base: bool = True) -> tf.Tensor:
+    def apply(self, images, seed=None, value_range: tuple[float, float] | None = None, with_base: bool = True) -> tf.Tensor:
         """Augment a batch (uint8, or float in ``value_range``) once, as ``as_layer`` does in training: the search's
-        base augmentation first unless ``with_base=False``. Returns the same dtype and range."""
-        if seed is None:
-            seed = int(np.random.default_rng().integers(2**31 - 1))
+        base augmentation first unless ``with_base=False``. Returns the same dtype and range.
+
+        ``seed`` (an int, or an integer tensor: a scalar or a stateless seed of shape [2]) fixes the draws. Without
+        one every call draws afresh, inside a ``tf.function`` or a ``tf.data`` map too (a seed drawn in Python there
+        would be traced once and repeat on every batch and epoch)."""
         base = self.metadata.get("base_augmentation") if with_base else None
         return base_then_policy(images, self.tensors(), self.op_indices(), base_params(base) if base else None,
-                                tf.constant([seed, 0], tf.int64), value_range)  # fmt: skip
+                                _stateless_seed(seed), value_range)  # fmt: skip
 
     def as_layer(self, seed: int | None = None, value_range: tuple[float, float] | None = None, with_base: bool = True):
         """A Keras layer applying this policy in training only (serialisable in ``.keras``); the search's base
@@ -253,6 +271,18 @@ class Policy:
 
 
 # --------------------------------------------------------------------------- graph application
+def _stateless_seed(seed) -> tf.Tensor:
+    """``Policy.apply``'s seed as a stateless seed (int64, shape [2])."""
+    if seed is None:  # a random op in the graph: a fresh draw every time it runs, traced or not
+        return tf.random.uniform([2], 0, 2**31 - 1, tf.int64)
+    seed = tf.cast(seed, tf.int64)
+    if seed.shape.rank == 0:
+        return tf.stack([seed, tf.zeros([], tf.int64)])
+    if seed.shape.as_list() != [2]:
+        raise PolicyError(f"seed: an integer or a stateless seed of shape [2]; got shape {seed.shape}")
+    return seed
+
+
 def base_then_policy(images, policy: PolicyTensors, available: Sequence[int] | None, base: tf.Tensor | None,
                      seed: tf.Tensor, value_range: tuple[float, float] | None = None) -> tf.Tensor:  # fmt: skip
     """What training under ``Policy.as_layer`` does to a batch: the base augmentation (a ``base_params`` tensor;
