@@ -87,6 +87,8 @@ def test_config_refuses_an_unknown_op_by_name_without_loading_tensorflow():
     SearchConfig(ops=ALL_OPS)  # every op in the table is known
     with pytest.raises(ConfigError, match=r"unknown op\(s\) \['twirl'\] in 'ops'"):
         parse_config(SearchConfig, {"ops": ["rotate", "twirl"]}, "search")
+    with pytest.raises(ConfigError, match=r"'ops' lists 'rotate' more than once"):  # the optimiser crashed at its first fit
+        parse_config(SearchConfig, {"ops": ["rotate", "shear", "rotate"]}, "search")
     # Parameters are validated before any node runs: in a fresh interpreter (this one has TensorFlow), that loads none.
     probe = "import sys; from deepaug_pipeline.config import SearchConfig; SearchConfig(ops=['rotate']); print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"

@@ -345,8 +345,12 @@ def test_class_with_too_few_images_for_the_stratified_split():
     from deepaug_pipeline.config import EvaluateConfig
     from deepaug_pipeline.evaluate.final import final_splits
 
-    with pytest.raises(DataValidationError, match=r"stratified evaluation validation sample \(evaluate\.validation_size\) of 300"):
-        final_splits(LabelledImages(x, y), ["a", "b", "rare"], EvaluateConfig(validation_size=300), 0)
+    with pytest.raises(DataValidationError, match=r"stratified evaluation validation sample \(evaluate\.validation_size\) of 200"):
+        final_splits(LabelledImages(x, y), ["a", "b", "rare"], EvaluateConfig(validation_size=200), 0)
+    # A size beyond the images there are is said as such, not as a class short of images.
+    with pytest.raises(DataValidationError, match=r"^the evaluation validation sample \(evaluate\.validation_size\) asks for 100000 "
+                                                  r"images out of 300: it must leave some for the rest$"):  # fmt: skip
+        final_splits(LabelledImages(x, y), ["a", "b", "rare"], EvaluateConfig(validation_size=100000), 0)
     with pytest.raises(DataValidationError, match=r"stratified evaluation training subset \(evaluate\.train_size\) of 140"):
         four_rare = np.where(np.arange(len(y)) < 4, 2, y)  # 2 go to the validation sample, 2 stay for training
         final_splits(LabelledImages(x, four_rare), ["a", "b", "rare"], EvaluateConfig(validation_size=150, train_size=140), 0)

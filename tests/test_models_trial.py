@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,6 +149,40 @@ def test_evaluates_default_model_options_are_the_wrns_and_another_model_gets_non
     assert EvaluateConfig().model_options == {"dropout": 0.0, "weight_decay": 0.0005}
     assert EvaluateConfig(model="fastcnn").model_options == {}  # it was refused over options nobody wrote
     assert EvaluateConfig(model="wrn_16_4").model_options == {"dropout": 0.0, "weight_decay": 0.0005}
+
+
+def test_the_shipped_evaluate_config_takes_another_model_by_one_key():
+    """conf/base names no WRN options, so overriding only ``evaluate.model`` (Kedro merges the rest) is a valid config."""
+    import yaml
+
+    from deepaug_pipeline.config import validate_params
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/base/parameters_evaluate.yml").read_text())
+    assert validate_params({"evaluate": {**base["evaluate"], "model": "fastcnn"}}).evaluate.model_options == {}
+    assert validate_params(base).evaluate.model_options == {"dropout": 0.0, "weight_decay": 0.0005}
+
+
+@pytest.mark.parametrize("model, options, message", [
+    ("wrn_10_1", {"dropout": 1.5}, r"dropout=1.5 \(it takes a number in \[0, 1\)\)"),
+    ("basiccnn", {"dropout": 0.6}, r"dropout=0.6 \(it takes a number in \[0, 0.5\)\)"),  # its last dropout is twice the rate
+    ("wrn_10_1", {"weight_decay": -1}, r"weight_decay=-1 \(it takes a finite number >= 0\)"),
+    ("fastcnn", {"width": -3, "dense": 2.5}, r"width=-3 \(it takes an integer >= 1\); dense=2.5 \(it takes an integer >= 1\)"),
+    ("wrn_10_1", {"dropout": "high"}, r"dropout='high'"),
+])  # fmt: skip
+def test_model_option_values_keras_would_refuse_mid_run_are_refused_by_the_config(model, options, message):
+    from deepaug_pipeline.config import ConfigError, validate_params
+
+    with pytest.raises(ConfigError, match=rf"bad value for 'parameters.search.child.model_options': model '{model}': bad option value {message}"):
+        validate_params({"search": {"child": {"model": model, "model_options": options}}})
+    validate_params({"search": {"child": {"model": "basiccnn", "model_options": {"dropout": 0.4}}}})  # in range: taken
+
+
+def test_no_setting_takes_inf_or_nan():
+    from deepaug_pipeline.config import ConfigError, validate_params
+
+    for params in ({"evaluate": {"learning_rate": float("inf")}}, {"search": {"child": {"learning_rate": float("nan")}}}):
+        with pytest.raises(ConfigError, match=r"learning_rate': Input should be a finite number"):
+            validate_params(params)
 
 
 def test_wrn_rejects_bad_depth():

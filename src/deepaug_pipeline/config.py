@@ -22,7 +22,7 @@ class ConfigError(UserError, ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no setting means inf or NaN
 
 
 def parse_config(model: type[BaseModel], data: Any, where: str) -> Any:
@@ -249,6 +249,9 @@ class SearchConfig(_Strict):
             unknown = [o for o in self.ops if o not in OP_NAMES]
             if unknown:
                 raise ValueError(f"unknown op(s) {unknown} in 'ops'")
+            repeated = sorted({o for o in self.ops if self.ops.count(o) > 1})
+            if repeated:
+                raise ValueError(f"'ops' lists {', '.join(map(repr, repeated))} more than once")
             if all(o == "identity" for o in self.ops):
                 raise ValueError(f"'ops' {self.ops} holds no op to search: list ops besides identity, or null for the default")
         if self.address is not None and not self.address.strip():

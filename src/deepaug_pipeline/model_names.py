@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -60,10 +61,9 @@ def check_model_name(name: str) -> str:
 def check_model_options(name: str, options: Mapping[str, Any]) -> None:
     """ModelConfigError naming the options the builder of ``name`` does not take, before anything is built. A custom
     builder is checked against its signature as ``build_model`` calls it, so one with ``**kwargs`` takes any."""
-    if name in BUILTIN_NAMES:
-        takes = BUILTIN_OPTIONS[name]
-    elif wrn_shape(name) is not None:
-        takes = BUILTIN_OPTIONS["wrn"]
+    kind = name if name in BUILTIN_NAMES else "wrn" if wrn_shape(name) is not None else None
+    if kind is not None:
+        takes = BUILTIN_OPTIONS[kind]
     else:
         try:
             signature = inspect.signature(custom_builder(name))
@@ -82,3 +82,19 @@ def check_model_options(name: str, options: Mapping[str, Any]) -> None:
     unknown = sorted(set(options) - set(takes))
     if unknown:
         raise ModelConfigError(f"model '{name}' takes no option {', '.join(map(repr, unknown))} (it takes {', '.join(takes) or 'none'})")
+    bad = [f"{option}={value!r} (it takes {need})" for option, value in options.items() if kind and (need := _needs(kind, option, value))]
+    if bad:
+        raise ModelConfigError(f"model '{name}': bad option value {'; '.join(bad)}")
+
+
+def _needs(kind: str, option: str, value: Any) -> str | None:
+    """What a built-in builder's ``option`` takes, if ``value`` is not that (Keras would refuse it mid-run)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if option == "dropout":
+        top = 0.5 if kind == "basiccnn" else 1.0  # basiccnn's last dropout runs at twice the rate
+        return None if number and 0 <= value < top else f"a number in [0, {top:g})"
+    if option == "weight_decay":
+        return None if number and value >= 0 else "a finite number >= 0"
+    if option in ("width", "dense"):  # layer sizes
+        return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else "an integer >= 1"
+    return None

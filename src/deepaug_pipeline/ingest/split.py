@@ -53,6 +53,8 @@ def stratified_indices(
     labels: np.ndarray, class_names: list[str], size: int, rng: np.random.Generator, what: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a stratified sample of ``size`` and of the rest; every class must land on both sides."""
+    if size >= len(labels):
+        raise DataValidationError(f"the {what} asks for {size} images out of {len(labels)}: it must leave some for the rest")
     n_classes = len(class_names)
     counts = np.bincount(labels, minlength=n_classes)
     alloc = stratified_allocation(labels, n_classes, size)
