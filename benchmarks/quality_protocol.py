@@ -15,14 +15,14 @@ from common import RESULTS, load_fashion_subset
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
-from deepaug_pipeline.data import LabelledImages
+from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.evaluate.final import FinalTrainer, run_grid
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, strategy_aliases
 from deepaug_pipeline.ingest.split import DatasetSplits, stratified_indices
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.records import SearchResult
-from deepaug_pipeline.search.run import data_fingerprint, run_search
+from deepaug_pipeline.search.run import run_search
 from deepaug_pipeline.seeding import stream_rng
 
 SEED = 7

@@ -14,14 +14,14 @@ import pytest
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.config import ConfigError, SearchConfig, parse_config, validate_params
-from deepaug_pipeline.data import LabelledImages
+from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.ingest.sources import load_idx
 from deepaug_pipeline.run_log import TrialLog, TrialLogMismatch, TrialLogStore, children_dir, read_log
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchError, SearchLoop
 from deepaug_pipeline.search.executors import LocalExecutor, RunnerSpec
 from deepaug_pipeline.search.records import FitRequest, TrainedChild
-from deepaug_pipeline.search.run import data_fingerprint, log_config, policy_space, run_search
+from deepaug_pipeline.search.run import log_config, policy_space, run_search
 from deepaug_pipeline.search.trial import TrialRunner
 from tests.conftest import RAW_FASHION, kedro_session_run, search_params
 

@@ -106,6 +106,45 @@ def test_a_missing_source_path_is_named_before_any_node(tmp_path):
         ConfigValidationHook().before_pipeline_run({}, pipeline([node(len, "raw_images", "n")]), catalog)
 
 
+def test_ingest_is_refused_before_it_replaces_the_splits_a_search_log_was_made_on(tmp_path):
+    """Changed ingest settings would rewrite the splits, and the search would then refuse its log: refused first."""
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import node, pipeline
+    from kedro_datasets.json import JSONDataset
+
+    from deepaug_pipeline.config import IngestConfig, SearchConfig, canonical_log_config
+    from deepaug_pipeline.datasets import ImageSourceDataset, TrialLogStoreDataset
+    from deepaug_pipeline.hooks import ConfigValidationHook
+    from deepaug_pipeline.ingest import split_dataset, validate_source
+    from deepaug_pipeline.run_log import TrialLog, TrialLogMismatch
+    from tests.conftest import make_images
+
+    x, y = make_images(300, 3)
+    source = validate_source(ImageSource(LabelledImages(x, y), None, ["a", "b", "c"]))
+    splits = split_dataset(source, IngestConfig(train_set_size=100), 42)
+    summary = JSONDataset(filepath=str(tmp_path / "dataset_summary.json"))
+    summary.save(splits.summary())
+    logs = TrialLogStoreDataset(path=str(tmp_path / "logs"))
+    logged = canonical_log_config({"seed": 42, "search": SearchConfig().model_dump(), "data": {"content": splits.summary()["content"]}})
+    with TrialLog(logs.load().path_for("bayesian"), logged) as log:
+        log.append({"key": "baseline/none/s0"})
+    flow = pipeline([node(lambda raw: {}, "raw_images", "dataset_summary", name="split_images"),
+                     node(lambda *a: 0, ["dataset_summary", "trial_logs", "parameters"], "trials", name="search_policies")])  # fmt: skip
+
+    def check(params: dict) -> None:
+        catalog = DataCatalog({"raw_images": ImageSourceDataset(source="idx", path=str(tmp_path)), "trial_logs": logs,
+                               "dataset_summary": summary, "parameters": MemoryDataset(params)})  # fmt: skip
+        ConfigValidationHook().before_pipeline_run({}, flow, catalog)
+
+    check({"seed": 42, "ingest": {"train_set_size": 100}})  # unchanged: ingest makes the same splits again
+    with pytest.raises(TrialLogMismatch, match=r"ingest would replace the splits the log .*bayesian.jsonl was made on: their "
+                                               r"settings changed since \(ingest.train_set_size: 100 → 50\)\. No step was run"):  # fmt: skip
+        check({"seed": 42, "ingest": {"train_set_size": 50}})
+    check({"seed": 42, "ingest": {"train_set_size": 50}, "search": {"fresh_start": True}})  # asked for: a new search
+    summary.save({**splits.summary(), "content": "other"})  # the splits on disk are not the log's: ingest may restore them
+    check({"seed": 42, "ingest": {"train_set_size": 50}})
+
+
 def test_api_names_missing_labels():
     from deepaug_pipeline import DeepAugment
     from deepaug_pipeline.ingest import DataValidationError

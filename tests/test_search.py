@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.cli import command_hint
 from deepaug_pipeline.config import ConfigError, EvaluateConfig, SearchConfig, canonical_log_config, parse_config, validate_params
-from deepaug_pipeline.data import LabelledImages
+from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.evaluate.final import run_grid
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.results import results_table as evaluate_results_table
@@ -31,7 +31,7 @@ from deepaug_pipeline.run_log import StaleSearchOutputs, TrialLog, TrialLogBusy,
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.controller import SearchError, SearchLoop
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
-from deepaug_pipeline.search.run import data_fingerprint, log_config, policy_space, run_search
+from deepaug_pipeline.search.run import log_config, policy_space, run_search
 from deepaug_pipeline.search.space import policy_optimizer, to_python
 from deepaug_pipeline.search.tracking import TrackingTarget, TrialTracker, policy_params
 from tests.conftest import GRID_MIN_SIDE, REPO, assert_real_png, kedro_run, kedro_session_run, make_images, mlflow_runs, search_params, squashed_output

@@ -7,7 +7,6 @@ inward. Unknown keys are rejected with the offending key named.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -120,8 +119,6 @@ class IngestConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> IngestConfig:
-        if self.value_range is not None and not (math.isfinite(self.value_range[0]) and math.isfinite(self.value_range[1])):
-            raise ValueError(f"value_range {list(self.value_range)} must be finite: the pixel values' real range")
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
             raise ValueError(f"value_range {list(self.value_range)} must be [low, high] with low < high")
         return self

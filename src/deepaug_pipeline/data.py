@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,3 +28,13 @@ class ImageSource:
     class_names: list[str] | None
     origin: str = ""
     notes: list[str] = field(default_factory=list)
+
+
+def data_fingerprint(*splits: LabelledImages) -> str:
+    """A hash of the images and labels a run trains and validates on: another dataset of the same shape and size
+    is another run, never a resumed one."""
+    digest = hashlib.sha256()
+    for array in (a for split in splits for a in (split.x, split.y)):
+        digest.update(str((array.shape, array.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()[:16]

@@ -8,13 +8,14 @@ import logging
 from kedro.framework.hooks import hook_impl
 
 from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_log_config, parse_config, validate_params
-from deepaug_pipeline.run_log import refuse_changed_config
+from deepaug_pipeline.run_log import TrialLogMismatch, config_changes, read_log, refuse_changed_config
 from deepaug_pipeline.pipelines import TENSORFLOW_TAG
 
 # Where the summary points a reader: the outputs they open first.
 SEARCH_FILES = ("best_policy", "top_policies_table", "trials_table", "convergence_plot")
 EVALUATE_FILES = ("report_html", "report_md")
 SEARCH_NODE = "search_policies"  # the node that opens the trial log
+SPLIT_NODE = "split_images"  # the node that writes the splits the search runs on
 MLFLOW_UI = "http://127.0.0.1:5000"  # `kedro mlflow ui`'s default address (conf/base/mlflow.yml, ui:)
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,12 @@ class ConfigValidationHook:
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         self._refuse_missing_inputs(pipeline.inputs(), catalog)
-        if any(node.name == SEARCH_NODE for node in pipeline.nodes):
-            self._refuse_changed_search(validate_params(catalog.load("parameters")), catalog)
+        nodes = {node.name for node in pipeline.nodes}
+        if SEARCH_NODE in nodes:
+            params = validate_params(catalog.load("parameters"))
+            self._refuse_changed_search(params, catalog)
+            if SPLIT_NODE in nodes:
+                self._refuse_replacing_the_searchs_data(params, catalog)
 
     @staticmethod
     def _refuse_changed_search(params, catalog) -> None:
@@ -47,6 +52,28 @@ class ConfigValidationHook:
         known = canonical_log_config({"seed": params.seed, "search": params.search.model_dump()})
         path = catalog.load("trial_logs").path_for(params.search.trial_log_name)
         refuse_changed_config(path, known, "search", canonical_log_config)
+
+    @staticmethod
+    def _refuse_replacing_the_searchs_data(params, catalog) -> None:
+        """Ingest would rewrite the splits a trial log with records was made on (their settings changed since), and
+        the search would then refuse the log: refused first, before the splits on disk are replaced."""
+        from deepaug_pipeline.ingest.split import made_from
+
+        path = catalog.load("trial_logs").path_for(params.search.trial_log_name)
+        if params.search.fresh_start or not path.exists() or not catalog.exists("dataset_summary"):
+            return
+        header, records = read_log(path)
+        splits = catalog.load("dataset_summary")
+        searched_on = ((header.get("config") or {}).get("data") or {}).get("content")
+        before, now = splits.get("made_from"), made_from(params.ingest, params.seed)
+        if records and searched_on == splits.get("content") and before and before != now:
+            raise TrialLogMismatch(
+                f"ingest would replace the splits the log {path} was made on: their settings changed since "
+                f"({'; '.join(config_changes(before, now))}). No step was run. To keep the log and search the new "
+                "splits, set search.fresh_start: true; the old log is then renamed, not deleted. Or restore the old "
+                "settings to resume it.",
+                "search",
+            )
 
     @staticmethod
     def _refuse_missing_inputs(inputs: set[str], catalog) -> None:

@@ -64,21 +64,21 @@ def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{key}.")
+            out += config_changes(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} → {b!r}")
     return out
 
 
 def _mismatch(path: Path, logged: dict, config: dict, section: str) -> TrialLogMismatch:
-    changes = "; ".join(_diff(logged, config)) or "unknown differences"
+    changes = "; ".join(config_changes(logged, config)) or "unknown differences"
     return TrialLogMismatch(
-        f"the log {path} was written under a different {section} config ({changes}). Nothing was run. To keep it "
+        f"the log {path} was written under a different {section} config ({changes}). No trial was run. To keep it "
         f"and start afresh, set {section}.fresh_start: true; the old log is then renamed, not deleted. Or restore the "
         "old config to resume it.",
         section,
@@ -164,7 +164,7 @@ class TrialLog:
                     self.carried = [t for t in trials if keep(t)]
                     log.info("%s was written under another %s config (%s): set aside as %s; %d of its %d records do not "
                              "depend on what changed and carry over", self.path, section,
-                             "; ".join(_diff(logged_config, config)), self.archived.name, len(self.carried), len(trials))  # fmt: skip
+                             "; ".join(config_changes(logged_config, config)), self.archived.name, len(self.carried), len(trials))  # fmt: skip
             else:
                 _drop_partial_last_line(self.path)
                 self.trials = trials

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from deepaug_pipeline.config import IngestConfig
-from deepaug_pipeline.data import ImageSource, LabelledImages
+from deepaug_pipeline.data import ImageSource, LabelledImages, data_fingerprint
 from deepaug_pipeline.ingest.validate import DataValidationError
 from deepaug_pipeline.seeding import stream_rng
 
@@ -20,9 +21,11 @@ class DatasetSplits:
     seed_validation_pool: LabelledImages
     test: LabelledImages
     class_names: list[str]
+    made_from: dict = field(default_factory=dict)  # the seed and ingest settings (``made_from``)
 
     def summary(self) -> dict:
-        """Sizes, image shape and per-class counts of every split (JSON-ready)."""
+        """Sizes, image shape and per-class counts of every split, what the search's data hashes to (its trial log
+        records the same) and the settings the splits were made with (JSON-ready)."""
 
         def counts(split: LabelledImages) -> dict[str, int]:
             per_class = np.bincount(split.y, minlength=len(self.class_names))
@@ -35,6 +38,8 @@ class DatasetSplits:
             "class_names": self.class_names,
             "sizes": {k: len(v) for k, v in splits.items()},
             "class_counts": {k: counts(v) for k, v in splits.items()},
+            "content": data_fingerprint(self.search_subset, self.seed_validation_pool),
+            "made_from": self.made_from,
         }
 
 
@@ -95,4 +100,9 @@ def split_dataset(source: ImageSource, cfg: IngestConfig, seed: int) -> DatasetS
             "images, and the seed validation pool needs the rest"
         )
     subset_idx, pool_idx = stratified_indices(train.y, names, cfg.train_set_size, stream_rng(seed, "search_subset"), "search subset (ingest.train_set_size)")
-    return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, names)
+    return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, names, made_from(cfg, seed))
+
+
+def made_from(cfg: IngestConfig, seed: int) -> dict:
+    """The settings that decide the splits of one source, as JSON stores them."""
+    return json.loads(json.dumps({"seed": seed, "ingest": cfg.model_dump()}))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import numpy as np
 
 from deepaug_pipeline.augment import ops as ops_lib
 from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_log_config
-from deepaug_pipeline.data import LabelledImages
+from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.controller import SearchLoop
 from deepaug_pipeline.search.executors import DaskExecutor, LocalExecutor, RunnerSpec
@@ -39,16 +38,6 @@ def check_pool(cfg: SearchConfig, pool_size: int) -> None:
             f"search.child.validation_sample_size={cfg.child.validation_sample_size} exceeds the seed validation pool "
             f"({pool_size} images: the training split less ingest.train_set_size)"
         )
-
-
-def data_fingerprint(*splits: LabelledImages) -> str:
-    """A hash of the images and labels a run trains and validates on: another dataset of the same shape and size
-    is another run, never a resumed one."""
-    digest = hashlib.sha256()
-    for array in (a for split in splits for a in (split.x, split.y)):
-        digest.update(str((array.shape, array.dtype.str)).encode())
-        digest.update(np.ascontiguousarray(array).data)
-    return digest.hexdigest()[:16]
 
 
 def log_config(cfg: SearchConfig, seed: int, data_summary: dict, data_hash: str) -> dict:

@@ -33,7 +33,7 @@ def evaluate_strategies(
     from deepaug_pipeline.evaluate.final import FinalTrainer, final_splits, run_grid, scoring_sample
     from deepaug_pipeline.evaluate.strategies import found_base, policy_identity, reusable_runs, strategy_aliases
     from deepaug_pipeline.search.results import check_current
-    from deepaug_pipeline.search.run import data_fingerprint
+    from deepaug_pipeline.data import data_fingerprint
 
     cfg = parse_config(EvaluateConfig, evaluate, "evaluate")
     check_current(best_policy, "best_policy.json", data_fingerprint(search_subset, seed_validation_pool))

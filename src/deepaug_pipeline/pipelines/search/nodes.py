@@ -58,7 +58,8 @@ def plot_convergence(
 ) -> Figure:
     """Trial rewards and the best so far, with the other search method overlaid when its log exists."""
     from deepaug_pipeline.search import results
-    from deepaug_pipeline.search.run import data_fingerprint, log_config
+    from deepaug_pipeline.data import data_fingerprint
+    from deepaug_pipeline.search.run import log_config
 
     cfg = parse_config(SearchConfig, search, "search")
     data_hash = data_fingerprint(search_subset, seed_validation_pool)
