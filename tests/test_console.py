@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,36 @@ def test_every_error_the_project_raises_for_the_user_is_printed_as_its_message()
     copies = [pickle.loads(pickle.dumps(e)) for e in errors]
     assert [(type(c), str(c)) for c in copies] == [(type(e), str(e)) for e in errors]
     assert copies[9].section == "search"
+
+
+def test_kedros_own_refusals_of_conf_are_one_line_naming_the_file_or_environment(tmp_path):
+    from kedro.config import OmegaConfigLoader
+
+    from deepaug_pipeline.cli import kedro_config_problem
+
+    conf = tmp_path / "conf"
+    for env in ("base", "local", "gpu"):
+        (conf / env).mkdir(parents=True)
+    (conf / "base" / "parameters.yml").write_text("seed: 1\n")
+
+    def problem(env: str) -> str | None:
+        try:
+            OmegaConfigLoader(str(conf), base_env="base", default_run_env=env)["parameters"]
+        except Exception as exc:  # noqa: BLE001 - whatever Kedro raises, as the command line gets it
+            return kedro_config_problem(exc)
+        return None
+
+    assert problem("local") is None and kedro_config_problem(RuntimeError("a bug")) is None
+    # The command line refuses an unknown --env before the session starts (Kedro ran on without its parameters).
+    from deepaug_pipeline.cli import unknown_environment
+
+    assert unknown_environment("gpu", str(conf)) is None
+    assert unknown_environment("nonexistent", str(conf)) == f"no config environment 'nonexistent' ({conf / 'nonexistent'}); this project has: base, gpu, local"
+    assert problem("nonexistent") == f"no config environment 'nonexistent' ({conf / 'nonexistent'}); this project has: base, gpu, local"
+    (conf / "local" / "parameters.yml").write_text("evaluate:\n  seeds: 2\n   epochs: 3\n")
+    assert re.fullmatch(rf"Invalid YAML or JSON file {re.escape(str(conf / 'local' / 'parameters.yml'))}, unable to read line 2, "
+                        r"position \d+\. \(mapping values are not allowed in this context\)", problem("local") or "")  # fmt: skip
+    (conf / "local" / "parameters.yml").unlink()
+    (conf / "base" / "parameters_more.yml").write_text("seed: 2\n")
+    assert re.fullmatch(r"Duplicate keys found in .*parameters.*\.yml and .*parameters.*\.yml: seed \(a key may be set once per "
+                        r"environment, across all its files\)", problem("local") or "")  # fmt: skip

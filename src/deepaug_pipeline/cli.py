@@ -1,9 +1,12 @@
 """Project CLI: Kedro's own ``kedro run``, but an error the user can fix (bad config or data, a trial log that does
 not match, missing or stale inputs, an unknown pipeline name) is printed as its message and exits with status 1,
-not inside a few hundred lines of traceback. Other errors keep their traceback. Kedro takes a project's ``cli.py``
+not inside a few hundred lines of traceback; so is Kedro's own refusal of the conf/ folder (an environment that does
+not exist, a YAML file that does not parse, a key set twice in one environment). Other errors keep their traceback. Kedro takes a project's ``cli.py``
 over its built-in commands."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from kedro.framework.cli.project import run as kedro_run
@@ -22,6 +25,42 @@ def user_error(exc: BaseException) -> BaseException | None:
         seen.add(id(exc))
         exc = exc.__cause__
     return None
+
+
+def kedro_config_problem(exc: BaseException) -> str | None:
+    """What is wrong in conf/, when Kedro's config loader refused it, in one line naming the file or environment."""
+    import yaml
+    from kedro.config import MissingConfigException
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        message = str(exc)
+        if isinstance(exc, MissingConfigException) and "configuration path" in message:
+            return _no_environment(Path(message.rsplit(": ", 1)[-1].strip()))
+        if isinstance(exc, yaml.YAMLError):
+            detail = getattr(exc.__cause__, "problem", None)
+            return f"{message}{f' ({detail})' if detail else ''}"
+        if isinstance(exc, ValueError) and message.startswith("Duplicate keys found in"):
+            return f"{message} (a key may be set once per environment, across all its files)"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _no_environment(env: Path) -> str:
+    there = sorted(d.name for d in env.parent.iterdir() if d.is_dir()) if env.parent.is_dir() else []
+    return f"no config environment '{env.name}' ({env}); this project has: {', '.join(there) or 'none'}"
+
+
+def unknown_environment(env: str, conf_source: str | None) -> str | None:
+    """``--env`` naming no folder of the project's conf/ (Kedro would run on, without its parameters, and fail later)."""
+    from kedro.framework.project import settings
+    from kedro.utils import find_kedro_project
+
+    conf = Path(conf_source) if conf_source else (find_kedro_project(Path.cwd()) or Path.cwd()) / settings.CONF_SOURCE
+    if not conf.is_dir() or (conf / env).is_dir():  # a packaged archive of conf/: Kedro reads it itself
+        return None
+    return _no_environment(conf / env)
 
 
 def command_hint(exc: BaseException) -> str | None:
@@ -49,6 +88,7 @@ class FriendlyRun(click.Command):
     def invoke(self, ctx: click.Context):
         names = list(ctx.params.get("pipelines") or []) + ([ctx.params["pipeline"]] if ctx.params.get("pipeline") else [])
         problem = unknown_pipelines(names) if names else None
+        problem = problem or (unknown_environment(ctx.params["env"], ctx.params.get("conf_source")) if ctx.params.get("env") else None)
         if problem:
             raise click.UsageError(problem)
         try:
@@ -56,7 +96,11 @@ class FriendlyRun(click.Command):
         except Exception as exc:
             fixable = user_error(exc)
             if fixable is None:
-                raise
+                problem = kedro_config_problem(exc)
+                if problem is None:
+                    raise
+                click.secho(f"Error (conf/): {problem}", fg="red", err=True)
+                ctx.exit(1)
             click.secho(f"Error ({type(fixable).__name__}): {fixable}", fg="red", err=True)
             hint = command_hint(fixable)
             if hint:
