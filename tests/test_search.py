@@ -38,6 +38,13 @@ from tests.conftest import GRID_MIN_SIDE, REPO, assert_real_png, kedro_run, kedr
 
 
 # --------------------------------------------------------------------------- space
+def test_a_bayesian_search_too_short_to_leave_its_random_phase_says_so():
+    assert SearchConfig().random_only is None and SearchConfig(method="random", iterations=5).random_only is None
+    assert SearchConfig(iterations=10, opt_initial_points=10).random_only.startswith(
+        "search.iterations=10 is not above search.opt_initial_points=10: every trial is drawn at random")
+    assert SearchConfig(iterations=11, opt_initial_points=10).random_only is None
+
+
 def test_default_space_is_deepaugments_20_ops_plus_identity():
     space = policy_space(SearchConfig(), channels=3)
     dims = space.dimensions()

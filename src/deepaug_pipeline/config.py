@@ -276,6 +276,15 @@ class SearchConfig(_Strict):
             return self.iterations
         return DEFAULT_ITERATIONS[self.reward]
 
+    @property
+    def random_only(self) -> str | None:
+        """Why a Bayesian search of this budget never leaves its random phase, or None."""
+        if self.method != "bayesian" or self.n_iterations > self.opt_initial_points:
+            return None
+        return (f"search.iterations={self.n_iterations} is not above search.opt_initial_points={self.opt_initial_points}: "
+                "every trial is drawn at random and the surrogate never proposes one, so this Bayesian search is a "
+                "random search; raise iterations or lower opt_initial_points")  # fmt: skip
+
     def result_defining(self) -> dict[str, Any]:
         """The keys that change what a fit computes (the trial log's fingerprint); see ``search_result_defining``."""
         return search_result_defining(self.model_dump())

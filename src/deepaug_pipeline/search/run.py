@@ -61,6 +61,8 @@ def run_search(
 ) -> SearchResult:
     """Resume or start the search: baseline, policy trials, re-evaluation."""
     check_pool(cfg, len(pool))
+    if cfg.random_only:
+        log.warning("%s", cfg.random_only)
     space = policy_space(cfg, int(subset.x.shape[-1]))
     data_hash = data_fingerprint(subset, pool)
     config = log_config(cfg, seed, data_summary, data_hash)
