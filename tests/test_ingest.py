@@ -88,6 +88,11 @@ def test_npz_missing_arrays_named(tmp_path):
         load_source(SourceConfig(source="npz", path=str(tmp_path / "c.npz")))
 
 
+def test_npz_path_naming_a_folder_says_so(tmp_path):
+    with pytest.raises(DataSourceError, match=r"source npz: .* is a folder; path names one .npz file \(a folder of IDX files is source: idx"):
+        load_source(SourceConfig(source="npz", path=str(tmp_path)))
+
+
 def test_image_folder_one_subfolder_per_class(tmp_path):
     rng = np.random.default_rng(0)
     for cls in ("cat", "dog"):

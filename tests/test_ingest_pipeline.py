@@ -155,7 +155,7 @@ def test_api_names_missing_labels():
 
 @pytest.mark.parametrize("arguments, problem", [
     ({"source": "npz"}, r"bad value for 'catalog raw_images': source 'npz' needs 'path'"),
-    ({"source": "idx", "path": "data/01_raw/x", "clas_names": ["a"]}, r"'catalog raw_images.clas_names'"),
+    ({"source": "idx", "path": "data/01_raw/x", "clas_names": ["a"]}, r"unknown catalog.yml argument 'catalog raw_images.clas_names'"),
 ])  # fmt: skip
 def test_a_wrong_raw_images_entry_is_printed_as_a_config_error(arguments, problem):
     from kedro.io import DatasetError

@@ -24,8 +24,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no setting means inf or NaN
 
 
-def parse_config(model: type[BaseModel], data: Any, where: str) -> Any:
-    """Validate ``data`` against ``model``; raise ConfigError naming ``where.key``."""
+def parse_config(model: type[BaseModel], data: Any, where: str, key_kind: str = "parameter key") -> Any:
+    """Validate ``data`` against ``model``; raise ConfigError naming ``where.key`` (a ``key_kind``)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -33,7 +33,7 @@ def parse_config(model: type[BaseModel], data: Any, where: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("; ".join(validation_problems(exc, where, "parameter key"))) from None
+        raise ConfigError("; ".join(validation_problems(exc, where, key_kind))) from None
 
 
 def validation_problems(exc: ValidationError, where: str, key_kind: str) -> list[str]:

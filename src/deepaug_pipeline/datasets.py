@@ -25,7 +25,7 @@ class ImageSourceDataset(AbstractDataset[None, ImageSource]):
 
     def __init__(self, metadata: dict[str, Any] | None = None, **source: Any) -> None:
         try:
-            self._config: SourceConfig = parse_config(SourceConfig, source, "catalog raw_images")
+            self._config: SourceConfig = parse_config(SourceConfig, source, "catalog raw_images", "catalog.yml argument")
         except ConfigError as exc:
             raise DatasetError(str(exc)) from exc  # the command line prints the ConfigError it finds as the cause
         self.metadata = metadata

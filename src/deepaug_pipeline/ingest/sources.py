@@ -91,6 +91,9 @@ def load_idx(folder: Path) -> tuple[LabelledImages, LabelledImages]:
 # --------------------------------------------------------------------------- npz
 def load_npz(path: Path) -> tuple[LabelledImages, LabelledImages | None]:
     """Load arrays ``x``, ``y`` (and optionally ``x_test``, ``y_test``) without pickle."""
+    if path.is_dir():
+        raise DataSourceError(f"source npz: {path} is a folder; path names one .npz file (a folder of IDX files is "
+                              "source: idx, one of class folders source: image_folder)")  # fmt: skip
     if not path.is_file():
         raise DataSourceError(f"missing file: {path}")
     try:
