@@ -137,12 +137,20 @@ def test_ingest_is_refused_before_it_replaces_the_splits_a_search_log_was_made_o
         ConfigValidationHook().before_pipeline_run({}, flow, catalog)
 
     check({"seed": 42, "ingest": {"train_set_size": 100}})  # unchanged: ingest makes the same splits again
+    assert splits.summary()["made_from"] == {"seed": 42, "ingest.train_set_size": 100, "ingest.test_fraction": 0.2, "ingest.value_range": None}
     with pytest.raises(TrialLogMismatch, match=r"ingest would replace the splits the log .*bayesian.jsonl was made on: their "
                                                r"settings changed since \(ingest.train_set_size: 100 → 50\)\. No step was run"):  # fmt: skip
         check({"seed": 42, "ingest": {"train_set_size": 50}})
     check({"seed": 42, "ingest": {"train_set_size": 50}, "search": {"fresh_start": True}})  # asked for: a new search
     summary.save({**splits.summary(), "content": "other"})  # the splits on disk are not the log's: ingest may restore them
     check({"seed": 42, "ingest": {"train_set_size": 50}})
+    (tmp_path / "dataset_summary.json").write_text("")  # unreadable: ingest rewrites it, the search checks its data
+    check({"seed": 42, "ingest": {"train_set_size": 50}})
+    # A source with a test split of its own never reads test_fraction: changing it changes nothing.
+    own = split_dataset(ImageSource(LabelledImages(x, y), LabelledImages(x[:30], y[:30]), ["a", "b", "c"]), IngestConfig(train_set_size=100), 42)
+    assert "ingest.test_fraction" not in own.summary()["made_from"]
+    summary.save({**own.summary(), "content": splits.summary()["content"]})
+    check({"seed": 42, "ingest": {"train_set_size": 100, "test_fraction": 0.3}})
 
 
 def test_api_names_missing_labels():

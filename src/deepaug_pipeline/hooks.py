@@ -8,7 +8,7 @@ import logging
 from kedro.framework.hooks import hook_impl
 
 from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_log_config, parse_config, validate_params
-from deepaug_pipeline.run_log import TrialLogMismatch, config_changes, read_log, refuse_changed_config
+from deepaug_pipeline.run_log import TrialLogMismatch, config_changes, logged_data_content, read_log, refuse_changed_config
 from deepaug_pipeline.pipelines import TENSORFLOW_TAG
 
 # Where the summary points a reader: the outputs they open first.
@@ -62,11 +62,17 @@ class ConfigValidationHook:
         path = catalog.load("trial_logs").path_for(params.search.trial_log_name)
         if params.search.fresh_start or not path.exists() or not catalog.exists("dataset_summary"):
             return
+        try:
+            splits = catalog.load("dataset_summary")
+        except Exception:  # noqa: BLE001 - unreadable: ingest rewrites it, and the search checks the data it makes
+            return
+        before = splits.get("made_from") if isinstance(splits, dict) else None
+        if not isinstance(before, dict):  # written before the splits recorded their settings
+            return
         header, records = read_log(path)
-        splits = catalog.load("dataset_summary")
-        searched_on = ((header.get("config") or {}).get("data") or {}).get("content")
-        before, now = splits.get("made_from"), made_from(params.ingest, params.seed)
-        if records and searched_on == splits.get("content") and before and before != now:
+        now = made_from(params.ingest, params.seed)
+        now = {key: now.get(key) for key in before}  # the settings that decide this source's splits
+        if records and logged_data_content(header) == splits.get("content") and before != now:
             raise TrialLogMismatch(
                 f"ingest would replace the splits the log {path} was made on: their settings changed since "
                 f"({'; '.join(config_changes(before, now))}). No step was run. To keep the log and search the new "

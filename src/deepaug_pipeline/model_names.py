@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -88,13 +89,14 @@ def check_model_options(name: str, options: Mapping[str, Any]) -> None:
 
 
 def _needs(kind: str, option: str, value: Any) -> str | None:
-    """What a built-in builder's ``option`` takes, if ``value`` is not that (Keras would refuse it mid-run)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """What a built-in builder's ``option`` takes, if ``value`` is not that (Keras would refuse it mid-run, or, at a
+    dropout of 1, train on nothing)."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if option == "dropout":
         top = 0.5 if kind == "basiccnn" else 1.0  # basiccnn's last dropout runs at twice the rate
         return None if number and 0 <= value < top else f"a number in [0, {top:g})"
     if option == "weight_decay":
         return None if number and value >= 0 else "a finite number >= 0"
     if option in ("width", "dense"):  # layer sizes
-        return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else "an integer >= 1"
+        return None if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1 else "an integer >= 1"
     return None

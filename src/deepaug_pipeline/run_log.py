@@ -64,6 +64,11 @@ def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def logged_data_content(header: dict) -> str | None:
+    """The hash of the data a log's records were computed on (``data_fingerprint``), from its header."""
+    return ((header.get("config") or {}).get("data") or {}).get("content")
+
+
 def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
     out = []
     for key in sorted(set(old) | set(new)):

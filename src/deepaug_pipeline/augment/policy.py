@@ -8,7 +8,9 @@ In graph code a policy is data (``PolicyTensors``), so changing the policy never
 
 from __future__ import annotations
 
+import functools
 import json
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +79,9 @@ class Operation:
     def __post_init__(self) -> None:  # built by hand too, not only from validated JSON
         _known_op(self.op)
         for name in ("magnitude", "probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:  # NaN fails too
-                raise PolicyError(f"{self.op}: {name} must be in [0, 1]; got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:  # NaN too
+                raise PolicyError(f"{self.op}: {name} must be a number in [0, 1]; got {value!r}")
 
     def describe(self) -> str:
         prob = "" if self.probability == 1.0 else f" p={self.probability:.2f}"
@@ -133,13 +136,13 @@ class Policy:
         policies = list(policies)
         if not policies:
             raise PolicyError("combine needs at least one policy")
-        bases = {p.metadata.get("base_augmentation") for p in policies}
+        bases = {p.metadata.get("base_augmentation") or "none" for p in policies}  # no base recorded: none runs
         if len(bases) > 1:
             raise PolicyError(f"combine: these policies were found on different base augmentations "
-                              f"({', '.join(sorted(str(b) for b in bases))}); each runs after its own base")  # fmt: skip
+                              f"({', '.join(sorted(bases))}); each runs after its own base")  # fmt: skip
         subs = tuple(s for p in policies for s in p.sub_policies)
         base = bases.pop()
-        return cls(subs, policies[0].p_none if p_none is None else p_none, {"base_augmentation": base} if base else {})
+        return cls(subs, policies[0].p_none if p_none is None else p_none, {} if base == "none" else {"base_augmentation": base})
 
     # ----------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
@@ -271,14 +274,20 @@ class Policy:
 
 
 # --------------------------------------------------------------------------- graph application
+@functools.cache
+def _fresh_seeds() -> tf.random.Generator:
+    with tf.init_scope():  # made eagerly, even when first asked for while a tf.data map or tf.function is traced
+        return tf.random.Generator.from_non_deterministic_state()
+
+
 def _stateless_seed(seed) -> tf.Tensor:
     """``Policy.apply``'s seed as a stateless seed (int64, shape [2])."""
-    if seed is None:  # a random op in the graph: a fresh draw every time it runs, traced or not
-        return tf.random.uniform([2], 0, 2**31 - 1, tf.int64)
+    if seed is None:  # a generator's draw: fresh on every call, and on every pass of a tf.data map. A random op
+        return _fresh_seeds().make_seeds(1)[:, 0]  # would restart its stream each pass once a global seed is set
     seed = tf.cast(seed, tf.int64)
     if seed.shape.rank == 0:
         return tf.stack([seed, tf.zeros([], tf.int64)])
-    if seed.shape.as_list() != [2]:
+    if seed.shape.rank != 1 or seed.shape[0] != 2:  # an unknown shape too (a loosely traced function): a scalar or [2] is told apart here
         raise PolicyError(f"seed: an integer or a stateless seed of shape [2]; got shape {seed.shape}")
     return seed
 

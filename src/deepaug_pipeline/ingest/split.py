@@ -21,7 +21,7 @@ class DatasetSplits:
     seed_validation_pool: LabelledImages
     test: LabelledImages
     class_names: list[str]
-    made_from: dict = field(default_factory=dict)  # the seed and ingest settings (``made_from``)
+    made_from: dict = field(default_factory=dict)  # the settings that decided them (``made_from``)
 
     def summary(self) -> dict:
         """Sizes, image shape and per-class counts of every split, what the search's data hashes to (its trial log
@@ -100,9 +100,12 @@ def split_dataset(source: ImageSource, cfg: IngestConfig, seed: int) -> DatasetS
             "images, and the seed validation pool needs the rest"
         )
     subset_idx, pool_idx = stratified_indices(train.y, names, cfg.train_set_size, stream_rng(seed, "search_subset"), "search subset (ingest.train_set_size)")
-    return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, names, made_from(cfg, seed))
+    made = made_from(cfg, seed, own_test=source.test is not None)
+    return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, names, made)
 
 
-def made_from(cfg: IngestConfig, seed: int) -> dict:
-    """The settings that decide the splits of one source, as JSON stores them."""
-    return json.loads(json.dumps({"seed": seed, "ingest": cfg.model_dump()}))
+def made_from(cfg: IngestConfig, seed: int, own_test: bool = False) -> dict:
+    """The settings that decide a source's splits, by dotted key, as JSON stores them: ``test_fraction`` only for a
+    source without a test split of its own."""
+    settings = {f"ingest.{key}": value for key, value in cfg.model_dump().items() if not (own_test and key == "test_fraction")}
+    return json.loads(json.dumps({"seed": seed, **settings}))

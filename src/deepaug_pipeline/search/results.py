@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 
 from deepaug_pipeline.augment.baselines import BASE_LABELS  # noqa: E402
 from deepaug_pipeline.augment.policy import SCHEMA_VERSION, Policy  # noqa: E402
-from deepaug_pipeline.run_log import StaleSearchOutputs, read_log  # noqa: E402
+from deepaug_pipeline.run_log import StaleSearchOutputs, logged_data_content, read_log  # noqa: E402
 from deepaug_pipeline.search.noise import ACCEPT_SE, PairedGain  # noqa: E402
 from deepaug_pipeline.search.records import SearchResult, TrialRecord, ranked_search_trials  # noqa: E402
 from deepaug_pipeline.search.tracking import policy_summary  # noqa: E402
@@ -58,7 +58,7 @@ def check_current(best_policy: dict, where: str, data_content: str | None = None
             f"config {stamp['fingerprint']}, and the log now holds {len(records)} under {header.get('fingerprint')} "
             f"(a later search changed it and did not finish). {rerun}"
         )
-    searched_on = ((header.get("config") or {}).get("data") or {}).get("content")
+    searched_on = logged_data_content(header)
     if data_content is not None and searched_on is not None and searched_on != data_content:
         raise StaleSearchOutputs(
             f"{where} was found on other data than the search subset and seed validation pool now on disk (data "
