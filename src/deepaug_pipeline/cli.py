@@ -6,6 +6,7 @@ over its built-in commands."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -88,7 +89,8 @@ class FriendlyRun(click.Command):
     def invoke(self, ctx: click.Context):
         names = list(ctx.params.get("pipelines") or []) + ([ctx.params["pipeline"]] if ctx.params.get("pipeline") else [])
         problem = unknown_pipelines(names) if names else None
-        problem = problem or (unknown_environment(ctx.params["env"], ctx.params.get("conf_source")) if ctx.params.get("env") else None)
+        env = ctx.params.get("env") or os.environ.get("KEDRO_ENV")  # Kedro reads the variable when --env is not given
+        problem = problem or (unknown_environment(env, ctx.params.get("conf_source")) if env else None)
         if problem:
             raise click.UsageError(problem)
         try:
