@@ -591,6 +591,34 @@ def test_tracking_failure_warns_and_the_search_goes_on(tmp_path, monkeypatch):
     assert len(result.records) == 4 and len(read_log(tmp_path / "t.jsonl")[1]) == 4
 
 
+def test_the_parent_run_shows_the_base_and_the_searchs_progress_while_it_runs(tmp_path):
+    """A reviewer opening MLflow mid-search saw an empty parent run: the base, its noise and the best trial so far
+    came only with the closing metrics. Each trial's gain names its reference and carries its SE."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("review")
+    parent = client.create_run(experiment).info.run_id
+    cfg = SearchConfig(iterations=3, opt_initial_points=2, base_augmentation="standard", noise_seeds=2, reevaluate_top=0)
+    loop = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "t.jsonl", CONFIG), FunctionExecutor(hurts),
+                      TrialTracker(TrackingTarget(uri, experiment, parent)))  # fmt: skip
+    result = loop.run()
+    run = client.get_run(parent)
+    assert run.data.tags["base_augmentation"] == "standard"
+    assert run.data.tags["base_choice"] == "base augmentation: crop + flip (set in the config, not measured against others)"
+    assert run.data.metrics["baseline_reward"] == pytest.approx(result.noise_floor.mean)
+    assert run.data.metrics["noise_floor_std"] == pytest.approx(result.noise_floor.std)
+    done = client.get_metric_history(parent, "trials_done")
+    assert [(m.step, m.value) for m in sorted(done, key=lambda m: m.step)] == [(1, 1.0), (2, 2.0), (3, 3.0)]  # one per trial
+    best = sorted(client.get_metric_history(parent, "best_reward"), key=lambda m: m.step)
+    rewards = [result.trial(i).reward for i in (1, 2, 3)]
+    assert [m.value for m in best] == pytest.approx(list(np.maximum.accumulate(rewards)))
+    trial = next(r for r in client.search_runs([experiment], "tags.stage = 'search'") if r.data.tags["trial_id"] == "2")
+    assert trial.data.tags["gain_reference"] == "standard alone, seed 0"
+    assert trial.data.metrics["gain_se"] == pytest.approx(result.trial(2).gain_se)
+
+
 # --------------------------------------------------------------------------- Kedro, end to end
 # conf/test: base standard under 2 noise seeds, 4 trials, the top 2 and the base re-trained on 2 fresh seeds, seed by
 # seed (the base first)

@@ -17,6 +17,7 @@ Every finished fit is appended to the trial log before anything else happens, so
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import zipfile
@@ -155,7 +156,19 @@ class SearchLoop:
         track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed)
         if request.stage == "search":
             self.optimizer.tell(request.point, -record.reward)
+            self._track_progress()
         return record
+
+    def _track_progress(self) -> None:
+        """The parent run's running count and best trial, so a search is reviewable while it runs."""
+        if not self.tracker.enabled:
+            return
+        trials = [r for r in self.records.values() if r.stage == "search"]
+        progress = {"trials_done": float(len(trials))}
+        best = max((r for r in trials if r.ok), key=lambda r: r.reward, default=None)
+        if best is not None:
+            progress |= {"best_reward": best.reward, **({"best_trial_gain": best.gain} if best.gain is not None else {})}
+        self.tracker.submit(functools.partial(self.tracker.log_parent, progress, step=len(trials)))
 
     # ----------------------------------------------------------------- stages
     def _baseline(self) -> tuple[BaseChoice, NoiseFloor]:
@@ -349,6 +362,10 @@ class SearchLoop:
         try:
             self._backfill_tracking()
             choice, self.floor = self._baseline()
+            if self.tracker.enabled:  # the reference every trial is measured against, on the parent run from now on
+                self.tracker.submit(functools.partial(
+                    self.tracker.log_parent, {"baseline_reward": self.floor.mean, "noise_floor_std": self.floor.std},
+                    {"base_augmentation": choice.chosen, "base_choice": choice.describe(BASE_LABELS)}))  # fmt: skip
             self._check_logged_base()
             if self.density:
                 self._density_reference()

@@ -170,6 +170,19 @@ class TrialTracker:
         )
         self.enabled = False
 
+    def log_parent(self, metrics: dict[str, float], tags: dict[str, str] | None = None, step: int = 0) -> None:
+        """Numbers and words on the search's own run while it runs (its summary metrics only come at the end)."""
+        if not self.enabled:
+            return
+        try:
+            from mlflow.entities import Metric, RunTag
+
+            now = int(time.time() * 1000)
+            self.client().log_batch(self.target.parent_run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
+                                    tags=[RunTag(k, v) for k, v in (tags or {}).items()])  # fmt: skip
+        except Exception as exc:  # noqa: BLE001
+            self._warn("logging the search's progress", exc)
+
     def log_trial(self, record: TrialRecord, params: dict, summary: str = "", grid: Callable[[], Figure] | None = None,
                   backfilled: bool = False) -> str | None:  # fmt: skip
         """One child run for one finished fit, at the fit's own start and end times; returns its run id (None if
@@ -191,12 +204,15 @@ class TrialTracker:
             run = client.create_run(self.target.experiment_id, start_time=started, tags=tags, run_name=record.key.replace("/", "-"))
             rid = run.info.run_id
             metrics = [Metric("reward", float(record.reward), finished, 0)]
+            run_tags = [RunTag("fallback", str(record.fallback))]
             if record.gain is not None:
+                # Against the base alone on the same seed (the parent's baseline_reward is the mean over seeds).
+                run_tags.append(RunTag("gain_reference", f"{record.base} alone, seed {record.seed_index}"))
                 metrics.append(Metric("gain_over_baseline", float(record.gain), finished, 0))
                 if record.gain_se:
-                    metrics.append(Metric("gain_in_se", float(record.gain / record.gain_se), finished, 0))
+                    metrics += [Metric("gain_se", float(record.gain_se), finished, 0),
+                                Metric("gain_in_se", float(record.gain / record.gain_se), finished, 0)]  # fmt: skip
             metrics += curve_metrics(record.history, finished)
-            run_tags = [RunTag("fallback", str(record.fallback))]
             if record.reason:
                 run_tags.append(RunTag("failure_reason", str(record.reason)[:5000]))
             param_list = [Param(k, str(v)) for k, v in params.items()]
