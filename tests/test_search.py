@@ -67,6 +67,8 @@ def test_skopt_numpy_scalars_are_serialised_cleanly():
     text = json.dumps({"policy": policy.to_dict(), "params": params})
     assert "np." not in text and all(type(v) in (str, float, int) for v in params.values())
     assert space.encode(policy) == [to_python(v) for v in point]
+    # MLflow lists params sorted by name: each op's name and magnitude side by side, sub-policy by sub-policy.
+    assert sorted(params)[:4] == ["s1_1_magnitude", "s1_1_op", "s1_2_magnitude", "s1_2_op"]
 
 
 # --------------------------------------------------------------------------- trial log

@@ -39,8 +39,9 @@ class PolicySpace:
         return ("op", "magnitude", "probability") if self.per_op_probability else ("op", "magnitude")
 
     def dimension_names(self) -> list[str]:
+        """``s<sub-policy>_<op>_<field>``: MLflow lists a trial's params sorted, and so each op's together."""
         return [
-            f"s{k + 1}_{f}{j + 1}"
+            f"s{k + 1}_{j + 1}_{f}"
             for k in range(self.sub_policies)
             for j in range(self.ops_per_sub_policy)
             for f in self.fields
