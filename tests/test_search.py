@@ -601,7 +601,7 @@ def test_the_parent_run_shows_the_base_and_the_searchs_progress_while_it_runs(tm
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.create_experiment("review")
-    parent = client.create_run(experiment).info.run_id
+    parent = client.create_run(experiment, tags={"mlflow.user": "ada", "mlflow.source.name": "kedro"}).info.run_id
     cfg = SearchConfig(iterations=3, opt_initial_points=2, base_augmentation="standard", noise_seeds=2, reevaluate_top=0)
     loop = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "t.jsonl", CONFIG), FunctionExecutor(hurts),
                       TrialTracker(TrackingTarget(uri, experiment, parent)))  # fmt: skip
@@ -619,6 +619,7 @@ def test_the_parent_run_shows_the_base_and_the_searchs_progress_while_it_runs(tm
     trial = next(r for r in client.search_runs([experiment], "tags.stage = 'search'") if r.data.tags["trial_id"] == "2")
     assert trial.data.tags["gain_reference"] == "standard alone, seed 0"
     assert trial.data.metrics["gain_se"] == pytest.approx(result.trial(2).gain_se)
+    assert (trial.data.tags["mlflow.user"], trial.data.tags["mlflow.source.name"]) == ("ada", "kedro")  # "Created by", "Source"
 
 
 # --------------------------------------------------------------------------- Kedro, end to end

@@ -115,6 +115,7 @@ class TrialTracker:
         self.enabled = target is not None
         self._client = None
         self._writer: ThreadPoolExecutor | None = None
+        self._inherited: dict[str, str] | None = None
 
     def submit(self, log_call: Callable[[], object]) -> None:
         """Run a logging call on the tracker's background thread, after those submitted before it."""
@@ -170,6 +171,13 @@ class TrialTracker:
         )
         self.enabled = False
 
+    def _inherited_tags(self) -> dict[str, str]:
+        """Who ran it and from what, as the parent run says (MLflow's UI shows "Created by" and "Source" from them)."""
+        if self._inherited is None:
+            tags = self.client().get_run(self.target.parent_run_id).data.tags
+            self._inherited = {k: v for k, v in tags.items() if k in ("mlflow.user", "mlflow.source.name", "mlflow.source.type")}
+        return self._inherited
+
     def log_parent(self, metrics: dict[str, float], tags: dict[str, str] | None = None, step: int = 0) -> None:
         """Numbers and words on the search's own run while it runs (its summary metrics only come at the end)."""
         if not self.enabled:
@@ -196,6 +204,7 @@ class TrialTracker:
             tags = {"mlflow.parentRunId": self.target.parent_run_id, "key": record.key, "stage": record.stage,
                     "base": record.base, "seed_index": str(record.seed_index), "status": record.status,
                     "trial_log": self.trial_log, "policy": summary}  # fmt: skip
+            tags |= self._inherited_tags()
             if backfilled:  # logged by a run that was killed before it tracked the fit
                 tags["backfilled"] = "true"
             if record.trial_id is not None:
@@ -219,7 +228,7 @@ class TrialTracker:
             log_batches(client, rid, metrics, param_list, run_tags)
             client.log_dict(rid, record.to_json(), "trial.json")
             if grid is not None:
-                client.log_figure(rid, grid(), "policy_grid.png", save_kwargs={"dpi": 60})
+                client.log_figure(rid, grid(), "policy_grid.png", save_kwargs={"dpi": 100})  # its 9 pt labels: 12 px
             client.set_terminated(rid, "FINISHED" if record.ok else "FAILED", end_time=finished)
             return rid
         except Exception as exc:  # noqa: BLE001
