@@ -598,24 +598,37 @@ def test_the_parent_run_shows_the_base_and_the_searchs_progress_while_it_runs(tm
     came only with the closing metrics. Each trial's gain names its reference and carries its SE."""
     from mlflow.tracking import MlflowClient
 
+    from deepaug_pipeline.augment.baselines import BASE_LABELS
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.create_experiment("review")
     parent = client.create_run(experiment, tags={"mlflow.user": "ada", "mlflow.source.name": "kedro"}).info.run_id
     cfg = SearchConfig(iterations=3, opt_initial_points=2, base_augmentation="standard", noise_seeds=2, reevaluate_top=0)
-    loop = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "t.jsonl", CONFIG), FunctionExecutor(hurts),
-                      TrialTracker(TrackingTarget(uri, experiment, parent)))  # fmt: skip
-    result = loop.run()
-    run = client.get_run(parent)
-    assert run.data.tags["base_augmentation"] == "standard"
-    assert run.data.tags["base_choice"] == "base augmentation: crop + flip (set in the config, not measured against others)"
-    assert run.data.metrics["baseline_reward"] == pytest.approx(result.noise_floor.mean)
-    assert run.data.metrics["noise_floor_std"] == pytest.approx(result.noise_floor.std)
-    done = client.get_metric_history(parent, "trials_done")
-    assert [(m.step, m.value) for m in sorted(done, key=lambda m: m.step)] == [(1, 1.0), (2, 2.0), (3, 3.0)]  # one per trial
-    best = sorted(client.get_metric_history(parent, "best_reward"), key=lambda m: m.step)
-    rewards = [result.trial(i).reward for i in (1, 2, 3)]
-    assert [m.value for m in best] == pytest.approx(list(np.maximum.accumulate(rewards)))
+    tracker = TrialTracker(TrackingTarget(uri, experiment, parent))
+    seen_mid_search = {}
+
+    def score(request: FitRequest) -> float:
+        if request.stage == "search" and request.trial_id == 3:  # what a reviewer sees while trial 3 trains
+            tracker.flush()
+            seen_mid_search.update(client.get_run(parent).data.to_dictionary())
+        return hurts(request)
+
+    result = SearchLoop(policy_space(cfg, 1), cfg, 0, TrialLog(tmp_path / "t.jsonl", CONFIG), FunctionExecutor(score), tracker).run()
+    assert seen_mid_search["tags"]["base_augmentation"] == "standard"
+    assert seen_mid_search["tags"]["base_choice"] == result.base_choice.describe(BASE_LABELS)
+    assert seen_mid_search["metrics"]["baseline_reward"] == pytest.approx(result.noise_floor.mean)
+    assert seen_mid_search["metrics"]["noise_floor_std"] == pytest.approx(result.noise_floor.std)
+    assert seen_mid_search["metrics"]["trials_so_far"] == 2
+    done = client.get_metric_history(parent, "trials_so_far")
+    assert sorted((m.step, m.value) for m in done) == [(1, 1.0), (2, 2.0), (3, 3.0)]  # one point per trial
+    trials = [result.trial(i) for i in (1, 2, 3)]
+    best = sorted(client.get_metric_history(parent, "best_reward_so_far"), key=lambda m: m.step)
+    assert [m.value for m in best] == pytest.approx(list(np.maximum.accumulate([t.reward for t in trials])))
+    gains = sorted(client.get_metric_history(parent, "best_trial_gain_so_far"), key=lambda m: m.step)
+    assert gains[-1].value == pytest.approx(max(trials, key=lambda t: t.reward).gain)
+    # The closing metrics (kedro-mlflow logs them at step 0) keep their own names: no progress point outranks them.
+    assert not {"trials_done", "best_reward", "best_trial_gain"} & set(client.get_run(parent).data.metrics)
     trial = next(r for r in client.search_runs([experiment], "tags.stage = 'search'") if r.data.tags["trial_id"] == "2")
     assert trial.data.tags["gain_reference"] == "standard alone, seed 0"
     assert trial.data.metrics["gain_se"] == pytest.approx(result.trial(2).gain_se)

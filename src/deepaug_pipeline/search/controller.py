@@ -153,21 +153,30 @@ class SearchLoop:
         self.records[record.key] = record
         log.info("%s", describe(record))  # after the record joins the others: the line's "best" counts it
         # Tracked on the tracker's thread while the optimiser refits its surrogate here.
-        track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed)
+        track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed,
+                    gain_reference=self._gain_reference(record))
         if request.stage == "search":
             self.optimizer.tell(request.point, -record.reward)
             self._track_progress()
         return record
 
+    def _gain_reference(self, record: TrialRecord) -> str:
+        """What a fit's gain is over, in words (an MLflow tag): the parent run's baseline_reward is a mean over seeds."""
+        if self.density:
+            return f"{record.base} alone, scored on the same {self.cfg.noise_seeds} trained children"
+        return f"{record.base} alone, seed {record.seed_index}"
+
     def _track_progress(self) -> None:
-        """The parent run's running count and best trial, so a search is reviewable while it runs."""
+        """The parent run's running count and best trial, so a search is reviewable while it runs. Named apart from
+        the closing metrics (trials_done, best_reward, ...), which kedro-mlflow logs at step 0: MLflow shows a
+        metric's value at its highest step, and a progress point would outrank the closing value."""
         if not self.tracker.enabled:
             return
         trials = [r for r in self.records.values() if r.stage == "search"]
-        progress = {"trials_done": float(len(trials))}
+        progress = {"trials_so_far": float(len(trials))}
         best = max((r for r in trials if r.ok), key=lambda r: r.reward, default=None)
         if best is not None:
-            progress |= {"best_reward": best.reward, **({"best_trial_gain": best.gain} if best.gain is not None else {})}
+            progress |= {"best_reward_so_far": best.reward, **({"best_trial_gain_so_far": best.gain} if best.gain is not None else {})}
         self.tracker.submit(functools.partial(self.tracker.log_parent, progress, step=len(trials)))
 
     # ----------------------------------------------------------------- stages
@@ -356,17 +365,18 @@ class SearchLoop:
         if missing:
             log.info("Back-filling %d MLflow child run(s) of logged fits an earlier run did not track", len(missing))
         for record in missing:
-            track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed, backfilled=True)
+            track_trial(self.tracker, record, self.space, self.grid_images, self.cfg.track_sample_grids, self.seed,
+                        backfilled=True, gain_reference=self._gain_reference(record))
 
     def run(self) -> SearchResult:
         try:
             self._backfill_tracking()
             choice, self.floor = self._baseline()
-            if self.tracker.enabled:  # the reference every trial is measured against, on the parent run from now on
+            self._check_logged_base()
+            if self.tracker.enabled:  # the base and its seed noise, on the parent run from now on (closing values: same)
                 self.tracker.submit(functools.partial(
                     self.tracker.log_parent, {"baseline_reward": self.floor.mean, "noise_floor_std": self.floor.std},
                     {"base_augmentation": choice.chosen, "base_choice": choice.describe(BASE_LABELS)}))  # fmt: skip
-            self._check_logged_base()
             if self.density:
                 self._density_reference()
             screens = self._screen() if self.cfg.screen_ops else ()

@@ -192,9 +192,10 @@ class TrialTracker:
             self._warn("logging the search's progress", exc)
 
     def log_trial(self, record: TrialRecord, params: dict, summary: str = "", grid: Callable[[], Figure] | None = None,
-                  backfilled: bool = False) -> str | None:  # fmt: skip
+                  backfilled: bool = False, gain_reference: str = "") -> str | None:  # fmt: skip
         """One child run for one finished fit, at the fit's own start and end times; returns its run id (None if
-        tracking is off or failed). ``summary`` is the policy in one line; ``grid`` draws its sample grid."""
+        tracking is off or failed). ``summary`` is the policy in one line; ``grid`` draws its sample grid;
+        ``gain_reference`` says what its gain is over."""
         if not self.enabled:
             return None
         try:
@@ -215,8 +216,8 @@ class TrialTracker:
             metrics = [Metric("reward", float(record.reward), finished, 0)]
             run_tags = [RunTag("fallback", str(record.fallback))]
             if record.gain is not None:
-                # Against the base alone on the same seed (the parent's baseline_reward is the mean over seeds).
-                run_tags.append(RunTag("gain_reference", f"{record.base} alone, seed {record.seed_index}"))
+                if gain_reference:
+                    run_tags.append(RunTag("gain_reference", gain_reference))
                 metrics.append(Metric("gain_over_baseline", float(record.gain), finished, 0))
                 if record.gain_se:
                     metrics += [Metric("gain_se", float(record.gain_se), finished, 0),
@@ -257,7 +258,7 @@ def _grid(policy: Policy, images: np.ndarray, seed: int) -> Figure:
 
 
 def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, grid_images, with_grid: bool, seed: int,
-                backfilled: bool = False) -> None:  # fmt: skip
+                backfilled: bool = False, gain_reference: str = "") -> None:  # fmt: skip
     """Log one finished fit as an MLflow child run, with a sample grid for policy trials, on the tracker's
     background thread (``tracker.flush()`` waits for it)."""
     if not tracker.enabled:
@@ -267,4 +268,4 @@ def track_trial(tracker: TrialTracker, record: TrialRecord, space: PolicySpace, 
     policy = Policy.from_dict(record.policy)
     with_grid = with_grid and grid_images is not None and record.stage == "search"
     grid = (lambda: _grid(policy, grid_images, seed)) if with_grid else None
-    tracker.submit(lambda: tracker.log_trial(record, policy_params(space, policy), policy_summary(policy), grid, backfilled))
+    tracker.submit(lambda: tracker.log_trial(record, policy_params(space, policy), policy_summary(policy), grid, backfilled, gain_reference))
