@@ -6,7 +6,6 @@ import keras
 import tensorflow as tf
 
 from deepaug_pipeline.augment import imaging
-from deepaug_pipeline.augment.baselines import base_params
 from deepaug_pipeline.augment.policy import Policy, base_then_policy
 
 
@@ -24,8 +23,7 @@ class PolicyAugmentation(keras.layers.Layer):
         self.seed = seed
         self.value_range = tuple(value_range) if value_range is not None else None
         self.with_base = with_base
-        base = self.policy.metadata.get("base_augmentation") if with_base else None
-        self._base = base_params(base) if base else None
+        self._base = self.policy.base_tensor(with_base)
         self._tensors = self.policy.tensors()
         self._seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True

@@ -235,6 +235,11 @@ class Policy:
                 probs[i, j] = op.probability
         return PolicyTensors(tf.constant(op_ids), tf.constant(mags), tf.constant(probs), tf.constant(self.p_none, tf.float32))
 
+    def base_tensor(self, with_base: bool = True) -> tf.Tensor | None:
+        """The base augmentation it was found on, as ``base_then_policy`` takes it (None: no base, or not asked for)."""
+        base = self.metadata.get("base_augmentation") if with_base else None
+        return base_params(base) if base else None
+
     def apply(self, images, seed=None, value_range: tuple[float, float] | None = None, with_base: bool = True) -> tf.Tensor:
         """Augment a batch (uint8, or float in ``value_range``) once, as ``as_layer`` does in training: the search's
         base augmentation first unless ``with_base=False``. Returns the same dtype and range.
@@ -242,9 +247,8 @@ class Policy:
         ``seed`` (an int, or an integer tensor: a scalar or a stateless seed of shape [2]) fixes the draws. Without
         one every call draws afresh, inside a ``tf.function`` or a ``tf.data`` map too (a seed drawn in Python there
         would be traced once and repeat on every batch and epoch)."""
-        base = self.metadata.get("base_augmentation") if with_base else None
-        return base_then_policy(images, self.tensors(), self.op_indices(), base_params(base) if base else None,
-                                _stateless_seed(seed), value_range)  # fmt: skip
+        return base_then_policy(images, self.tensors(), self.op_indices(), self.base_tensor(with_base), _stateless_seed(seed),
+                                value_range)  # fmt: skip
 
     def as_layer(self, seed: int | None = None, value_range: tuple[float, float] | None = None, with_base: bool = True):
         """A Keras layer applying this policy in training only (serialisable in ``.keras``); the search's base
@@ -287,7 +291,7 @@ def _stateless_seed(seed) -> tf.Tensor:
     seed = tf.cast(seed, tf.int64)
     if seed.shape.rank == 0:
         return tf.stack([seed, tf.zeros([], tf.int64)])
-    if seed.shape.rank != 1 or seed.shape[0] != 2:  # an unknown shape too (a loosely traced function): a scalar or [2] is told apart here
+    if seed.shape.rank != 1 or seed.shape[0] != 2:  # an unknown shape too: a loosely traced function is told to give one
         raise PolicyError(f"seed: an integer or a stateless seed of shape [2]; got shape {seed.shape}")
     return seed
 
