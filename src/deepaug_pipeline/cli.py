@@ -7,6 +7,7 @@ over its built-in commands."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -19,13 +20,17 @@ def user_error(exc: BaseException) -> BaseException | None:
     """The project's own user-fixable error in ``exc``'s explicit cause chain (Kedro raises DatasetError ``from`` a
     dataset's error); an error raised while handling another keeps its traceback. Told by its base class alone: the
     modules that raise them import TensorFlow, and a config error is printed before anything imports it."""
+    return next((e for e in _chain(exc) if isinstance(e, UserError)), None)
+
+
+def _chain(exc: BaseException | None, implicit: bool = False) -> Iterator[BaseException]:
+    """``exc`` and the errors it was raised ``from`` (with ``implicit``, also those it was raised while handling),
+    each once."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, UserError):
-            return exc
         seen.add(id(exc))
-        exc = exc.__cause__
-    return None
+        yield exc
+        exc = exc.__cause__ or (exc.__context__ if implicit else None)
 
 
 def kedro_config_problem(exc: BaseException) -> str | None:
@@ -33,18 +38,15 @@ def kedro_config_problem(exc: BaseException) -> str | None:
     import yaml
     from kedro.config import MissingConfigException
 
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        message = str(exc)
-        if isinstance(exc, MissingConfigException) and "configuration path" in message:
+    for error in _chain(exc, implicit=True):
+        message = str(error)
+        if isinstance(error, MissingConfigException) and "configuration path" in message:
             return _no_environment(Path(message.rsplit(": ", 1)[-1].strip()))
-        if isinstance(exc, yaml.YAMLError):
-            detail = getattr(exc.__cause__, "problem", None)
+        if isinstance(error, yaml.YAMLError):
+            detail = getattr(error.__cause__, "problem", None)
             return f"{message}{f' ({detail})' if detail else ''}"
-        if isinstance(exc, ValueError) and message.startswith("Duplicate keys found in"):
+        if isinstance(error, ValueError) and message.startswith("Duplicate keys found in"):
             return f"{message} (a key may be set once per environment, across all its files)"
-        exc = exc.__cause__ or exc.__context__
     return None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,5 +106,5 @@ def split_dataset(source: ImageSource, cfg: IngestConfig, seed: int) -> DatasetS
 def made_from(cfg: IngestConfig, seed: int, own_test: bool = False) -> dict:
     """The settings that decide a source's splits, by dotted key, as JSON stores them: ``test_fraction`` only for a
     source without a test split of its own."""
-    settings = {f"ingest.{key}": value for key, value in cfg.model_dump().items() if not (own_test and key == "test_fraction")}
-    return json.loads(json.dumps({"seed": seed, **settings}))
+    settings = cfg.model_dump(mode="json", exclude={"test_fraction"} if own_test else set())
+    return {"seed": seed, **{f"ingest.{key}": value for key, value in settings.items()}}

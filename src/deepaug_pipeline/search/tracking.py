@@ -56,8 +56,9 @@ def curve_metrics(history: dict[str, list[float]], timestamp: int) -> list:
 
 
 def log_batches(client, run_id: str, metrics: list, params: list = (), tags: list = ()) -> None:
-    """Metrics in batches MLflow accepts (at most 1000 entries a call); params and tags go with the first batch."""
-    for i in range(0, len(metrics), 900):
+    """Metrics in batches MLflow accepts (at most 1000 entries a call); params and tags go with the first batch, which
+    is made with no metrics too."""
+    for i in range(0, max(len(metrics), 1), 900):
         client.log_batch(run_id, metrics=metrics[i : i + 900], params=list(params) if i == 0 else [], tags=list(tags) if i == 0 else [])
 
 
@@ -186,8 +187,8 @@ class TrialTracker:
             from mlflow.entities import Metric, RunTag
 
             now = int(time.time() * 1000)
-            self.client().log_batch(self.target.parent_run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
-                                    tags=[RunTag(k, v) for k, v in (tags or {}).items()])  # fmt: skip
+            log_batches(self.client(), self.target.parent_run_id, [Metric(k, float(v), now, step) for k, v in metrics.items()],
+                        tags=[RunTag(k, v) for k, v in (tags or {}).items()])  # fmt: skip
         except Exception as exc:  # noqa: BLE001
             self._warn("logging the search's progress", exc)
 
@@ -206,6 +207,8 @@ class TrialTracker:
                     "base": record.base, "seed_index": str(record.seed_index), "status": record.status,
                     "trial_log": self.trial_log, "policy": summary}  # fmt: skip
             tags |= self._inherited_tags()
+            if record.gain is not None and gain_reference:
+                tags["gain_reference"] = gain_reference
             if backfilled:  # logged by a run that was killed before it tracked the fit
                 tags["backfilled"] = "true"
             if record.trial_id is not None:
@@ -214,15 +217,13 @@ class TrialTracker:
             run = client.create_run(self.target.experiment_id, start_time=started, tags=tags, run_name=record.key.replace("/", "-"))
             rid = run.info.run_id
             metrics = [Metric("reward", float(record.reward), finished, 0)]
-            run_tags = [RunTag("fallback", str(record.fallback))]
             if record.gain is not None:
-                if gain_reference:
-                    run_tags.append(RunTag("gain_reference", gain_reference))
                 metrics.append(Metric("gain_over_baseline", float(record.gain), finished, 0))
                 if record.gain_se:
                     metrics += [Metric("gain_se", float(record.gain_se), finished, 0),
                                 Metric("gain_in_se", float(record.gain / record.gain_se), finished, 0)]  # fmt: skip
             metrics += curve_metrics(record.history, finished)
+            run_tags = [RunTag("fallback", str(record.fallback))]
             if record.reason:
                 run_tags.append(RunTag("failure_reason", str(record.reason)[:5000]))
             param_list = [Param(k, str(v)) for k, v in params.items()]
