@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 from deepaug_pipeline.config import ConfigError, SearchConfig, parse_config
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.run_log import TrialLogStore, read_log
+from deepaug_pipeline.search import run as search_run
 from deepaug_pipeline.search.executors import DaskExecutor, ExecutorError, local_worker_environment
 from deepaug_pipeline.search.records import FitOutcome, FitRequest
 from deepaug_pipeline.search.run import run_search
@@ -53,7 +55,7 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
     with local_worker_environment(), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:  # fmt: skip
-        params = {**DASK, "address": cluster.scheduler_address, "iterations": 10, "child": {"epochs": 4}}
+        params = {**DASK, "address": cluster.scheduler_address, "iterations": 4, "child": {"epochs": 4}}
         proc = subprocess.Popen(
             [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test",
              search_params(**params)],
@@ -73,19 +75,21 @@ def test_a_worker_killed_mid_search_loses_nothing(project):
     assert proc.returncode == 0, out[-3000:]
     trials = read_log(log_path)[1]
     keys = [t["key"] for t in trials]
-    assert len(keys) == len(set(keys)) == 2 + 10 + 2 * (1 + 2)
-    assert sorted(t["trial_id"] for t in trials if t["stage"] == "search") == list(range(1, 11))
+    assert len(keys) == len(set(keys)) == 2 + 4 + 2 * (1 + 2)
+    assert sorted(t["trial_id"] for t in trials if t["stage"] == "search") == list(range(1, 5))
     assert all(t["status"] in ("ok", "failed") for t in trials)
 
 
-def test_unreachable_scheduler_fails_fast_with_a_clear_error(tmp_path):
+def test_unreachable_scheduler_fails_fast_with_a_clear_error(tmp_path, monkeypatch):
     data = LabelledImages(*make_images(20, 2))
     start = time.time()
     with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at search.address 'tcp://127.0.0.1:9'"):
-        DaskExecutor(data, data, None, "tcp://127.0.0.1:9", 1, 1, connect_timeout=3)
+        DaskExecutor(data, data, None, "tcp://127.0.0.1:9", 1, 1, connect_timeout=1)
     assert time.time() - start < 30
-    # The search connects to the address its config names, not a LocalCluster (nothing listens on the discard port).
-    cfg = SearchConfig(executor="dask", address="tcp://127.0.0.1:9", child={"validation_sample_size": 10})
+    # The search connects to the address its config names, not a LocalCluster (nothing listens on the discard port);
+    # Dask retries a refused connection until the timeout, so the search's executor is given a short one.
+    monkeypatch.setattr(search_run, "DaskExecutor", functools.partial(DaskExecutor, connect_timeout=1))
+    cfg = SearchConfig(executor="dask", address="tcp://127.0.0.1:9", child={"validation_sample_size": 10, "batch_size": 10})
     summary = {"image_shape": [12, 12, 1], "n_classes": 2, "sizes": {}}
     with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at search.address 'tcp://127.0.0.1:9'"):
         run_search(data, data, summary, TrialLogStore(tmp_path), cfg, seed=0)
