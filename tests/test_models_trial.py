@@ -185,6 +185,17 @@ def test_no_setting_takes_inf_or_nan():
             validate_params(params)
 
 
+def test_no_number_setting_takes_true_or_false():
+    from deepaug_pipeline.config import ConfigError, validate_params
+
+    for params, key in (({"seed": True}, "seed"), ({"search": {"iterations": True}}, "search.iterations"),
+                        ({"search": {"child": {"learning_rate": False}}}, "search.child.learning_rate")):  # fmt: skip
+        with pytest.raises(ConfigError, match=rf"'parameters.{key}': takes a number, not true or false \(got (True|False)\)"):
+            validate_params(params)
+    validated = validate_params({"seed": 3, "search": {"iterations": None, "fresh_start": True, "child": {"learning_rate": 1}}})
+    assert (validated.seed, validated.search.child.learning_rate, validated.search.fresh_start) == (3, 1.0, True)
+
+
 def test_wrn_rejects_bad_depth():
     with pytest.raises(ModelConfigError, match="6N \\+ 4"):
         build_model("wrn_12_2", (32, 32, 3), 10)

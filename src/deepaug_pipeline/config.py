@@ -7,7 +7,8 @@ inward. Unknown keys are rejected with the offending key named.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -20,8 +21,23 @@ class ConfigError(UserError, ValueError):
     """A configuration value or key is wrong; the message names it."""
 
 
+def _takes_a_number(annotation: Any) -> bool:
+    """``int``, ``float``, or an optional one (``int | None``); not a container of them."""
+    if annotation in (int, float):
+        return True
+    return get_origin(annotation) in (Union, UnionType) and any(arg in (int, float) for arg in get_args(annotation))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no setting means inf or NaN
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_or_false_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads true as 1 and false as 0: ``seed: true`` or ``epochs: yes`` is a slip, not a number."""
+        if isinstance(value, bool) and _takes_a_number(cls.model_fields[info.field_name].annotation):
+            raise ValueError("takes a number, not true or false")
+        return value
 
 
 def parse_config(model: type[BaseModel], data: Any, where: str, key_kind: str = "parameter key") -> Any:
