@@ -359,6 +359,11 @@ def test_class_with_too_few_images_for_the_stratified_split():
     with pytest.raises(DataValidationError, match=r"stratified evaluation training subset \(evaluate\.train_size\) of 140"):
         four_rare = np.where(np.arange(len(y)) < 4, 2, y)  # 2 go to the validation sample, 2 stay for training
         final_splits(LabelledImages(x, four_rare), ["a", "b", "rare"], EvaluateConfig(validation_size=150, train_size=140), 0)
+    # A batch the final models' training set cannot fill: 300 images less 100 validation, then train_size 150.
+    with pytest.raises(ConfigError, match=r"evaluate.batch_size=151 exceeds the final models' training set \(150 images, evaluate.train_size\)"):
+        final_splits(LabelledImages(x, np.arange(300) % 3), ["a", "b", "c"], EvaluateConfig(validation_size=100, train_size=150, batch_size=151), 0)
+    train, _ = final_splits(LabelledImages(x, np.arange(300) % 3), ["a", "b", "c"], EvaluateConfig(validation_size=100, train_size=150, batch_size=150), 0)
+    assert len(train.y) == 150
 
 
 # --------------------------------------------------------------------------- config

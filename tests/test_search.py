@@ -830,7 +830,7 @@ def test_a_log_from_an_older_version_still_resumes(tmp_path):
     assert fingerprint(log_config(SearchConfig(), 0, summary, "c0ffee")) == PINNED_FINGERPRINT
 
 
-def test_a_validation_sample_larger_than_the_pool_is_refused_before_any_fit(tmp_path):
+def test_a_validation_sample_larger_than_the_pool_or_a_batch_larger_than_the_subset_is_refused_before_any_fit(tmp_path):
     x, y = make_images(160, 4, (12, 12))
     subset, pool = LabelledImages(x[:60], y[:60]), LabelledImages(x[60:], y[60:])
     cfg = SearchConfig(child={"model": "fastcnn", "validation_sample_size": 150})
@@ -838,6 +838,10 @@ def test_a_validation_sample_larger_than_the_pool_is_refused_before_any_fit(tmp_
     with pytest.raises(ConfigError, match=r"search.child.validation_sample_size=150 exceeds the seed validation pool \(100 images"):
         run_search(subset, pool, summary, TrialLogStore(tmp_path), cfg, seed=0)
     assert list(tmp_path.iterdir()) == []  # no trial log begun
+    cfg = SearchConfig(child={"model": "fastcnn", "validation_sample_size": 50, "batch_size": 61})
+    with pytest.raises(ConfigError, match=r"search.child.batch_size=61 exceeds the search subset \(60 images, ingest.train_set_size\)"):
+        run_search(subset, pool, summary, TrialLogStore(tmp_path), cfg, seed=0)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_moved_key_is_refused_with_where_it_went():

@@ -30,7 +30,7 @@ from deepaug_pipeline.ingest import DataValidationError, load_source, split_data
 from deepaug_pipeline.run_log import TrialLogMismatch, TrialLogStore, read_log
 from deepaug_pipeline.search import results
 from deepaug_pipeline.search.records import SearchResult
-from deepaug_pipeline.search.run import check_pool, run_search
+from deepaug_pipeline.search.run import check_sizes, run_search
 
 
 def load_dataset(source: str, **options: Any) -> ImageSource:
@@ -109,7 +109,8 @@ class DeepAugment:
         splits = split_dataset(validate_source(source, "images", ingest.value_range), ingest, self.seed)
         self.search_subset, self.seed_validation_pool, self.test_set = splits.search_subset, splits.seed_validation_pool, splits.test
         self.dataset_summary = splits.summary()
-        check_pool(parse_config(SearchConfig, self.params["search"], "search"), len(self.seed_validation_pool))  # now, not at optimize()
+        search = parse_config(SearchConfig, self.params["search"], "search")
+        check_sizes(search, len(self.search_subset), len(self.seed_validation_pool))  # now, not at optimize()
         self._result: SearchResult | None = None
         self._search: SearchConfig | None = None
 

@@ -31,8 +31,12 @@ def policy_space(cfg: SearchConfig, channels: int) -> PolicySpace:
     return PolicySpace(names, cfg.sub_policies, cfg.ops_per_sub_policy, cfg.per_op_probability, cfg.p_none)
 
 
-def check_pool(cfg: SearchConfig, pool_size: int) -> None:
-    """Each seed's validation sample is drawn from the seed validation pool: refused before any fit if it cannot be."""
+def check_sizes(cfg: SearchConfig, subset_size: int, pool_size: int) -> None:
+    """Refused before any fit: a validation sample the seed validation pool cannot supply, and a batch larger than
+    the search subset (each epoch would be one step: a slip, not a regime)."""
+    if subset_size < cfg.child.batch_size:
+        raise ConfigError(f"search.child.batch_size={cfg.child.batch_size} exceeds the search subset ({subset_size} "
+                          "images, ingest.train_set_size): each epoch would be a single step")  # fmt: skip
     if pool_size < cfg.child.validation_sample_size:
         raise ConfigError(
             f"search.child.validation_sample_size={cfg.child.validation_sample_size} exceeds the seed validation pool "
@@ -60,7 +64,7 @@ def run_search(
     tracking: TrackingTarget | None = None,
 ) -> SearchResult:
     """Resume or start the search: baseline, policy trials, re-evaluation."""
-    check_pool(cfg, len(pool))
+    check_sizes(cfg, len(subset), len(pool))
     if cfg.random_only:
         log.warning("%s", cfg.random_only)
     space = policy_space(cfg, int(subset.x.shape[-1]))
