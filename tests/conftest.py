@@ -23,10 +23,11 @@ RAW_FASHION = REPO / "data" / "01_raw" / "fashion-mnist"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One pytest-xdist worker per core (pyproject.toml): each worker's TensorFlow, and the `kedro run`s and Dask workers
 # its tests start (they inherit the environment), runs on its share of the cores instead of a thread pool per core
-# in every worker (on 2 cores the suite took 296 s on a clean clone against 327 s without the cap). Set before any
-# test module imports TensorFlow, which reads these once.
+# in every worker (on 2 cores, two paired rounds on clean copies: 329 and 361 s against 387 and 435 s without the
+# cap). Set before any test module imports TensorFlow, which reads these once; `-n 0` leaves them alone.
 if _workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
-    _share = str(max(1, len(os.sched_getaffinity(0)) // _workers))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _share = str(max(1, _cores // _workers))
     for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ.setdefault(_variable, _share)
 

@@ -189,11 +189,13 @@ def test_no_number_setting_takes_true_or_false():
     from deepaug_pipeline.config import ConfigError, validate_params
 
     for params, key in (({"seed": True}, "seed"), ({"search": {"iterations": True}}, "search.iterations"),
-                        ({"search": {"child": {"learning_rate": False}}}, "search.child.learning_rate")):  # fmt: skip
-        with pytest.raises(ConfigError, match=rf"'parameters.{key}': takes a number, not true or false \(got (True|False)\)"):
+                        ({"search": {"child": {"learning_rate": False}}}, "search.child.learning_rate"),
+                        ({"seed": np.True_}, "seed"), ({"ingest": {"value_range": [False, True]}}, "ingest.value_range")):  # fmt: skip
+        with pytest.raises(ConfigError, match=rf"'parameters.{key}': takes a number, not true or false \(got "):
             validate_params(params)
-    validated = validate_params({"seed": 3, "search": {"iterations": None, "fresh_start": True, "child": {"learning_rate": 1}}})
-    assert (validated.seed, validated.search.child.learning_rate, validated.search.fresh_start) == (3, 1.0, True)
+    validated = validate_params({"seed": 3, "ingest": {"value_range": [0, 1]},
+                                 "search": {"iterations": None, "fresh_start": np.True_, "child": {"learning_rate": 1}}})  # fmt: skip
+    assert (validated.seed, validated.ingest.value_range, validated.search.child.learning_rate, validated.search.fresh_start) == (3, (0.0, 1.0), 1.0, True)
 
 
 def test_wrn_rejects_bad_depth():

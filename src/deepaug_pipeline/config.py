@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from deepaug_pipeline.augment.op_names import OP_NAMES  # the names alone: validating stays free of TensorFlow
@@ -21,11 +22,14 @@ class ConfigError(UserError, ValueError):
     """A configuration value or key is wrong; the message names it."""
 
 
-def _takes_a_number(annotation: Any) -> bool:
-    """``int``, ``float``, or an optional one (``int | None``); not a container of them."""
+def _takes_numbers(annotation: Any) -> bool:
+    """``int``, ``float``, an optional one (``int | None``) or a tuple or list of them."""
     if annotation in (int, float):
         return True
-    return get_origin(annotation) in (Union, UnionType) and any(arg in (int, float) for arg in get_args(annotation))
+    if get_origin(annotation) is Annotated:  # a constrained number, e.g. ImageSide
+        return _takes_numbers(get_args(annotation)[0])
+    args = [arg for arg in get_args(annotation) if arg is not type(None) and arg is not Ellipsis]
+    return get_origin(annotation) in (Union, UnionType, tuple, list) and bool(args) and all(map(_takes_numbers, args))
 
 
 class _Strict(BaseModel):
@@ -34,8 +38,10 @@ class _Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_true_or_false_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
-        """pydantic reads true as 1 and false as 0: ``seed: true`` or ``epochs: yes`` is a slip, not a number."""
-        if isinstance(value, bool) and _takes_a_number(cls.model_fields[info.field_name].annotation):
+        """pydantic reads true as 1 and false as 0: ``seed: true`` or ``value_range: [false, true]`` is a slip, not a
+        number (numpy's bools too, as an API caller may pass them)."""
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, (bool, np.bool_)) for v in items) and _takes_numbers(cls.model_fields[info.field_name].annotation):
             raise ValueError("takes a number, not true or false")
         return value
 

@@ -39,7 +39,7 @@ def final_splits(
         rest = LabelledImages(rest.x[idx_train], rest.y[idx_train])
     if cfg.batch_size > len(rest.y):
         raise ConfigError(f"evaluate.batch_size={cfg.batch_size} exceeds the final models' training set ({len(rest.y)} "
-                          "images, evaluate.train_size): each epoch would be a single step")  # fmt: skip
+                          "images, evaluate.train_size): a batch cannot hold more images than the set it is drawn from")  # fmt: skip
     return rest, val
 
 

@@ -33,10 +33,10 @@ def policy_space(cfg: SearchConfig, channels: int) -> PolicySpace:
 
 def check_sizes(cfg: SearchConfig, subset_size: int, pool_size: int) -> None:
     """Refused before any fit: a validation sample the seed validation pool cannot supply, and a batch larger than
-    the search subset (each epoch would be one step: a slip, not a regime)."""
+    the search subset (Keras would train one short step per epoch: a slip, not a regime)."""
     if subset_size < cfg.child.batch_size:
         raise ConfigError(f"search.child.batch_size={cfg.child.batch_size} exceeds the search subset ({subset_size} "
-                          "images, ingest.train_set_size): each epoch would be a single step")  # fmt: skip
+                          "images, ingest.train_set_size): a batch cannot hold more images than the set it is drawn from")  # fmt: skip
     if pool_size < cfg.child.validation_sample_size:
         raise ConfigError(
             f"search.child.validation_sample_size={cfg.child.validation_sample_size} exceeds the seed validation pool "
