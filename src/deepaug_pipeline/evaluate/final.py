@@ -34,13 +34,14 @@ def final_splits(
     idx_val, idx_rest = stratified_indices(train.y, class_names, cfg.validation_size, stream_rng(seed, "eval_val"), "evaluation validation sample (evaluate.validation_size)")
     rest = LabelledImages(train.x[idx_rest], train.y[idx_rest])
     val = LabelledImages(train.x[idx_val], train.y[idx_val])
+    training = rest
     if cfg.train_size is not None and cfg.train_size < len(rest):
         idx_train, _ = stratified_indices(rest.y, class_names, cfg.train_size, stream_rng(seed, "eval_train"), "evaluation training subset (evaluate.train_size)")
-        rest = LabelledImages(rest.x[idx_train], rest.y[idx_train])
-    if cfg.batch_size > len(rest.y):
-        raise ConfigError(f"evaluate.batch_size={cfg.batch_size} exceeds the final models' training set ({len(rest.y)} "
+        training = LabelledImages(rest.x[idx_train], rest.y[idx_train])
+    if cfg.batch_size > len(training.y):
+        raise ConfigError(f"evaluate.batch_size={cfg.batch_size} exceeds the final models' training set ({len(training.y)} "
                           "images, evaluate.train_size): a batch cannot hold more images than the set it is drawn from")  # fmt: skip
-    return rest, val
+    return training, val
 
 
 def scoring_sample(test: LabelledImages, class_names: list[str], cfg: EvaluateConfig, seed: int) -> LabelledImages:
