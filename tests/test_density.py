@@ -159,18 +159,19 @@ def test_density_config_is_fingerprinted_and_checked_before_work(tmp_path, fashi
 
 @pytest.mark.slow
 def test_missing_children_are_named_and_fresh_start_archives_them_with_the_log(tmp_path, fashion):
-    first = _search(tmp_path, fashion)
+    child = {"epochs": 2}  # what is checked here is which children are read, not what they learned
+    first = _search(tmp_path, fashion, child)
     log_path = Path(first.log_path)
     weights = children_dir(log_path) / "baseline-standard-s1.npz"
     weights.unlink()
     with pytest.raises(SearchError, match=r"cannot be read from .*bayesian-density.children \(FileNotFoundError.*move the trial log"):
-        _search(tmp_path, fashion, iterations=7)
+        _search(tmp_path, fashion, child, iterations=7)
     weights.write_bytes(b"PK\x03\x04 cut short")  # a file a machine crash left half-written
     with pytest.raises(SearchError, match=r"cannot be read from .*bayesian-density.children \(BadZipFile"):
-        _search(tmp_path, fashion, iterations=7)
+        _search(tmp_path, fashion, child, iterations=7)
     assert len(read_log(log_path)[1]) == len(first.records)  # nothing re-run or lost
 
-    again = _search(tmp_path, fashion, {"density_draws": 3}, fresh_start=True)
+    again = _search(tmp_path, fashion, {**child, "density_draws": 3}, fresh_start=True)
     archived = sorted(tmp_path.glob("bayesian-density.*.children"))
     assert len(archived) == 1 and (archived[0] / "baseline-standard-s0.npz").exists()
     assert (children_dir(log_path) / "baseline-standard-s1.npz").exists() and again.reward == "density"
