@@ -88,8 +88,10 @@ def bounded(call, timeout: float) -> str | None:
 
 
 def describe(exc: BaseException) -> str:
-    """An error in one line: its type and the first line of its message (MLflow's run to dozens of lines)."""
-    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+    """An error in one line: its type and the first line of its message (MLflow's run to dozens of lines), a long
+    one shortened in the middle, since urllib3 ends its line with the cause (a refused connection, an unknown host)."""
+    text = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+    return text if len(text) <= 300 else f"{text[:140]} … {text[-160:]}"
 
 
 def tracking_problem(uri: str, timeout: float = PROBE_SECONDS) -> str | None:
