@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.cli import command_hint
+from deepaug_pipeline.api import split_config
 from deepaug_pipeline.config import ConfigError, EvaluateConfig, SearchConfig, canonical_log_config, parse_config, validate_params
 from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.evaluate.final import run_grid
@@ -842,6 +843,18 @@ def test_a_validation_sample_larger_than_the_pool_or_a_batch_larger_than_the_sub
     with pytest.raises(ConfigError, match=r"search.child.batch_size=61 exceeds the search subset \(60 images, ingest.train_set_size\)"):
         run_search(subset, pool, summary, TrialLogStore(tmp_path), cfg, seed=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_batch_larger_than_its_set_by_the_config_alone_is_refused_before_ingest():
+    """Known from the parameters, so refused with them (before ingest runs), naming both keys as the caller wrote them."""
+    with pytest.raises(ConfigError, match=r"^bad value for 'parameters': 'parameters.search.child.batch_size' \(201\) exceeds "
+                                          r"'parameters.ingest.train_set_size' \(200\): a batch cannot hold more images"):  # fmt: skip
+        validate_params({"ingest": {"train_set_size": 200}, "search": {"child": {"batch_size": 201}}})
+    with pytest.raises(ConfigError, match=r"'parameters.evaluate.batch_size' \(301\) exceeds 'parameters.evaluate.train_size' \(300\)"):
+        validate_params({"evaluate": {"train_size": 300, "batch_size": 301}})
+    validate_params({"ingest": {"train_set_size": 200}, "search": {"child": {"batch_size": 200}}, "evaluate": {"train_size": None, "batch_size": 10**6}})
+    with pytest.raises(ConfigError, match=r"'config.child_batch_size' \(201\) exceeds 'config.train_set_size' \(200\)"):
+        split_config({"train_set_size": 200, "child_batch_size": 201})
 
 
 def test_a_moved_key_is_refused_with_where_it_went():

@@ -408,6 +408,19 @@ class ProjectParams(_Strict):
     search: SearchConfig = SearchConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
+    @model_validator(mode="after")
+    def _batches_fit_their_sets(self) -> ProjectParams:
+        """A batch larger than the set it is drawn from is known from the config alone, so it is refused before ingest
+        (on a user's image folder, minutes). Where the sets are made, their real sizes are checked again."""
+        for batch_key, batch, set_key, set_size in (
+            ("search.child.batch_size", self.search.child.batch_size, "ingest.train_set_size", self.ingest.train_set_size),
+            ("evaluate.batch_size", self.evaluate.batch_size, "evaluate.train_size", self.evaluate.train_size),
+        ):  # fmt: skip
+            if set_size is not None and batch > set_size:
+                raise ValueError(f"'parameters.{batch_key}' ({batch}) exceeds 'parameters.{set_key}' ({set_size}): a batch "
+                                 "cannot hold more images than the set it is drawn from")  # fmt: skip
+        return self
+
 
 def validate_params(params: dict) -> ProjectParams:
     """Validate the whole parameter tree, naming the first bad key."""
