@@ -119,13 +119,13 @@ class ChildBench:
         return float(np.mean([accuracy for _, accuracy in draws]))
 
 
-def child_rewards(protocol: qp.Protocol, compared: list[Candidate]) -> dict[str, dict]:
-    """Both rewards per candidate and seed; resumes from its log (the base's children are re-trained if a density
-    score is missing, since their weights are not kept)."""
+def child_rewards(protocol: qp.Protocol, compared: list[Candidate], log_name: str = "fidelity_children") -> dict[str, dict]:
+    """Both rewards per candidate and seed (``compared`` holds one named "base"); resumes from its log (the base's
+    children are re-trained if a density score is missing, since their weights are not kept)."""
     bench = ChildBench(protocol)
     config = {"seed": qp.SEED, "search": bench.search.model_dump(mode="json"), "seeds": SEEDS,
               "candidates": {c.name: [c.strategy, c.policy.to_dict()] for c in compared}}  # fmt: skip
-    with qp.STORE.open("fidelity_children", config, section="fidelity") as run_log:
+    with qp.STORE.open(log_name, config, section="fidelity") as run_log:
         done = {t["key"]: t for t in run_log.trials}
 
         def record(key: str, **fields) -> None:

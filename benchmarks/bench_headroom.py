@@ -7,8 +7,9 @@ trains with crop + flip alone and with crop + flip + hand-set policies of the se
 reports gains for: Cutout (DeVries & Taylor 2017: a square of half the image side, on every image) at two sizes.
 Each is paired with crop + flip on the same seeds (same initial weights and data order), and the test-error
 difference is reported ± SE. If none beats crop + flip beyond 2 SE, the search's "no policy beat the base" is what
-the data allows at this protocol, not the proxy's failure. Runs are logged under benchmarks/results/quality_logs/,
-so an interrupted run resumes.
+the data allows at this protocol, not the proxy's failure. For the proxy's side, each also gets the search's two
+rewards as bench_fidelity.py measures them (the default child, 2 seeds, common random numbers with the base).
+Runs are logged under benchmarks/results/quality_logs/, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import quality_protocol as qp  # noqa: E402
+from bench_fidelity import Candidate, child_rewards  # noqa: E402
 from common import write_results  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
@@ -34,12 +36,13 @@ CUTOUTS = (("cutout 14 px", 1.0), ("cutout 8 px", 0.6))
 def main(seeds: int = 3) -> None:
     protocol = qp.load()
     base_policy = Policy((), p_none=1.0, metadata=BASE)
+    policies = {name: Policy.from_dict({**Policy.from_pairs([[("cutout", magnitude)]], p_none=0.0).to_dict(), "metadata": BASE})
+                for name, magnitude in CUTOUTS}  # fmt: skip
     base_runs = qp.evaluate(protocol, base_policy, EvaluateConfig(seeds=seeds, train_size=None, strategies=["standard"]),
                             log_name="headroom_base")  # fmt: skip
     rows = [{"name": "crop + flip", "test_errors": [r.test_error for r in base_runs],
              "run_seconds": [r.wall_seconds for r in base_runs]}]  # fmt: skip
-    for name, magnitude in CUTOUTS:
-        policy = Policy.from_dict({**Policy.from_pairs([[("cutout", magnitude)]], p_none=0.0).to_dict(), "metadata": BASE})
+    for name, policy in policies.items():
         cfg = EvaluateConfig(seeds=seeds, train_size=None, strategies=["standard+found"])
         runs = qp.evaluate(protocol, policy, cfg, log_name=f"headroom_{name.replace(' ', '_')}")
         difference = paired_error_difference(base_runs + runs, "standard+found", "standard")
@@ -48,6 +51,10 @@ def main(seeds: int = 3) -> None:
                      "error_minus_crop_flip": {"mean": difference.mean, "se": difference.se, "per_seed": list(difference.gains),
                                                "lower_beyond_2se": difference.mean < 0 and beyond_seed_noise(difference)}})  # fmt: skip
         print(rows[-1], flush=True)
+    compared = [Candidate("base", "standard", base_policy)] + [Candidate(name, "standard+found", p) for name, p in policies.items()]
+    rewards = child_rewards(protocol, compared, log_name="headroom_children")
+    for row, candidate in zip(rows, compared, strict=True):
+        row["child_rewards"] = rewards[candidate.name]
     beats = [r["name"] for r in rows[1:] if r["error_minus_crop_flip"]["lower_beyond_2se"]]
     write_results("headroom", {
         "protocol": __doc__.split("\n\n")[1], "seeds": seeds, "rows": rows,
