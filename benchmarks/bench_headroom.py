@@ -14,6 +14,7 @@ Runs are logged under benchmarks/results/quality_logs/, so an interrupted run re
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from common import write_results  # noqa: E402
 
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.config import EvaluateConfig  # noqa: E402
-from deepaug_pipeline.evaluate.report import beyond_seed_noise  # noqa: E402
+from deepaug_pipeline.evaluate.report import MIN_SEEDS_FOR_NOISE, beyond_seed_noise  # noqa: E402
 from deepaug_pipeline.evaluate.results import paired_error_difference  # noqa: E402
 
 BASE = {"base_augmentation": "standard"}
@@ -48,18 +49,23 @@ def main(seeds: int = 3) -> None:
         difference = paired_error_difference(base_runs + runs, "standard+found", "standard")
         rows.append({"name": f"crop + flip + {name}", "policy": policy.describe(), "test_errors": [r.test_error for r in runs],
                      "run_seconds": [r.wall_seconds for r in runs],
-                     "error_minus_crop_flip": {"mean": difference.mean, "se": difference.se, "per_seed": list(difference.gains),
-                                               "lower_beyond_2se": difference.mean < 0 and beyond_seed_noise(difference)}})  # fmt: skip
+                     "error_minus_crop_flip": {"mean": difference.mean, "se": None if math.isnan(difference.se) else difference.se,
+                                               "per_seed": list(difference.gains),
+                                               # None: too few paired seeds to call either way (a failed run drops its pair)
+                                               "lower_beyond_2se": None if len(difference.gains) < MIN_SEEDS_FOR_NOISE
+                                               else difference.mean < 0 and beyond_seed_noise(difference)}})  # fmt: skip
         print(rows[-1], flush=True)
     compared = [Candidate("base", "standard", base_policy)] + [Candidate(name, "standard+found", p) for name, p in policies.items()]
     rewards = child_rewards(protocol, compared, log_name="headroom_children")
     for row, candidate in zip(rows, compared, strict=True):
         row["child_rewards"] = rewards[candidate.name]
-    beats = [r["name"] for r in rows[1:] if r["error_minus_crop_flip"]["lower_beyond_2se"]]
-    write_results("headroom", {
-        "protocol": __doc__.split("\n\n")[1], "seeds": seeds, "rows": rows,
-        "verdict": f"beat crop + flip beyond 2 SE: {', '.join(beats)}" if beats else "no hand-set policy beat crop + flip beyond 2 SE",
-    })  # fmt: skip
+    called = {r["name"]: r["error_minus_crop_flip"]["lower_beyond_2se"] for r in rows[1:]}
+    beats = [name for name, lower in called.items() if lower]
+    uncalled = [name for name, lower in called.items() if lower is None]
+    verdict = f"beat crop + flip beyond 2 SE: {', '.join(beats)}" if beats else "no hand-set policy beat crop + flip beyond 2 SE"
+    if uncalled:
+        verdict += f"; too few paired seeds (< {MIN_SEEDS_FOR_NOISE}) to call: {', '.join(uncalled)}"
+    write_results("headroom", {"protocol": __doc__.split("\n\n")[1], "seeds": seeds, "rows": rows, "verdict": verdict})
 
 
 if __name__ == "__main__":

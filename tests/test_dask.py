@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,6 +25,39 @@ from deepaug_pipeline.search.run import run_search
 from tests.conftest import make_images, mlflow_runs, search_params
 
 DASK = {"executor": "dask", "n_workers": 2, "threads_per_worker": 1}
+
+
+def _fits_overlapped_on_two_workers(records: list[dict]) -> bool:
+    """Two fits ran side by side on different workers: the executor used both slots (the worker names alone would
+    not say so once a killed worker's replacement adds a name)."""
+    return any(a["worker"] != b["worker"] and a["started_at"] < b["finished_at"] and b["started_at"] < a["finished_at"]
+               for a, b in itertools.combinations(records, 2))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_without_an_address_the_search_runs_on_its_own_cluster_on_both_workers_and_closes_it(tmp_path):
+    """The executor's own LocalCluster (``address`` unset, as the default config runs): started in the worker
+    environment, fits on both workers, every fit logged once, and closed with the search, leaving this process's
+    environment and children as they were."""
+    import psutil
+
+    x, y = make_images(200, 4)
+    child = {"model": "fastcnn", "model_options": {"width": 8, "dense": 16}, "epochs": 2, "batch_size": 25,
+             "last_n_epochs": 1, "validation_sample_size": 50}  # fmt: skip
+    cfg = SearchConfig(**DASK, iterations=2, opt_initial_points=2, base_augmentation="standard", noise_seeds=2, reevaluate_top=1,
+                       reevaluate_seeds=2, reevaluate_stop_early=False, track_sample_grids=False, child=child)  # fmt: skip
+    summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {}}
+    # Dask's __DASK_PARENT_PID only lets children set their process titles; every other variable is as it was.
+    environment = {k: v for k, v in os.environ.items() if k != "__DASK_PARENT_PID"}
+    result = run_search(LabelledImages(x[:100], y[:100]), LabelledImages(x[100:], y[100:]), summary, TrialLogStore(tmp_path), cfg, seed=0)
+    trials = read_log(Path(result.log_path))[1]
+    keys = [t["key"] for t in trials]
+    assert len(keys) == len(set(keys)) == 2 + 2 + 2 * (1 + 1)  # baseline, trials, re-evaluation of the best on 2 seeds
+    assert all(t["status"] == "ok" for t in trials) and _fits_overlapped_on_two_workers(trials)
+    assert {k: v for k, v in os.environ.items() if k != "__DASK_PARENT_PID"} == environment
+    # No worker or nanny left running; multiprocessing's resource tracker lives as long as this process, by design.
+    left = [p.cmdline() for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not [c for c in left if "multiprocessing.resource_tracker" not in " ".join(c)], left
 
 
 @pytest.mark.slow
@@ -60,7 +95,7 @@ def test_a_worker_killed_mid_search_loses_nothing_and_logs_every_trial_once_nest
     assert len(keys) == len(set(keys)) == 2 + 4 + 2 * (1 + 2)
     assert sorted(t["trial_id"] for t in trials if t["stage"] == "search") == list(range(1, 5))
     assert all(t["status"] in ("ok", "failed") for t in trials)
-    assert len({t["worker"] for t in trials}) >= 2  # fits ran on more than one worker
+    assert _fits_overlapped_on_two_workers(trials)
     # Same outputs, same format as local mode.
     table = pd.read_csv(project / "data" / "07_model_output" / "trials.csv")
     assert table["key"].tolist() == keys

@@ -853,8 +853,13 @@ def test_a_batch_larger_than_its_set_by_the_config_alone_is_refused_before_inges
     with pytest.raises(ConfigError, match=r"'parameters.evaluate.batch_size' \(301\) exceeds 'parameters.evaluate.train_size' \(300\)"):
         validate_params({"evaluate": {"train_size": 300, "batch_size": 301}})
     validate_params({"ingest": {"train_set_size": 200}, "search": {"child": {"batch_size": 200}}, "evaluate": {"train_size": None, "batch_size": 10**6}})
-    with pytest.raises(ConfigError, match=r"'config.child_batch_size' \(201\) exceeds 'config.train_set_size' \(200\)"):
+    with pytest.raises(ConfigError, match=r"^bad value for 'config': 'config.child_batch_size' \(201\) exceeds 'config.train_set_size' \(200\)"):
         split_config({"train_set_size": 200, "child_batch_size": 201})
+    with pytest.raises(ConfigError, match=r"'config.child.batch_size' \(40\) exceeds 'config.train_set_size' \(30\)"):
+        split_config({"train_set_size": 30, "child": {"batch_size": 40}})  # nested as given
+    batch = SearchConfig().child.batch_size  # the default batch, named by the key that would set it
+    with pytest.raises(ConfigError, match=rf"'config.child_batch_size' \({batch}\) exceeds 'config.train_set_size' \({batch - 1}\)"):
+        split_config({"train_set_size": batch - 1})
 
 
 def test_a_moved_key_is_refused_with_where_it_went():

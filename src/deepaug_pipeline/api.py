@@ -49,7 +49,11 @@ def split_config(config: dict[str, Any] | None) -> dict[str, Any]:
     tree (``seed``, ``ingest``, ``search`` with its ``child``), validated."""
     params: dict[str, Any] = {"ingest": {}, "search": {"child": {}}}
     child_keys = {**DEEPAUGMENT_CHILD_KEYS, "validation_sample_size": "validation_sample_size"}
-    given_as: dict[str, str] = {}  # a parameter's key in the project's tree → the key it was given as here
+    # A parameter's key in the project's tree → the key it was given as here, or would be (a default named in an error
+    # beside a given key, e.g. a batch over the subset's size).
+    given_as: dict[str, str] = {f"parameters.ingest.{k}": f"config.{k}" for k in IngestConfig.model_fields}
+    given_as.update({f"parameters.search.child.{child}": f"config.{flat}" for flat, child in child_keys.items()})
+    given_as["parameters"] = "config"  # a check across sections names the whole tree
     for key, value in (config or {}).items():
         if key == "seed":
             params["seed"] = value
