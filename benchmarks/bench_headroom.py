@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -37,8 +38,7 @@ CUTOUTS = (("cutout 14 px", 1.0), ("cutout 8 px", 0.6))
 def main(seeds: int = 3) -> None:
     protocol = qp.load()
     base_policy = Policy((), p_none=1.0, metadata=BASE)
-    policies = {name: Policy.from_dict({**Policy.from_pairs([[("cutout", magnitude)]], p_none=0.0).to_dict(), "metadata": BASE})
-                for name, magnitude in CUTOUTS}  # fmt: skip
+    policies = {name: replace(Policy.from_pairs([[("cutout", magnitude)]], p_none=0.0), metadata=BASE) for name, magnitude in CUTOUTS}
     base_runs = qp.evaluate(protocol, base_policy, EvaluateConfig(seeds=seeds, train_size=None, strategies=["standard"]),
                             log_name="headroom_base")  # fmt: skip
     rows = [{"name": "crop + flip", "test_errors": [r.test_error for r in base_runs],

@@ -22,6 +22,13 @@ class ConfigError(UserError, ValueError):
     """A configuration value or key is wrong; the message names it."""
 
 
+def refuse_batch_over_set(batch: int, batch_named: str, set_size: int, set_named: str) -> None:
+    """The one rule behind three checks (the config alone, before ingest; the search subset and the final models'
+    training set once they exist): Keras would train one short step per epoch, a slip, not a regime."""
+    if batch > set_size:
+        raise ConfigError(f"{batch_named} exceeds {set_named}: a batch cannot hold more images than the set it is drawn from")
+
+
 def _takes_numbers(annotation: Any) -> bool:
     """``int``, ``float``, an optional one (``int | None``) or a tuple or list of them."""
     if annotation in (int, float):
@@ -416,9 +423,8 @@ class ProjectParams(_Strict):
             ("search.child.batch_size", self.search.child.batch_size, "ingest.train_set_size", self.ingest.train_set_size),
             ("evaluate.batch_size", self.evaluate.batch_size, "evaluate.train_size", self.evaluate.train_size),
         ):  # fmt: skip
-            if set_size is not None and batch > set_size:
-                raise ValueError(f"'parameters.{batch_key}' ({batch}) exceeds 'parameters.{set_key}' ({set_size}): a batch "
-                                 "cannot hold more images than the set it is drawn from")  # fmt: skip
+            if set_size is not None:
+                refuse_batch_over_set(batch, f"'parameters.{batch_key}' ({batch})", set_size, f"'parameters.{set_key}' ({set_size})")
         return self
 
 

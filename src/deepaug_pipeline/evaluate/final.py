@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.config import ConfigError, EvaluateConfig, Strategy
+from deepaug_pipeline.config import ConfigError, EvaluateConfig, Strategy, refuse_batch_over_set
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.evaluate.strategies import strategy_augment
@@ -38,9 +38,8 @@ def final_splits(
     if cfg.train_size is not None and cfg.train_size < len(rest):
         idx_train, _ = stratified_indices(rest.y, class_names, cfg.train_size, stream_rng(seed, "eval_train"), "evaluation training subset (evaluate.train_size)")
         training = LabelledImages(rest.x[idx_train], rest.y[idx_train])
-    if cfg.batch_size > len(training.y):
-        raise ConfigError(f"evaluate.batch_size={cfg.batch_size} exceeds the final models' training set ({len(training.y)} "
-                          "images, evaluate.train_size): a batch cannot hold more images than the set it is drawn from")  # fmt: skip
+    refuse_batch_over_set(cfg.batch_size, f"evaluate.batch_size={cfg.batch_size}", len(training.y),
+                          f"the final models' training set ({len(training.y)} images, evaluate.train_size)")  # fmt: skip
     return training, val
 
 

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from deepaug_pipeline.augment import ops as ops_lib
-from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_log_config
+from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_log_config, refuse_batch_over_set
 from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.controller import SearchLoop
@@ -33,10 +33,9 @@ def policy_space(cfg: SearchConfig, channels: int) -> PolicySpace:
 
 def check_sizes(cfg: SearchConfig, subset_size: int, pool_size: int) -> None:
     """Refused before any fit: a validation sample the seed validation pool cannot supply, and a batch larger than
-    the search subset (Keras would train one short step per epoch: a slip, not a regime)."""
-    if subset_size < cfg.child.batch_size:
-        raise ConfigError(f"search.child.batch_size={cfg.child.batch_size} exceeds the search subset ({subset_size} "
-                          "images, ingest.train_set_size): a batch cannot hold more images than the set it is drawn from")  # fmt: skip
+    the search subset."""
+    refuse_batch_over_set(cfg.child.batch_size, f"search.child.batch_size={cfg.child.batch_size}", subset_size,
+                          f"the search subset ({subset_size} images, ingest.train_set_size)")  # fmt: skip
     if pool_size < cfg.child.validation_sample_size:
         raise ConfigError(
             f"search.child.validation_sample_size={cfg.child.validation_sample_size} exceeds the seed validation pool "
