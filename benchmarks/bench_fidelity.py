@@ -20,6 +20,7 @@ interrupted run resumes.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -81,9 +82,9 @@ class ChildBench:
     """The search's child for any augmentation, with per-seed initial weights and validation samples shared by
     every candidate (common random numbers), and the density reward on the base's trained children."""
 
-    def __init__(self, protocol: qp.Protocol) -> None:
+    def __init__(self, protocol: qp.Protocol, search: SearchConfig = SearchConfig()) -> None:
         self.protocol = protocol
-        self.search = SearchConfig()
+        self.search = search
         self.child = self.search.child
         self.initial = [[v.numpy() for v in self._model(s).variables] for s in range(SEEDS)]
         self.validation = [sample_validation_set(protocol.splits.seed_validation_pool, self.child.validation_sample_size,
@@ -119,10 +120,12 @@ class ChildBench:
         return float(np.mean([accuracy for _, accuracy in draws]))
 
 
-def child_rewards(protocol: qp.Protocol, compared: list[Candidate], log_name: str = "fidelity_children") -> dict[str, dict]:
-    """Both rewards per candidate and seed (``compared`` holds one named "base"); resumes from its log (the base's
-    children are re-trained if a density score is missing, since their weights are not kept)."""
-    bench = ChildBench(protocol)
+def child_rewards(protocol: qp.Protocol, compared: list[Candidate], log_name: str = "fidelity_children",
+                  search: SearchConfig = SearchConfig()) -> dict[str, dict]:  # fmt: skip
+    """Both rewards per candidate and seed (``compared`` holds one named "base"), and each retrain fit's seconds;
+    resumes from its log (the base's children are re-trained if a density score is missing, since their weights are
+    not kept). ``search`` gives the child (the default's unless told)."""
+    bench = ChildBench(protocol, search)
     config = {"seed": qp.SEED, "search": bench.search.model_dump(mode="json"), "seeds": SEEDS,
               "candidates": {c.name: [c.strategy, c.policy.to_dict()] for c in compared}}  # fmt: skip
     with qp.STORE.open(log_name, config, section="fidelity") as run_log:
@@ -138,18 +141,24 @@ def child_rewards(protocol: qp.Protocol, compared: list[Candidate], log_name: st
         for s in range(SEEDS):
             if all(f"density/{c.name}/s{s}" in done for c in compared) and f"retrain/base/s{s}" in done:
                 continue
+            start = time.perf_counter()
             value, child = bench.retrain_reward(base, s)
             if f"retrain/base/s{s}" not in done:
-                record(f"retrain/base/s{s}", reward=value)
+                record(f"retrain/base/s{s}", reward=value, seconds=time.perf_counter() - start)
             for c in compared:
                 if f"density/{c.name}/s{s}" not in done:
                     record(f"density/{c.name}/s{s}", reward=bench.density_reward(trainers[c.name], child, s))
         for c in compared:
             for s in range(SEEDS):
                 if f"retrain/{c.name}/s{s}" not in done:
-                    record(f"retrain/{c.name}/s{s}", reward=bench.retrain_reward(trainers[c.name], s)[0])
-        return {c.name: {kind: [done[f"{kind}/{c.name}/s{s}"]["reward"] for s in range(SEEDS)] for kind in ("retrain", "density")}
-                for c in compared}  # fmt: skip
+                    start = time.perf_counter()
+                    value = bench.retrain_reward(trainers[c.name], s)[0]
+                    record(f"retrain/{c.name}/s{s}", reward=value, seconds=time.perf_counter() - start)
+        rewards = {c.name: {kind: [done[f"{kind}/{c.name}/s{s}"]["reward"] for s in range(SEEDS)] for kind in ("retrain", "density")}
+                   for c in compared}  # fmt: skip
+        for c in compared:  # fits logged before seconds were recorded have none
+            rewards[c.name]["retrain_seconds"] = [done[f"retrain/{c.name}/s{s}"].get("seconds") for s in range(SEEDS)]
+        return rewards
 
 
 def rho_with_interval(rewards: list[list[float]], accuracies: list[list[float]]) -> dict:
