@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from common import RESULTS, load_fashion_subset
 
 from deepaug_pipeline.augment.policy import Policy
-from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig
+from deepaug_pipeline.config import EvaluateConfig, IngestConfig, SearchConfig, canonical_evaluation_config
 from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.evaluate.final import FinalTrainer, run_grid
 from deepaug_pipeline.evaluate.records import EvaluationRun
@@ -61,6 +61,6 @@ def evaluate(protocol: Protocol, found: Policy, cfg: EvaluateConfig, log_name: s
 
     config = {"seed": SEED, "evaluate": cfg.result_defining(), "policy": policy_identity(found),
               "data": data_fingerprint(s.search_subset, protocol.validation, s.test)}  # fmt: skip
-    with STORE.open(log_name, config, section="evaluate") as run_log:
+    with STORE.open(log_name, config, section="evaluate", canonical=canonical_evaluation_config) as run_log:
         trainer = FinalTrainer(s.search_subset, protocol.validation, s.test, protocol.n_classes, found, cfg, SEED, base)
         return run_grid(cfg, run_log, trainer.run, strategy_aliases(base, found))

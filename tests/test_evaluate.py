@@ -117,6 +117,30 @@ def test_runs_are_logged_as_before_and_resume_as_they_were(tmp_path):
         assert run_grid(cfg, run_log, lambda s, i: pytest.fail(f"{s}/{i} trained again"), aliases) == runs
 
 
+def test_momentum_counts_in_the_evaluation_log_only_under_sgd_the_optimizer_that_reads_it(tmp_path):
+    from deepaug_pipeline.config import canonical_evaluation_config
+    from deepaug_pipeline.evaluate.final import run_grid
+    from deepaug_pipeline.run_log import TrialLog, TrialLogMismatch
+
+    def log_config(cfg):
+        return {"seed": 3, "evaluate": cfg.result_defining()}
+
+    cfg = EvaluateConfig(seeds=1, strategies=["none"], optimizer="adam", learning_rate=0.001)
+    old_header = {"seed": 3, "evaluate": cfg.model_dump(exclude={"fresh_start", "strategies", "seeds", "test_size"})}
+    assert old_header["evaluate"]["momentum"] == 0.9  # as the version before this one recorded it
+    with TrialLog(tmp_path / "e.jsonl", old_header, section="evaluate") as run_log:
+        runs = run_grid(cfg, run_log, lambda s, i: replace(_run(s, i, 0.8), finished_at=1.5), {})
+    moved = cfg.model_copy(update={"momentum": 0.5})  # adam reads no momentum: the run holds
+    with TrialLog(tmp_path / "e.jsonl", log_config(moved), section="evaluate", canonical=canonical_evaluation_config) as run_log:
+        assert run_grid(moved, run_log, lambda s, i: pytest.fail(f"{s}/{i} trained again"), {}) == runs
+    sgd = EvaluateConfig(seeds=1, strategies=["none"])
+    with TrialLog(tmp_path / "s.jsonl", log_config(sgd), section="evaluate", canonical=canonical_evaluation_config) as run_log:
+        run_grid(sgd, run_log, lambda s, i: replace(_run(s, i, 0.8), finished_at=1.5), {})
+    with pytest.raises(TrialLogMismatch, match="momentum"):
+        TrialLog(tmp_path / "s.jsonl", log_config(sgd.model_copy(update={"momentum": 0.5})), section="evaluate",
+                 canonical=canonical_evaluation_config)  # fmt: skip
+
+
 def test_a_test_size_scores_a_stratified_sample_and_its_default_keeps_old_logs_resuming():
     from deepaug_pipeline.data import LabelledImages
     from deepaug_pipeline.evaluate.final import scoring_sample

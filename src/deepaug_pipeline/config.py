@@ -401,9 +401,25 @@ class EvaluateConfig(_Strict):
         return self
 
     def result_defining(self) -> dict[str, Any]:
-        # test_size at its default is left out, so evaluation logs written before the key existed still resume.
-        unset = {"test_size"} if self.test_size is None else set()
-        return self.model_dump(exclude={"fresh_start", "strategies", "seeds"} | unset)
+        """The keys that change what a final run computes (the evaluation log's fingerprint)."""
+        return evaluate_result_defining(self.model_dump())
+
+
+def evaluate_result_defining(evaluate: dict[str, Any]) -> dict[str, Any]:
+    """The evaluate keys that change a final run, of this version or an older one (an evaluation log's header too):
+    budget and display keys are left out; ``test_size`` at its default, so logs written before the key existed still
+    resume; ``momentum`` unless the optimizer is sgd, the only one that reads it."""
+    unused = {"fresh_start", "strategies", "seeds"}
+    if evaluate.get("test_size") is None:
+        unused.add("test_size")
+    if evaluate.get("optimizer", "sgd") != "sgd":
+        unused.add("momentum")
+    return {k: v for k, v in evaluate.items() if k not in unused}
+
+
+def canonical_evaluation_config(config: dict) -> dict:
+    """An evaluation log's config in the form the fingerprint is taken of (``evaluate_result_defining``)."""
+    return {**config, "evaluate": evaluate_result_defining(config.get("evaluate", {}))}
 
 
 # --------------------------------------------------------------------------- whole parameter tree

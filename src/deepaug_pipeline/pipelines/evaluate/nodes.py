@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from deepaug_pipeline.config import EvaluateConfig, parse_config
+from deepaug_pipeline.config import EvaluateConfig, canonical_evaluation_config, parse_config
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.evaluate.records import EvaluationRun
 from deepaug_pipeline.pipelines import Figure
@@ -51,7 +51,8 @@ def evaluate_strategies(
     base = found_base(found)
     # Built at the first run to train: a fully resumed evaluation builds no model (cfg.seeds WRN-28-10s on a GPU).
     trainer = functools.cache(lambda: FinalTrainer(train, val, test, n_classes, found, cfg, seed, base))
-    with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate", reusable=reusable_runs) as run_log:
+    with evaluation_logs.open("evaluate", config, cfg.fresh_start, section="evaluate", canonical=canonical_evaluation_config,
+                              reusable=reusable_runs) as run_log:  # fmt: skip
         runs = run_grid(cfg, run_log, lambda strategy, seed_index: trainer().run(strategy, seed_index), strategy_aliases(base, found))
     log_evaluation_runs(runs)
     return runs
