@@ -36,6 +36,7 @@ REGIMES = [
     (2000, 120, 128, 0.05),
     (1000, 120, 128, 0.05),
     (1000, 120, 32, 0.02),
+    (4000, 120, 128, 0.05),  # the final model's own regime and images: the search's reward where headroom.json saw the gain
 ]
 
 
@@ -47,7 +48,11 @@ def final_accuracy_gains() -> dict[str, float]:
 
 def regime_row(regime: tuple[int, int, int, float], compared: list[Candidate], final: dict[str, float]) -> dict:
     n_images, epochs, batch, lr = regime
-    protocol = qp.load(IngestConfig(train_set_size=n_images))
+    if n_images == qp.TRAIN_IMAGES:  # the child trains on all of the final model's images (a split would leave none out)
+        protocol = qp.load()
+        protocol = replace(protocol, child_subset=protocol.splits.search_subset)
+    else:
+        protocol = qp.load(IngestConfig(train_set_size=n_images))
     search = SearchConfig(child=ChildConfig(epochs=epochs, batch_size=batch, learning_rate=lr))
     rewards = child_rewards(protocol, compared, log_name=f"alignment_{n_images}_{epochs}_{batch}_{lr}", search=search)
     base = np.array(rewards["base"]["retrain"])

@@ -35,6 +35,25 @@ def test_conf_base_equals_the_typed_defaults():
     assert ProjectParams(**params).model_dump() == ProjectParams().model_dump()
 
 
+def test_the_final_regime_environment_trains_the_child_as_evaluate_trains_the_final_model():
+    """``--env final_regime`` claims the child of the regime where the final model's gain was measured: it must stay
+    evaluate's regime if evaluate's defaults move."""
+    from kedro.config import OmegaConfigLoader
+
+    from deepaug_pipeline.models.training import FitSettings
+    from deepaug_pipeline.search.trial import child_fit_settings
+
+    loaded = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="final_regime")["parameters"]
+    params = ProjectParams(**loaded)
+    child, final = params.search.child, params.evaluate
+    assert params.ingest.train_set_size == final.train_size == 4000
+    fields = ("model", "model_options", "epochs", "batch_size", "optimizer", "learning_rate", "schedule")
+    assert {f: getattr(child, f) for f in fields} == {f: getattr(final, f) for f in fields}
+    assert child_fit_settings(child, validate_last=3).momentum == final.momentum == FitSettings.momentum
+    assert params.search.reevaluate_seeds == 5 and params.search.model_dump(exclude={"child", "reevaluate_seeds"}) == (
+        ProjectParams().search.model_dump(exclude={"child", "reevaluate_seeds"}))  # fmt: skip
+
+
 def test_ingest_pipeline_with_sequential_runner():
     x, y = make_images(300, 3)
     src = ImageSource(LabelledImages(x, y), LabelledImages(x[:30], y[:30]), ["a", "b", "c"], origin="memory")
