@@ -50,6 +50,8 @@ def test_the_final_regime_environment_trains_the_child_as_evaluate_trains_the_fi
     fields = ("model", "model_options", "epochs", "batch_size", "optimizer", "learning_rate", "schedule")
     assert {f: getattr(child, f) for f in fields} == {f: getattr(final, f) for f in fields}
     assert child_fit_settings(child, validate_last=3).momentum == final.momentum == FitSettings.momentum
+    assert params.child_trains_as_final() and not ProjectParams().child_trains_as_final()
+    assert not ProjectParams(**{**loaded, "ingest": {"train_set_size": 2000}}).child_trains_as_final()
     assert params.search.reevaluate_seeds == 5 and params.search.model_dump(exclude={"child", "reevaluate_seeds"}) == (
         ProjectParams().search.model_dump(exclude={"child", "reevaluate_seeds"}))  # fmt: skip
 

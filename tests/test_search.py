@@ -514,6 +514,16 @@ def test_the_closing_summary_says_which_accepted_policies_best_policy_json_combi
     assert Policy.from_dict(results.best_combined_policy(result, 1)).metadata["trial_ids"] == [first]
 
 
+def test_when_nothing_beats_the_base_the_summary_says_it_is_the_childs_verdict_unless_the_child_trains_as_the_final_model(tmp_path):
+    empty = "best_policy.json holds no operations: evaluate's standard+found is crop + flip alone"
+    nothing = _loop(tmp_path / "nothing", hurts)[0].run()
+    assert results.summary_lines(nothing, 5, child_trains_as_final=True)[-1] == empty
+    *_, last, hint = results.summary_lines(nothing, 5, child_trains_as_final=False)
+    assert last == empty and hint.startswith("This is the child's verdict") and "--env final_regime" in hint
+    accepted = _loop(tmp_path / "accepted", scripted([0.02, 0.021, 0.02], noise_seeds=3), base_augmentation="standard")[0].run()
+    assert results.summary_lines(accepted, 5, child_trains_as_final=False)[-1] == "best_policy.json combines the sub-policies of the policies above"
+
+
 def test_a_candidate_that_fails_on_its_first_fresh_seed_is_said_to_have_failed_not_to_lack_pairs(tmp_path):
     def fails_first_fresh(request: FitRequest):
         if request.stage == "reevaluate" and request.trial_id is not None and request.seed_index == 3:

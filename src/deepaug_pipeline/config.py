@@ -431,6 +431,14 @@ class ProjectParams(_Strict):
     search: SearchConfig = SearchConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
+    def child_trains_as_final(self) -> bool:
+        """Whether the search's child trains as evaluate trains the final model (model and its options, optimizer,
+        schedule, epochs, batch, number of images), so that a policy's reward is read in the regime its worth is
+        judged in (``conf/final_regime``)."""
+        child, final = self.search.child, self.evaluate
+        fields = ("model", "model_options", "epochs", "batch_size", "optimizer", "learning_rate", "schedule")
+        return all(getattr(child, f) == getattr(final, f) for f in fields) and self.ingest.train_set_size == final.train_size
+
     @model_validator(mode="after")
     def _batches_fit_their_sets(self) -> ProjectParams:
         """A batch larger than the set it is drawn from is known from the config alone, so it is refused before ingest

@@ -143,7 +143,8 @@ class RunSummaryHook:
         if self._search is not None:
             from deepaug_pipeline.search.results import summary_lines
 
-            lines += ["Search finished.", *summary_lines(self._search, self._combine_top)]
+            as_final = validate_params(catalog.load("parameters")).child_trains_as_final()
+            lines += ["Search finished.", *summary_lines(self._search, self._combine_top, as_final)]
             lines += [f"  {name}: {_filepath(catalog, name)}" for name in SEARCH_FILES if name in outputs]
             lines.append("Next: `kedro run --pipelines=evaluate` trains the final models with and without it.")
             if self._experiment is not None:

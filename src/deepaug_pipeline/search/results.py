@@ -176,9 +176,10 @@ def search_metrics(result: SearchResult) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
 
 
-def summary_lines(result: SearchResult, combine_top: int) -> list[str]:
+def summary_lines(result: SearchResult, combine_top: int, child_trains_as_final: bool = False) -> list[str]:
     """What the search found, in words: the console's closing summary (``best_policy.json`` combines the first
-    ``combine_top`` accepted policies)."""
+    ``combine_top`` accepted policies). When nothing beat the base on a child that trains in a shorter regime than the
+    final model, it says so: such a child marks down regularisers the final model can afford."""
     trials = result.search_trials
     failed = sum(not t.ok for t in trials)
     lines = [f"{len(trials)} policy trials ({failed} failed), {result.reward} reward; "
@@ -196,6 +197,12 @@ def summary_lines(result: SearchResult, combine_top: int) -> list[str]:
                      f"search.combine_top: {combine_top})")
     else:
         lines.append(f"best_policy.json holds no operations: evaluate's standard+found is {base_label(result)} alone")
+        if not child_trains_as_final:
+            lines.append("This is the child's verdict, and the child does not train as the final model does (search.child "
+                         "and ingest.train_set_size against evaluate): a child shorter than the final model marks down "
+                         "regularisers the final model can afford (README, \"Which child sees the gain\"). `kedro run "
+                         "--pipelines=search --env final_regime` searches with evaluate's own regime as the child (hours on "
+                         "2 CPU cores).")  # fmt: skip
     return lines
 
 
