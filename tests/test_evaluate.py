@@ -125,6 +125,8 @@ def test_momentum_counts_in_the_evaluation_log_only_under_sgd_the_optimizer_that
     def log_config(cfg):
         return {"seed": 3, "evaluate": cfg.result_defining()}
 
+    # Under sgd the fingerprint holds the keys it always held, so every evaluation log written so far resumes.
+    assert EvaluateConfig().result_defining() == EvaluateConfig().model_dump(exclude={"fresh_start", "strategies", "seeds", "test_size"})
     cfg = EvaluateConfig(seeds=1, strategies=["none"], optimizer="adam", learning_rate=0.001)
     old_header = {"seed": 3, "evaluate": cfg.model_dump(exclude={"fresh_start", "strategies", "seeds", "test_size"})}
     assert old_header["evaluate"]["momentum"] == 0.9  # as the version before this one recorded it

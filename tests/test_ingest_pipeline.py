@@ -42,8 +42,9 @@ def test_the_final_regime_environment_trains_the_child_as_evaluate_trains_the_fi
 
     from deepaug_pipeline.models.training import FitSettings
     from deepaug_pipeline.search.trial import child_fit_settings
+    from deepaug_pipeline.settings import CONFIG_LOADER_ARGS
 
-    loaded = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="final_regime")["parameters"]
+    loaded = OmegaConfigLoader(str(REPO / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "final_regime"})["parameters"]
     params = ProjectParams(**loaded)
     child, final = params.search.child, params.evaluate
     assert params.ingest.train_set_size == final.train_size == 4000
@@ -52,8 +53,14 @@ def test_the_final_regime_environment_trains_the_child_as_evaluate_trains_the_fi
     assert child_fit_settings(child, validate_last=3).momentum == final.momentum == FitSettings.momentum
     assert params.child_trains_as_final() and not ProjectParams().child_trains_as_final()
     assert not ProjectParams(**{**loaded, "ingest": {"train_set_size": 2000}}).child_trains_as_final()
-    assert params.search.reevaluate_seeds == 5 and params.search.model_dump(exclude={"child", "reevaluate_seeds"}) == (
-        ProjectParams().search.model_dump(exclude={"child", "reevaluate_seeds"}))  # fmt: skip
+    assert not ProjectParams(**{**loaded, "evaluate": {**loaded["evaluate"], "momentum": 0.5}}).child_trains_as_final()
+    pretrained = {**loaded["search"], "child": {**loaded["search"]["child"], "first_train_epochs": 5}}
+    assert not ProjectParams(**{**loaded, "search": pretrained}).child_trains_as_final()
+    # Everything else is the default search's: only what the regime needs differs.
+    defaults = ProjectParams().search
+    assert child.model_dump(exclude=set(fields)) == defaults.child.model_dump(exclude=set(fields))
+    assert params.search.reevaluate_seeds == 5
+    assert params.search.model_dump(exclude={"child", "reevaluate_seeds"}) == defaults.model_dump(exclude={"child", "reevaluate_seeds"})
 
 
 def test_ingest_pipeline_with_sequential_runner():

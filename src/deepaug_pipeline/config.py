@@ -355,6 +355,7 @@ def canonical_log_config(config: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- evaluate
+SGD_MOMENTUM = 0.9  # Nesterov momentum under sgd: the child's always, the final model's by default
 Strategy = Literal["none", "standard", "standard+found", "standard+randaugment", "standard+trivialaugment"]
 
 
@@ -375,7 +376,7 @@ class EvaluateConfig(_Strict):
     batch_size: int = Field(128, ge=1)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
     learning_rate: float = Field(0.05, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1, description="sgd's Nesterov momentum; adam and rmsprop take none")
+    momentum: float = Field(SGD_MOMENTUM, ge=0, lt=1, description="sgd's Nesterov momentum; adam and rmsprop take none")
     schedule: Literal["constant", "cosine"] = "cosine"
     randaugment_n: int = Field(2, ge=1)
     randaugment_m: float = Field(9.0, ge=0, le=10)
@@ -432,12 +433,13 @@ class ProjectParams(_Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
 
     def child_trains_as_final(self) -> bool:
-        """Whether the search's child trains as evaluate trains the final model (model and its options, optimizer,
-        schedule, epochs, batch, number of images), so that a policy's reward is read in the regime its worth is
-        judged in (``conf/final_regime``)."""
+        """Whether the search's child trains as evaluate trains the final model (model and its options as written,
+        optimizer, learning rate and schedule, momentum, epochs with no pre-training, batch, number of images), so that
+        a policy's reward is read in the regime its worth is judged in (``conf/final_regime``)."""
         child, final = self.search.child, self.evaluate
         fields = ("model", "model_options", "epochs", "batch_size", "optimizer", "learning_rate", "schedule")
-        return all(getattr(child, f) == getattr(final, f) for f in fields) and self.ingest.train_set_size == final.train_size
+        return (all(getattr(child, f) == getattr(final, f) for f in fields) and child.first_train_epochs == 0
+                and (final.optimizer != "sgd" or final.momentum == SGD_MOMENTUM) and self.ingest.train_set_size == final.train_size)  # fmt: skip
 
     @model_validator(mode="after")
     def _batches_fit_their_sets(self) -> ProjectParams:

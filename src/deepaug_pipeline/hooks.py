@@ -117,6 +117,7 @@ class RunSummaryHook:
     def __init__(self) -> None:
         self._search = None
         self._combine_top = 0
+        self._child_trains_as_final = True
         self._evaluation = None
         self._experiment: str | None = None
 
@@ -131,6 +132,11 @@ class RunSummaryHook:
 
             self._search = outputs["trials"]
             self._combine_top = parse_config(SearchConfig, inputs["params:search"], "search").combine_top
+            try:  # validated before the run started; the summary must never fail a finished search
+                self._child_trains_as_final = validate_params(catalog.load("parameters")).child_trains_as_final()
+            except Exception:  # noqa: BLE001
+                log.debug("the closing summary could not compare the child with the final model", exc_info=True)
+                self._child_trains_as_final = True  # no hint rather than a wrong one
             target = TrackingTarget.from_active_run()
             self._experiment = target.experiment_id if target is not None else None
         elif node.name == "summarise_evaluation":
@@ -143,8 +149,7 @@ class RunSummaryHook:
         if self._search is not None:
             from deepaug_pipeline.search.results import summary_lines
 
-            as_final = validate_params(catalog.load("parameters")).child_trains_as_final()
-            lines += ["Search finished.", *summary_lines(self._search, self._combine_top, as_final)]
+            lines += ["Search finished.", *summary_lines(self._search, self._combine_top, self._child_trains_as_final)]
             lines += [f"  {name}: {_filepath(catalog, name)}" for name in SEARCH_FILES if name in outputs]
             lines.append("Next: `kedro run --pipelines=evaluate` trains the final models with and without it.")
             if self._experiment is not None:

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepaug_pipeline.augment.imaging import to_unit
+from deepaug_pipeline.config import SGD_MOMENTUM
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.models import outputs_probabilities
 
@@ -35,7 +36,7 @@ class FitSettings:
     batch_size: int = 128
     optimizer: str = "adam"  # adam | sgd | rmsprop
     learning_rate: float = 1e-3
-    momentum: float = 0.9  # sgd only (Nesterov)
+    momentum: float = SGD_MOMENTUM  # sgd only (Nesterov)
     schedule: str = "constant"  # constant | cosine
     eval_batch_size: int = 500
     validate_last: int | None = None  # validate only the last N epochs (the ones a reward reads); None: every epoch

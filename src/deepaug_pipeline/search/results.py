@@ -200,9 +200,9 @@ def summary_lines(result: SearchResult, combine_top: int, child_trains_as_final:
         if not child_trains_as_final:
             lines.append("This is the child's verdict, and the child does not train as the final model does (search.child "
                          "and ingest.train_set_size against evaluate): a child shorter than the final model marks down "
-                         "regularisers the final model can afford (README, \"Which child sees the gain\"). `kedro run "
-                         "--pipelines=search --env final_regime` searches with evaluate's own regime as the child (hours on "
-                         "2 CPU cores).")  # fmt: skip
+                         "regularisers the final model can afford (README, \"Which child sees the gain?\"). `kedro run "
+                         "--pipelines=search --env final_regime --params=search.fresh_start=true` searches again with the "
+                         "CPU final model's regime (evaluate's defaults) as the child: hours on 2 CPU cores.")  # fmt: skip
     return lines
 
 
