@@ -53,7 +53,9 @@ def test_without_an_address_the_search_runs_on_its_own_cluster_on_both_workers_a
     trials = read_log(Path(result.log_path))[1]
     keys = [t["key"] for t in trials]
     assert len(keys) == len(set(keys)) == 2 + 2 + 2 * (1 + 1)  # baseline, trials, re-evaluation of the best on 2 seeds
-    assert all(t["status"] == "ok" for t in trials) and _fits_overlapped_on_two_workers(trials)
+    # Both of its workers ran fits. Not whether two fits overlapped in time: on a loaded machine one worker can finish
+    # its tiny fit before the other has imported TensorFlow (seen beside a benchmark).
+    assert all(t["status"] == "ok" for t in trials) and len({t["worker"] for t in trials}) == 2
     assert {k: v for k, v in os.environ.items() if k != "__DASK_PARENT_PID"} == environment
     # No worker or nanny left running; multiprocessing's resource tracker lives as long as this process, by design.
     left = [p.cmdline() for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
