@@ -82,13 +82,13 @@ class ChildBench:
     """The search's child for any augmentation, with per-seed initial weights and validation samples shared by
     every candidate (common random numbers), and the density reward on the base's trained children."""
 
-    def __init__(self, protocol: qp.Protocol, search: SearchConfig = SearchConfig()) -> None:
+    def __init__(self, protocol: qp.Protocol, search: SearchConfig = SearchConfig(), seeds: int = SEEDS) -> None:
         self.protocol = protocol
         self.search = search
         self.child = self.search.child
-        self.initial = [[v.numpy() for v in self._model(s).variables] for s in range(SEEDS)]
+        self.initial = [[v.numpy() for v in self._model(s).variables] for s in range(seeds)]
         self.validation = [sample_validation_set(protocol.splits.seed_validation_pool, self.child.validation_sample_size,
-                                                 stream_rng(qp.SEED, "fidelity_validation", s)) for s in range(SEEDS)]  # fmt: skip
+                                                 stream_rng(qp.SEED, "fidelity_validation", s)) for s in range(seeds)]  # fmt: skip
         self.held_out = []
         for s, sample in enumerate(self.validation):
             idx = stream_rng(qp.SEED, "fidelity_density_images", s).permutation(len(sample))[: self.child.density_images]
