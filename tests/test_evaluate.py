@@ -478,6 +478,15 @@ def test_search_then_evaluate_writes_the_report(project, monkeypatch):
     kedro_session_run(project, "evaluate")
     pd.testing.assert_frame_equal(pd.read_csv(reporting / "evaluation.csv"), table)
 
+    # A search on a search subset of another size (as `--env final_regime` makes): the final models still draw from
+    # TRAIN as it was, so every run that does not depend on the found policy carries over, results and all.
+    monkeypatch.undo()
+    kedro_session_run(project, "search", params={"ingest": {"train_set_size": 300}, "search": {"fresh_start": True}})
+    kedro_session_run(project, "evaluate")
+    kept = [s for s in LABELS if s != "standard+found"]
+    again = pd.read_csv(reporting / "evaluation.csv").set_index("strategy")
+    pd.testing.assert_frame_equal(again.loc[kept], table.set_index("strategy").loc[kept])
+
 
 def test_a_new_found_policy_retrains_only_the_runs_that_depend_on_it(tmp_path):
     """A search that found another policy: none, standard, RandAugment and TrivialAugment runs carry over to the new

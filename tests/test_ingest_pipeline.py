@@ -63,23 +63,42 @@ def test_the_final_regime_environment_trains_the_child_as_evaluate_trains_the_fi
     assert params.search.model_dump(exclude={"child", "reevaluate_seeds"}) == defaults.model_dump(exclude={"child", "reevaluate_seeds"})
 
 
-def test_ingest_pipeline_with_sequential_runner():
-    x, y = make_images(300, 3)
-    src = ImageSource(LabelledImages(x, y), LabelledImages(x[:30], y[:30]), ["a", "b", "c"], origin="memory")
+def ingest_in_memory(src: ImageSource, train_set_size: int) -> DataCatalog:
     catalog = DataCatalog(
         {
             "raw_images": MemoryDataset(src),
-            "params:ingest": MemoryDataset({"train_set_size": 60}),
+            "params:ingest": MemoryDataset({"train_set_size": train_set_size}),
             "params:seed": MemoryDataset(7),
-            **{name: MemoryDataset() for name in ("search_subset", "seed_validation_pool", "test_set", "dataset_summary")},
+            **{name: MemoryDataset() for name in ("search_subset", "seed_validation_pool", "test_set", "train_set", "dataset_summary")},
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)
+    return catalog
+
+
+def test_ingest_pipeline_with_sequential_runner():
+    x, y = make_images(300, 3)
+    src = ImageSource(LabelledImages(x, y), LabelledImages(x[:30], y[:30]), ["a", "b", "c"], origin="memory")
+    catalog = ingest_in_memory(src, 60)
     subset = catalog.load("search_subset")
     assert subset.x.shape == (60, 12, 12, 1) and np.bincount(subset.y).tolist() == [20, 20, 20]
     assert len(catalog.load("seed_validation_pool")) == 240
     summary = catalog.load("dataset_summary")
     assert summary["class_counts"]["search_subset"] == {"a": 20, "b": 20, "c": 20}
+
+
+def test_the_final_models_images_do_not_depend_on_the_search_subset():
+    """Evaluate draws from TRAIN as the source holds it: a search subset of another size (``--env final_regime``)
+    leaves the images of every final model as they were."""
+    x, y = make_images(300, 3)
+    src = ImageSource(LabelledImages(x, y), LabelledImages(x[:30], y[:30]), ["a", "b", "c"], origin="memory")
+    for size in (60, 120):
+        train = ingest_in_memory(src, size).load("train_set")
+        assert np.array_equal(train.x, x) and np.array_equal(train.y, y)
+    from deepaug_pipeline.pipelines.evaluate import create_pipeline as evaluate_pipeline
+
+    assert {"train_set", "test_set"} <= evaluate_pipeline().inputs()
+    assert not {"search_subset", "seed_validation_pool"} & evaluate_pipeline().inputs()
 
 
 def test_kedro_run_env_test_writes_the_splits(project):
@@ -92,6 +111,8 @@ def test_kedro_run_env_test_writes_the_splits(project):
     assert np.bincount(subset.y).tolist() == [20] * 10  # stratified: Fashion-MNIST is balanced
     assert len(pool) == 60000 - 200 and np.bincount(pool.y).tolist() == [5980] * 10
     assert len(test) == 10000 and np.bincount(test.y).tolist() == [1000] * 10
+    train = LabelledImagesDataset(str(out / "train_set.npz")).load()
+    assert len(train) == 60000 and np.bincount(train.y).tolist() == [6000] * 10
     summary = json.loads((out / "dataset_summary.json").read_text())
     assert summary["sizes"] == {"search_subset": 200, "seed_validation_pool": 59800, "test": 10000}
     assert summary["class_names"][9] == "Ankle boot"

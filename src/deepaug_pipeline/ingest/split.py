@@ -14,11 +14,14 @@ from deepaug_pipeline.seeding import stream_rng
 
 @dataclass(frozen=True)
 class DatasetSplits:
-    """The three disjoint splits the pipelines work on, plus what they hold."""
+    """The three disjoint splits the pipelines work on, plus what they hold. ``train`` is TRAIN whole, in its own
+    order (the search subset and the pool together): the final models draw from it, so what they train on does not
+    depend on how the search split it."""
 
     search_subset: LabelledImages
     seed_validation_pool: LabelledImages
     test: LabelledImages
+    train: LabelledImages
     class_names: list[str]
     made_from: dict = field(default_factory=dict)  # the settings that decided them (``made_from``)
 
@@ -100,7 +103,7 @@ def split_dataset(source: ImageSource, cfg: IngestConfig, seed: int) -> DatasetS
         )
     subset_idx, pool_idx = stratified_indices(train.y, names, cfg.train_set_size, stream_rng(seed, "search_subset"), "search subset (ingest.train_set_size)")
     made = made_from(cfg, seed, own_test=source.test is not None)
-    return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, names, made)
+    return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, train, names, made)
 
 
 def made_from(cfg: IngestConfig, seed: int, own_test: bool = False) -> dict:

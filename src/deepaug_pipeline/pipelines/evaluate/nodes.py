@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timezone
 
-import numpy as np
 import pandas as pd
 
 from deepaug_pipeline.config import EvaluateConfig, canonical_evaluation_config, parse_config
@@ -18,8 +17,7 @@ from deepaug_pipeline.search.tracking import log_evaluation_runs, tag_active_run
 
 
 def evaluate_strategies(
-    search_subset: LabelledImages,
-    seed_validation_pool: LabelledImages,
+    train_set: LabelledImages,
     test_set: LabelledImages,
     dataset_summary: dict,
     best_policy: dict,
@@ -36,16 +34,15 @@ def evaluate_strategies(
     from deepaug_pipeline.data import data_fingerprint
 
     cfg = parse_config(EvaluateConfig, evaluate, "evaluate")
-    check_current(best_policy, "best_policy.json", data_fingerprint(search_subset, seed_validation_pool))
+    # dataset_summary's content is the search subset and pool that ingest wrote with train_set
+    check_current(best_policy, "best_policy.json", dataset_summary.get("content"))
     found = Policy.from_dict(best_policy)
-    train_all = LabelledImages(
-        np.concatenate([search_subset.x, seed_validation_pool.x]), np.concatenate([search_subset.y, seed_validation_pool.y])
-    )
-    train, val = final_splits(train_all, dataset_summary["class_names"], cfg, seed)
+    train, val = final_splits(train_set, dataset_summary["class_names"], cfg, seed)
     test = scoring_sample(test_set, dataset_summary["class_names"], cfg, seed)
     scored = cfg if test is not test_set else cfg.model_copy(update={"test_size": None})  # a size ≥ the split is all of it
     config = {"seed": seed, "evaluate": scored.result_defining(), "found_policy": policy_identity(found),
-              "data": {**{k: dataset_summary[k] for k in ("image_shape", "n_classes", "sizes")},
+              "data": {**{k: dataset_summary[k] for k in ("image_shape", "n_classes")},
+                       "sizes": {"train": len(train_set), "test": len(test_set)},  # not the search's split of TRAIN
                        "content": data_fingerprint(train, val, test)}}  # fmt: skip
     n_classes = dataset_summary["n_classes"]
     base = found_base(found)
@@ -79,7 +76,7 @@ def write_report(
     evaluation_runs: list[EvaluationRun],
     best_policy: dict,
     trials_table: pd.DataFrame,
-    search_subset: LabelledImages,
+    train_set: LabelledImages,
     dataset_summary: dict,
     evaluate: dict,
     seed: int,
@@ -102,7 +99,7 @@ def write_report(
     figures = {
         "results": error_dot_plot(evaluation_table, evaluation_runs),
         "curves": learning_curves(evaluation_runs, dict(zip(evaluation_table["strategy"], evaluation_table["label"]))),
-        "policy_grid": sample_grid(policy, search_subset.x, max_images=8),
+        "policy_grid": sample_grid(policy, train_set.x, max_images=8),
         "convergence": convergence_from_trials(trials_table),
     }
     # The search as it ran (its trial log's header), not this run's search parameters: another --env or --params

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 evaluate_strategies,
-                ["search_subset", "seed_validation_pool", "test_set", "dataset_summary", "best_policy",
+                ["train_set", "test_set", "dataset_summary", "best_policy",
                  "evaluation_logs", "params:evaluate", "params:seed"],
                 "evaluation_runs",
                 name="evaluate_strategies",
@@ -20,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["evaluation_table", "evaluation_metrics"], name="summarise_evaluation"),
             node(
                 write_report,
-                ["evaluation_table", "evaluation_runs", "best_policy", "trials_table", "search_subset", "dataset_summary",
+                ["evaluation_table", "evaluation_runs", "best_policy", "trials_table", "train_set", "dataset_summary",
                  "params:evaluate", "params:seed"],
                 ["report_md", "report_html", "evaluation_results_plot", "learning_curves_plot"],
                 name="write_report",

@@ -14,7 +14,8 @@ def validate_images(raw_images: ImageSource, ingest: dict) -> ImageSource:
 
 def split_images(
     images: ImageSource, ingest: dict, seed: int
-) -> tuple[LabelledImages, LabelledImages, LabelledImages, dict]:
-    """Split into the stratified search subset, the seed validation pool and the untouched test split."""
+) -> tuple[LabelledImages, LabelledImages, LabelledImages, LabelledImages, dict]:
+    """Split into the stratified search subset, the seed validation pool and the untouched test split; TRAIN whole
+    is kept for the final models."""
     splits = split_dataset(images, parse_config(IngestConfig, ingest, "ingest"), seed)
-    return splits.search_subset, splits.seed_validation_pool, splits.test, splits.summary()
+    return splits.search_subset, splits.seed_validation_pool, splits.test, splits.train, splits.summary()

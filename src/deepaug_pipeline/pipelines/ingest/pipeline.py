@@ -1,4 +1,4 @@
-"""Ingest pipeline: raw_images → validated images → search_subset, seed_validation_pool, test_set."""
+"""Ingest pipeline: raw_images → validated images → search_subset, seed_validation_pool, test_set, train_set."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -12,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 split_images,
                 ["validated_images", "params:ingest", "params:seed"],
-                ["search_subset", "seed_validation_pool", "test_set", "dataset_summary"],
+                ["search_subset", "seed_validation_pool", "test_set", "train_set", "dataset_summary"],
                 name="split_images",
             ),
         ]
