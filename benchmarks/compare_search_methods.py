@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script: the repository root, for ``benchmarks``
 from benchmarks.common import RESULTS, machine  # noqa: E402
 from benchmarks.summarise_search_log import load, summarise  # noqa: E402
-from deepaug_pipeline.config import canonical_log_config  # noqa: E402
+from deepaug_pipeline.config import canonical_search_config  # noqa: E402
 from deepaug_pipeline.search.noise import paired_gain  # noqa: E402
 
 
@@ -74,7 +74,7 @@ if __name__ == "__main__":
         found = header["config"]["search"]["method"]
         if found != method:
             sys.exit(f"{path} is a {found} search's log; pass the bayesian log first, then the random one")
-        config = canonical_log_config(header["config"])
+        config = canonical_search_config(header["config"])
         configs[method] = {**config, "search": {k: v for k, v in config["search"].items() if k != "method"}}
         figures[method] = {"log": path, **method_figures(summarise(header, records))}
     if configs["bayesian"] != configs["random"]:

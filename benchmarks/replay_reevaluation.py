@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script: the repository root, for ``benchmarks``
 from benchmarks.common import RESULTS, write_results  # noqa: E402
 from benchmarks.summarise_search_log import load  # noqa: E402
-from deepaug_pipeline.config import SearchConfig, canonical_log_config  # noqa: E402
+from deepaug_pipeline.config import SearchConfig, canonical_search_config  # noqa: E402
 from deepaug_pipeline.run_log import TrialLog  # noqa: E402
 from deepaug_pipeline.search.controller import SearchLoop  # noqa: E402
 from deepaug_pipeline.search.records import FitOutcome, FitRequest, TrialRecord  # noqa: E402
@@ -55,7 +55,7 @@ class LoggedFits:
 
 def replay(name: str) -> dict:
     header, records = load(RESULTS / f"{name}.jsonl.gz")
-    config = canonical_log_config(header["config"])
+    config = canonical_search_config(header["config"])
     reevaluation = {r["key"]: r for r in records if r["stage"] == "reevaluate"}
     runs = {}
     for stop_early in (False, True):

@@ -23,7 +23,7 @@ from benchmarks.common import RESULTS, machine  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.run_log import read_log  # noqa: E402
 from deepaug_pipeline.search.noise import paired_gain  # noqa: E402
-from deepaug_pipeline.config import canonical_log_config  # noqa: E402
+from deepaug_pipeline.config import canonical_search_config  # noqa: E402
 
 
 def load(path: Path) -> tuple[dict, list[dict]]:
@@ -36,7 +36,7 @@ def load(path: Path) -> tuple[dict, list[dict]]:
 
 
 def summarise(header: dict, records: list[dict]) -> dict:
-    search = canonical_log_config(header["config"])["search"]  # a log of any version, in today's form
+    search = canonical_search_config(header["config"])["search"]  # a log of any version, in today's form
     child = search["child"]
     by_key = {r["key"]: r for r in records}
     trials = sorted((r for r in records if r["stage"] == "search" and r["status"] == "ok"), key=lambda r: r["trial_id"])

@@ -161,7 +161,7 @@ def test_ingest_is_refused_before_it_replaces_the_splits_a_search_log_was_made_o
     from kedro.pipeline import node, pipeline
     from kedro_datasets.json import JSONDataset
 
-    from deepaug_pipeline.config import IngestConfig, SearchConfig, canonical_log_config
+    from deepaug_pipeline.config import IngestConfig, SearchConfig, canonical_search_config
     from deepaug_pipeline.datasets import ImageSourceDataset, TrialLogStoreDataset
     from deepaug_pipeline.hooks import ConfigValidationHook
     from deepaug_pipeline.ingest import split_dataset, validate_source
@@ -174,7 +174,7 @@ def test_ingest_is_refused_before_it_replaces_the_splits_a_search_log_was_made_o
     summary = JSONDataset(filepath=str(tmp_path / "dataset_summary.json"))
     summary.save(splits.summary())
     logs = TrialLogStoreDataset(path=str(tmp_path / "logs"))
-    logged = canonical_log_config({"seed": 42, "search": SearchConfig().model_dump(), "data": {"content": splits.summary()["content"]}})
+    logged = canonical_search_config({"seed": 42, "search": SearchConfig().model_dump(), "data": {"content": splits.summary()["content"]}})
     with TrialLog(logs.load().path_for("bayesian"), logged) as log:
         log.append({"key": "baseline/none/s0"})
     flow = pipeline([node(lambda raw: {}, "raw_images", "dataset_summary", name="split_images"),

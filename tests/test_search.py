@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from deepaug_pipeline.augment.policy import Policy
 from deepaug_pipeline.cli import command_hint
 from deepaug_pipeline.api import split_config
-from deepaug_pipeline.config import ConfigError, EvaluateConfig, SearchConfig, canonical_log_config, parse_config, validate_params
+from deepaug_pipeline.config import ConfigError, EvaluateConfig, SearchConfig, canonical_search_config, parse_config, validate_params
 from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.evaluate.final import run_grid
 from deepaug_pipeline.evaluate.records import EvaluationRun
@@ -550,11 +550,11 @@ def test_the_overfit_gap_joins_the_fingerprint_only_under_the_rule_that_reads_it
     with TrialLog(tmp_path / "b.jsonl", header) as log:  # as the version that recorded the gap wrote it
         log.append(_entry("a"))
     resumed = {"seed": 1, "search": {"child": {"epochs": 2, "overfit_gap": 0.2}}}
-    with TrialLog(tmp_path / "b.jsonl", canonical_log_config(resumed), canonical=canonical_log_config) as log:
+    with TrialLog(tmp_path / "b.jsonl", canonical_search_config(resumed), canonical=canonical_search_config) as log:
         assert [t["key"] for t in log.trials] == ["a"]
     other_rule = {"seed": 1, "search": {"child": {"epochs": 2, "overfit_gap": 0.1, "reward_epochs": "best_non_overfit"}}}
     with pytest.raises(TrialLogMismatch, match="reward_epochs"):
-        TrialLog(tmp_path / "b.jsonl", canonical_log_config(other_rule), canonical=canonical_log_config)
+        TrialLog(tmp_path / "b.jsonl", canonical_search_config(other_rule), canonical=canonical_search_config)
 
 
 @pytest.mark.parametrize("surrogate", ["RF", "ET"])
@@ -780,7 +780,7 @@ def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
     store = TrialLogStore(project / "data" / "07_model_output" / "trial_logs")
     config = dict(read_log(store.path_for("bayesian"))[0]["config"])
     config["search"] = {k: v for k, v in config["search"].items() if k != "method"}
-    runs = store.comparable_runs(config, canonical_log_config)  # what the plot_convergence node overlays
+    runs = store.comparable_runs(config, canonical_search_config)  # what the plot_convergence node overlays
     assert set(runs) == {"bayesian", "random"} and all(len(t) == 12 for t in runs.values())
     tables = {m: records_table([TrialRecord.from_json(t) for t in records]) for m, records in runs.items()}
     labels = [line.get_label() for line in convergence_figure(tables).axes[0].get_lines()]
@@ -818,7 +818,7 @@ def test_a_log_from_an_older_version_still_resumes(tmp_path):
     assert fingerprint(today) != header["fingerprint"]
     path = tmp_path / "bayesian.jsonl"
     path.write_text("".join(lines))
-    with TrialLog(path, today, canonical=canonical_log_config) as resumed:
+    with TrialLog(path, today, canonical=canonical_search_config) as resumed:
         assert len(resumed.trials) == len(lines) - 1 > 40
         assert resumed.fingerprint == header["fingerprint"]  # its outputs' stamp names the file as it is on disk
     # A difference that changes the fits is still refused, and named as it is today, the moved key included.
@@ -826,16 +826,16 @@ def test_a_log_from_an_older_version_still_resumes(tmp_path):
                          ({"validation_sample_size": 4000}, "search.child.validation_sample_size: 5000 → 4000")]:  # fmt: skip
         changed = log_config(SearchConfig(child=child), older["seed"], older["data"], older["data"]["content"])
         with pytest.raises(TrialLogMismatch, match=re.escape(f"config ({named})")):
-            TrialLog(path, changed, canonical=canonical_log_config)
+            TrialLog(path, changed, canonical=canonical_search_config)
     # The check made before the data is loaded (seed and search keys only) lets the old log through as well, and
     # refuses the same change by the same name.
-    known = canonical_log_config({"seed": older["seed"], "search": SearchConfig().model_dump()})
-    refuse_changed_config(path, known, "search", canonical_log_config)
-    changed = canonical_log_config({"seed": older["seed"], "search": SearchConfig(child={"epochs": 5}).model_dump()})
+    known = canonical_search_config({"seed": older["seed"], "search": SearchConfig().model_dump()})
+    refuse_changed_config(path, known, "search", canonical_search_config)
+    changed = canonical_search_config({"seed": older["seed"], "search": SearchConfig(child={"epochs": 5}).model_dump()})
     with pytest.raises(TrialLogMismatch, match=re.escape("config (search.child.epochs: 60 → 5)")):
-        refuse_changed_config(path, changed, "search", canonical_log_config)
+        refuse_changed_config(path, changed, "search", canonical_search_config)
     with pytest.raises(TrialLogMismatch, match=re.escape("config (seed: 42 → 7)")):
-        refuse_changed_config(path, {**known, "seed": 7}, "search", canonical_log_config)
+        refuse_changed_config(path, {**known, "seed": 7}, "search", canonical_search_config)
     # Today's fingerprint of a fixed config, pinned: a change to what it covers must be deliberate (logs stop resuming).
     summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {"search_subset": 60}}
     assert fingerprint(log_config(SearchConfig(), 0, summary, "c0ffee")) == PINNED_FINGERPRINT

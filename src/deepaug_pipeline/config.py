@@ -343,7 +343,7 @@ def search_result_defining(search: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in flat.items() if k not in unused}, "child": child}
 
 
-def canonical_log_config(config: dict) -> dict:
+def canonical_search_config(config: dict) -> dict:
     """A search log's config, of this version or an older one, in the form the fingerprint is taken of: the search
     keys that change a fit (``search_result_defining``). Older versions also recorded the ingest section: its
     ``validation_sample_size`` is now the child's; the rest made the data, whose content the log records."""

@@ -7,7 +7,7 @@ import logging
 
 from kedro.framework.hooks import hook_impl
 
-from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_log_config, parse_config, validate_params
+from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_search_config, parse_config, validate_params
 from deepaug_pipeline.run_log import TrialLogMismatch, config_changes, logged_data_content, read_log, refuse_changed_config
 from deepaug_pipeline.pipelines import TENSORFLOW_TAG
 
@@ -49,9 +49,9 @@ class ConfigValidationHook:
         checked once the data is loaded, when the search opens its log."""
         if params.search.fresh_start:
             return
-        known = canonical_log_config({"seed": params.seed, "search": params.search.model_dump()})
+        known = canonical_search_config({"seed": params.seed, "search": params.search.model_dump()})
         path = catalog.load("trial_logs").path_for(params.search.trial_log_name)
-        refuse_changed_config(path, known, "search", canonical_log_config)
+        refuse_changed_config(path, known, "search", canonical_search_config)
 
     @staticmethod
     def _refuse_replacing_the_searchs_data(params, catalog) -> None:

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from deepaug_pipeline.augment import ops as ops_lib
-from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_log_config, refuse_batch_over_set
+from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_search_config, refuse_batch_over_set
 from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.controller import SearchLoop
@@ -46,7 +46,7 @@ def check_sizes(cfg: SearchConfig, subset_size: int, pool_size: int) -> None:
 def log_config(cfg: SearchConfig, seed: int, data_summary: dict, data_hash: str) -> dict:
     """What the trial log's fingerprint covers: anything that changes a fit's result, the data's content included
     (which also covers the ingest settings that made the subset and the pool)."""
-    return canonical_log_config({
+    return canonical_search_config({
         "seed": seed,
         "search": cfg.model_dump(),
         "data": {**{k: data_summary[k] for k in ("image_shape", "n_classes", "sizes")}, "content": data_hash},
@@ -69,7 +69,7 @@ def run_search(
     space = policy_space(cfg, int(subset.x.shape[-1]))
     data_hash = data_fingerprint(subset, pool)
     config = log_config(cfg, seed, data_summary, data_hash)
-    with store.open(cfg.trial_log_name, config, cfg.fresh_start, canonical=canonical_log_config) as trial_log:
+    with store.open(cfg.trial_log_name, config, cfg.fresh_start, canonical=canonical_search_config) as trial_log:
         if trial_log.archived:
             log.warning("Started a fresh search; the previous trial log is kept as %s", trial_log.archived)
         spec = RunnerSpec(cfg.child, data_summary["n_classes"], seed, space.op_indices(), data_hash, cfg.n_seeds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from deepaug_pipeline.config import SearchConfig, canonical_log_config, parse_config
+from deepaug_pipeline.config import SearchConfig, canonical_search_config, parse_config
 from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.pipelines import Figure
 from deepaug_pipeline.run_log import TrialLogStore
@@ -67,7 +67,7 @@ def plot_convergence(
     config["search"] = {k: v for k, v in config["search"].items() if k != "method"}
     tables = {
         method: results.records_table([TrialRecord.from_json(t) for t in records])
-        for method, records in trial_logs.comparable_runs(config, canonical_log_config).items()
+        for method, records in trial_logs.comparable_runs(config, canonical_search_config).items()
     }
     tables[cfg.method] = trials_table
     return results.convergence_figure(tables)
