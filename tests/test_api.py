@@ -94,8 +94,8 @@ def test_same_errors_as_the_pipeline(tmp_path, monkeypatch):
         DeepAugment(np.zeros((100, 12, 12, 4), np.uint8), y)
     with pytest.raises(DataValidationError, match="ingest.train_set_size=1000 is larger than what exists"):
         DeepAugment(x, y)
-    with pytest.raises(ConfigError, match=r"search.child.validation_sample_size=5000 exceeds the seed validation pool \(30 images"):
-        DeepAugment(x, y, config={"train_set_size": 50})  # refused here, before optimize() is called
+    with pytest.raises(ConfigError, match=r"search.child.density_images=1000 exceeds the seed validation pool \(30 images"):
+        DeepAugment(x, y, config={"train_set_size": 50, "reward": "density", "validation_sample_size": 1000})  # not at optimize()
     with pytest.raises(ConfigError, match="config sets search.child.epochs twice"):
         DeepAugment(x, y, config={"child_epochs": 3, "child": {"epochs": 4}})
     with pytest.raises(ConfigError, match="bad value for 'config.child': a dict"):

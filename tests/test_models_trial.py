@@ -348,6 +348,33 @@ def test_seeds_change_initial_weights_data_order_and_validation_sample():
     assert not _same(runner.run(_fit(IDENTITY, "none", 0)).history, runner.run(_fit(IDENTITY, "none", 1)).history)
 
 
+def test_a_validation_sample_larger_than_the_pool_is_the_whole_pool_for_every_seed():
+    """The sample is at most the pool: every seed then scores the same images (no sampling noise between seeds)."""
+    from deepaug_pipeline.search.trial import sample_validation_set
+
+    pool = _data(100)
+    runner = TrialRunner(_data(), pool, 4, SETTINGS.model_copy(update={"validation_sample_size": 500}), seed=5)
+    for seed_index in (0, 1):
+        assert np.array_equal(runner.validation(seed_index).x, pool.x) and np.array_equal(runner.validation(seed_index).y, pool.y)
+    part = sample_validation_set(pool, 40, np.random.default_rng(0))
+    rows = {row.tobytes() for row in pool.x.reshape(len(pool.x), -1)}
+    assert len(part.y) == 40 and all(row.tobytes() in rows for row in part.x.reshape(40, -1))
+
+
+def test_validation_inside_the_fit_scores_every_image_as_evaluate_does():
+    """The fit's validation loops over chunks in the graph; the last chunk here is a partial one (100 = 3 × 30 + 10)."""
+    import keras
+
+    data, validation = _data(), _data(100)
+    keras.utils.set_random_seed(1)
+    model = build_model("fastcnn", data.x.shape[1:], 4, width=4, dense=8)
+    trainer = Trainer(model, data, FitSettings(epochs=2, batch_size=30, eval_batch_size=30, validate_last=1))
+    history = trainer.fit((), 3, validation)
+    loss, accuracy = trainer.evaluate(validation)
+    assert np.isnan(history.val_accuracy[0]) and history.val_accuracy[-1] == pytest.approx(accuracy)
+    assert history.val_loss[-1] == pytest.approx(loss, rel=1e-5)
+
+
 def test_identity_policy_under_the_standard_base_trains_on_different_images_than_under_none():
     runner = TrialRunner(_data(), _data(100), 4, SETTINGS, seed=5)
     x = tf.constant(_data().x[:32].astype("float32") / 255.0)

@@ -198,7 +198,10 @@ class ChildConfig(_Strict):
     optimizer: Literal["adam", "sgd", "rmsprop"] = "sgd"
     learning_rate: float = Field(0.02, gt=0)
     schedule: Literal["constant", "cosine"] = "cosine"
-    validation_sample_size: int = Field(5000, ge=10, description="images in each seed's validation sample, drawn from the pool")
+    validation_sample_size: int = Field(
+        5000, ge=10, description="at most this many images of the seed validation pool in each seed's validation sample "
+        "(the whole pool when it holds no more)"
+    )  # fmt: skip
     reward_epochs: Literal["last", "best_non_overfit"] = Field(
         "last", description="last: mean of the last K epochs; best_non_overfit: DeepAugment's K best epochs under overfit_gap"
     )

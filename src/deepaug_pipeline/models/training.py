@@ -163,8 +163,9 @@ class Trainer:
     def _evaluate_in_graph(self, val_x, val_y):
         n = int(val_x.shape[0])
         bs = self.settings.eval_batch_size
-        loss, correct = 0.0, 0.0
-        for start in range(0, n, bs):  # static chunks: the validation size is fixed per config
+        loss, correct = tf.constant(0.0), tf.constant(0.0)
+        # A graph loop, not one copy of the model per chunk: a whole pool of 50k images is 100 chunks.
+        for start in tf.range(0, n, bs):
             l, c = self._eval_batch(val_x[start : start + bs], val_y[start : start + bs])
             loss, correct = loss + l, correct + c
         return loss / n, correct / n

@@ -32,14 +32,14 @@ def policy_space(cfg: SearchConfig, channels: int) -> PolicySpace:
 
 
 def check_sizes(cfg: SearchConfig, subset_size: int, pool_size: int) -> None:
-    """Refused before any fit: a validation sample the seed validation pool cannot supply, and a batch larger than
-    the search subset."""
+    """Refused before any fit: a batch larger than the search subset, and density images the validation sample
+    cannot supply (the sample is at most the seed validation pool)."""
     refuse_batch_over_set(cfg.child.batch_size, f"search.child.batch_size={cfg.child.batch_size}", subset_size,
                           f"the search subset ({subset_size} images, ingest.train_set_size)")  # fmt: skip
-    if pool_size < cfg.child.validation_sample_size:
+    if cfg.reward == "density" and cfg.child.density_images > pool_size:
         raise ConfigError(
-            f"search.child.validation_sample_size={cfg.child.validation_sample_size} exceeds the seed validation pool "
-            f"({pool_size} images: the training split less ingest.train_set_size)"
+            f"search.child.density_images={cfg.child.density_images} exceeds the seed validation pool ({pool_size} "
+            "images: the training split less ingest.train_set_size), of which density scores a part"
         )
 
 

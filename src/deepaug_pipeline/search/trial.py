@@ -32,7 +32,10 @@ def child_fit_settings(child: ChildConfig, epochs: int | None = None, validate_l
 
 
 def sample_validation_set(pool: LabelledImages, size: int, rng: np.random.Generator) -> LabelledImages:
-    """A random sample of ``size`` images from the seed validation pool."""
+    """A random sample of ``size`` images from the seed validation pool, or the whole pool when it holds no more:
+    every seed then validates on the same images, with no sampling noise between them."""
+    if size >= len(pool):
+        return pool
     idx = np.sort(rng.choice(len(pool), size=size, replace=False))
     return LabelledImages(pool.x[idx], pool.y[idx])
 
