@@ -42,7 +42,7 @@ from deepaug_pipeline.data import LabelledImages  # noqa: E402
 from deepaug_pipeline.seeding import stream_rng  # noqa: E402
 
 REGIMES = [ALIGNMENT_REGIMES[0], ALIGNMENT_REGIMES[4]]  # the default child, and the final model's regime (conf/final_regime)
-SEEDS = 3
+SEEDS = {ALIGNMENT_REGIMES[0]: 6, ALIGNMENT_REGIMES[4]: 3}  # paired seeds per regime: a fit takes ~80 s and ~400 s on 2 cores
 SIZES = [1000, 2000, 5000, 10000, 20000, 40000]  # validation sample sizes the figures are given for (and the whole pool)
 CACHE = RESULTS / "quality_logs" / "validation_noise"
 
@@ -66,12 +66,13 @@ def regime_fits(regime: tuple[int, int, int, float], compared: list[Candidate]) 
     else:
         protocol = qp.load(IngestConfig(train_set_size=n_images))
     pool = protocol.splits.seed_validation_pool
-    bench = ChildBench(protocol, SearchConfig(child=ChildConfig(epochs=epochs, batch_size=batch, learning_rate=lr)), seeds=SEEDS)
+    seeds = SEEDS[regime]
+    bench = ChildBench(protocol, SearchConfig(child=ChildConfig(epochs=epochs, batch_size=batch, learning_rate=lr)), seeds=seeds)
     fits: dict[str, list[dict]] = {}
     for c in compared:
         trainer = bench.trainer(c)
         fits[c.name] = []
-        for s in range(SEEDS):
+        for s in range(seeds):
             cached = CACHE / f"{n_images}_{epochs}_{batch}_{lr}_{c.name.replace(' ', '')}_s{s}.npz"
             if not cached.exists():
                 start = time.perf_counter()
@@ -100,8 +101,8 @@ def eval_seconds(bench: ChildBench, candidate: Candidate, data: LabelledImages, 
 def noise_row(regime: tuple[int, int, int, float], compared: list[Candidate], final_gain: float) -> dict:
     fits, pool, bench = regime_fits(regime, compared)
     base, policy = fits[compared[0].name], fits[compared[1].name]
-    n_pool = len(pool)
-    for s in range(SEEDS):  # the cached scores are of the sample the reward used: check they reproduce its draw
+    n_pool, seeds = len(pool), SEEDS[regime]
+    for s in range(seeds):  # the cached scores are of the sample the reward used: check they reproduce its draw
         sample = bench.validation[s]
         assert np.array_equal(sample.y, pool.y[sample_indices(n_pool, len(sample), s)])
     difference = [p["correct"].astype(np.float64) - b["correct"] for b, p in zip(base, policy, strict=True)]
@@ -117,9 +118,16 @@ def noise_row(regime: tuple[int, int, int, float], compared: list[Candidate], fi
             continue
         sampling = float(per_image_variance.mean() / n * (n_pool - n) / (n_pool - 1))
         total = training_variance + sampling
+        shared = float(per_image_variance.mean() / n_pool)  # the pool's own error, the same on every seed
         by_size[str(n)] = {
             "sampling_sd_points": 100 * sampling**0.5,
             "seed_sd_points": 100 * total**0.5,  # one seed's paired gain: training and sampling
+            # The SE of a mean paired gain over 5 seeds as the search computes it (from the seeds' spread), and with
+            # the pool's shared error, which no spread between seeds shows.
+            "se_from_5_seeds_points": 100 * (total / 5) ** 0.5,
+            "se_with_the_pools_error_points": 100 * (total / 5 + shared) ** 0.5,
+            # 5 seeds on disjoint parts of the pool (validation_samples: disjoint): independent samples, no shared part
+            "disjoint_se_5_seeds_points": 100 * ((training_variance + per_image_variance.mean() / n) / 5) ** 0.5 if 5 * n <= n_pool else None,
             "sampling_share_of_variance": sampling / total,
             # seeds for the final model's gain to read 2 SE, if the child saw that gain
             "seeds_to_resolve_final_gain": float(np.ceil(4 * total / (final_gain / 100) ** 2)) if final_gain > 0 else None,
@@ -127,7 +135,7 @@ def noise_row(regime: tuple[int, int, int, float], compared: list[Candidate], fi
     timing = {str(n): eval_seconds(bench, compared[0], LabelledImages(pool.x[:n], pool.y[:n])) for n in (sample_size, n_pool)}
     seconds = [f["seconds"] for c in compared for f in fits[c.name]]
     n_images, epochs, batch, lr = regime
-    return {"train_images": n_images, "epochs": epochs, "batch_size": batch, "learning_rate": lr, "seeds": SEEDS,
+    return {"train_images": n_images, "epochs": epochs, "batch_size": batch, "learning_rate": lr, "seeds": seeds,
             "pool_images": n_pool, "search_sample_images": sample_size,
             "base_reward": [f["reward"] for f in base], "policy_reward": [f["reward"] for f in policy],
             "reward_gain_points": (100 * reward_gain).tolist(),

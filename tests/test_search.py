@@ -802,19 +802,22 @@ def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
 
 
 # log_config(SearchConfig(), 0, <12x12x1, 4 classes, 60 images>, "c0ffee"), as the nested child section computes it
-PINNED_FINGERPRINT = "877edf62eff2cda9"  # 2026-12-02: child.overfit_gap counts only under best_non_overfit
+PINNED_FINGERPRINT = "d728bfe9af9b399c"  # 877edf62eff2cda9 on 2026-12-02: child.overfit_gap counts only under best_non_overfit
+# 2026-12-02 (later): the default validation samples became disjoint and 7000 images (validation_noise.json)
 
 
 def test_a_log_from_an_older_version_still_resumes(tmp_path):
     """benchmarks/results/retrain_default_search.jsonl.gz was written on 2026-11-30 by a version that kept DeepAugment's
     flat child keys (``child_epochs``, ``opt_last_n_epochs``), the validation sample size under ``ingest``, and the
-    density keys under retrain. None of that changes a fit, so today's default search resumes the log."""
+    density keys under retrain. None of that changes a fit, so the search it ran resumes the log today: the default
+    of then, with its validation samples (5000 images, drawn independently per seed, which it did not record)."""
     with gzip.open(REPO / "benchmarks" / "results" / "retrain_default_search.jsonl.gz", "rt") as fh:
         lines = fh.readlines()
     header = json.loads(lines[0])
     older = header["config"]
     assert "child_epochs" in older["search"] and "validation_sample_size" in older["ingest"]  # the old form, as written
-    today = log_config(SearchConfig(), older["seed"], older["data"], older["data"]["content"])
+    then = {"validation_sample_size": 5000, "validation_samples": "overlapping"}
+    today = log_config(SearchConfig(child=then), older["seed"], older["data"], older["data"]["content"])
     assert fingerprint(today) != header["fingerprint"]
     path = tmp_path / "bayesian.jsonl"
     path.write_text("".join(lines))
@@ -822,16 +825,18 @@ def test_a_log_from_an_older_version_still_resumes(tmp_path):
         assert len(resumed.trials) == len(lines) - 1 > 40
         assert resumed.fingerprint == header["fingerprint"]  # its outputs' stamp names the file as it is on disk
     # A difference that changes the fits is still refused, and named as it is today, the moved key included.
-    for child, named in [({"epochs": 5}, "search.child.epochs: 60 → 5"),
-                         ({"validation_sample_size": 4000}, "search.child.validation_sample_size: 5000 → 4000")]:  # fmt: skip
+    for child, named in [({**then, "epochs": 5}, "search.child.epochs: 60 → 5"),
+                         ({**then, "validation_sample_size": 4000}, "search.child.validation_sample_size: 5000 → 4000"),
+                         ({}, "search.child.validation_sample_size: 5000 → 7000; search.child.validation_samples: "
+                              "'overlapping' → 'disjoint'")]:  # fmt: skip
         changed = log_config(SearchConfig(child=child), older["seed"], older["data"], older["data"]["content"])
         with pytest.raises(TrialLogMismatch, match=re.escape(f"config ({named})")):
             TrialLog(path, changed, canonical=canonical_search_config)
     # The check made before the data is loaded (seed and search keys only) lets the old log through as well, and
     # refuses the same change by the same name.
-    known = canonical_search_config({"seed": older["seed"], "search": SearchConfig().model_dump()})
+    known = canonical_search_config({"seed": older["seed"], "search": SearchConfig(child=then).model_dump()})
     refuse_changed_config(path, known, "search", canonical_search_config)
-    changed = canonical_search_config({"seed": older["seed"], "search": SearchConfig(child={"epochs": 5}).model_dump()})
+    changed = canonical_search_config({"seed": older["seed"], "search": SearchConfig(child={**then, "epochs": 5}).model_dump()})
     with pytest.raises(TrialLogMismatch, match=re.escape("config (search.child.epochs: 60 → 5)")):
         refuse_changed_config(path, changed, "search", canonical_search_config)
     with pytest.raises(TrialLogMismatch, match=re.escape("config (seed: 42 → 7)")):
@@ -841,18 +846,30 @@ def test_a_log_from_an_older_version_still_resumes(tmp_path):
     assert fingerprint(log_config(SearchConfig(), 0, summary, "c0ffee")) == PINNED_FINGERPRINT
 
 
-def test_a_validation_sample_larger_than_the_pool_or_a_batch_larger_than_the_subset_is_refused_before_any_fit(tmp_path):
+def test_density_images_beyond_the_pool_or_a_batch_larger_than_the_subset_is_refused_before_any_fit(tmp_path):
     x, y = make_images(160, 4, (12, 12))
     subset, pool = LabelledImages(x[:60], y[:60]), LabelledImages(x[60:], y[60:])
-    cfg = SearchConfig(child={"model": "fastcnn", "validation_sample_size": 150})
+    cfg = SearchConfig(reward="density", child={"model": "fastcnn", "validation_sample_size": 150, "density_images": 150})
     summary = {"image_shape": [12, 12, 1], "n_classes": 4, "sizes": {"search_subset": 60, "seed_validation_pool": 100}}
-    with pytest.raises(ConfigError, match=r"search.child.validation_sample_size=150 exceeds the seed validation pool \(100 images"):
+    with pytest.raises(ConfigError, match=r"search.child.density_images=150 exceeds the seed validation pool \(100 images"):
         run_search(subset, pool, summary, TrialLogStore(tmp_path), cfg, seed=0)
     assert list(tmp_path.iterdir()) == []  # no trial log begun
     cfg = SearchConfig(child={"model": "fastcnn", "validation_sample_size": 50, "batch_size": 61})
     with pytest.raises(ConfigError, match=r"search.child.batch_size=61 exceeds the search subset \(60 images, ingest.train_set_size\)"):
         run_search(subset, pool, summary, TrialLogStore(tmp_path), cfg, seed=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_seeds_whose_disjoint_validation_samples_overrun_the_pool_are_named():
+    from deepaug_pipeline.search.run import validation_overlap
+
+    cfg = SearchConfig(noise_seeds=3, reevaluate_seeds=3, child={"validation_sample_size": 7000})
+    assert validation_overlap(cfg, 42000) is None and validation_overlap(cfg, 59000) is None
+    text = validation_overlap(cfg, 41999)
+    assert "holds 41999 images, fewer than 6 seeds (noise_seeds + reevaluate_seeds) × search.child.validation_sample_size=7000" in text
+    assert text.endswith("search.child.validation_sample_size: 6999 keeps them apart.")
+    assert validation_overlap(cfg.model_copy(update={"child": cfg.child.model_copy(update={"validation_samples": "overlapping"})}), 100) is None
+    assert "6 seeds" in validation_overlap(cfg, 500)  # every seed the whole pool: all of it shared
 
 
 def test_a_batch_larger_than_its_set_by_the_config_alone_is_refused_before_ingest():

@@ -199,8 +199,13 @@ class ChildConfig(_Strict):
     learning_rate: float = Field(0.02, gt=0)
     schedule: Literal["constant", "cosine"] = "cosine"
     validation_sample_size: int = Field(
-        5000, ge=10, description="at most this many images of the seed validation pool in each seed's validation sample "
+        7000, ge=10, description="at most this many images of the seed validation pool in each seed's validation sample "
         "(the whole pool when it holds no more)"
+    )  # fmt: skip
+    validation_samples: Literal["disjoint", "overlapping"] = Field(
+        "disjoint", description="disjoint: each seed validates on its own part of the pool, so the spread between seeds "
+        "holds all of the validation noise; overlapping: independent draws, which share images (logs written before this "
+        "key existed drew them so)"
     )  # fmt: skip
     reward_epochs: Literal["last", "best_non_overfit"] = Field(
         "last", description="last: mean of the last K epochs; best_non_overfit: DeepAugment's K best epochs under overfit_gap"
@@ -343,6 +348,7 @@ def search_result_defining(search: dict[str, Any]) -> dict[str, Any]:
         unused.add("screen_ops")
     if child.get("reward_epochs", "last") != "best_non_overfit":  # only that rule reads the gap
         child = {k: v for k, v in child.items() if k != "overfit_gap"}
+    child.setdefault("validation_samples", "overlapping")  # a log written before the choice drew them independently
     return {**{k: v for k, v in flat.items() if k not in unused}, "child": child}
 
 

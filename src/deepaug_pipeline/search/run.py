@@ -43,6 +43,18 @@ def check_sizes(cfg: SearchConfig, subset_size: int, pool_size: int) -> None:
         )
 
 
+def validation_overlap(cfg: SearchConfig, pool_size: int) -> str | None:
+    """What to tell the user when the seeds' disjoint validation samples cannot all fit in the pool (they then wrap
+    round it and share images, an error common to those seeds that their spread does not show)."""
+    size, seeds = cfg.child.validation_sample_size, cfg.n_seeds
+    if cfg.child.validation_samples != "disjoint" or seeds * min(size, pool_size) <= pool_size:
+        return None
+    return (f"The seed validation pool holds {pool_size} images, fewer than {seeds} seeds (noise_seeds + reevaluate_seeds) "
+            f"× search.child.validation_sample_size={size}: the seeds' validation samples overlap, and the spread "
+            f"between seeds understates the validation noise. search.child.validation_sample_size: {pool_size // seeds} "
+            "keeps them apart.")  # fmt: skip
+
+
 def log_config(cfg: SearchConfig, seed: int, data_summary: dict, data_hash: str) -> dict:
     """What the trial log's fingerprint covers: anything that changes a fit's result, the data's content included
     (which also covers the ingest settings that made the subset and the pool)."""
@@ -64,6 +76,9 @@ def run_search(
 ) -> SearchResult:
     """Resume or start the search: baseline, policy trials, re-evaluation."""
     check_sizes(cfg, len(subset), len(pool))
+    overlap = validation_overlap(cfg, len(pool))
+    if overlap:
+        log.warning("%s", overlap)
     if cfg.random_only:
         log.warning("%s", cfg.random_only)
     space = policy_space(cfg, int(subset.x.shape[-1]))

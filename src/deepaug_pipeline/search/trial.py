@@ -31,6 +31,17 @@ def child_fit_settings(child: ChildConfig, epochs: int | None = None, validate_l
                        learning_rate=child.learning_rate, schedule=child.schedule, validate_last=validate_last)  # fmt: skip
 
 
+def validation_part(pool: LabelledImages, size: int, seed_index: int, order: np.ndarray) -> LabelledImages:
+    """Seed ``seed_index``'s validation sample: the next ``size`` images of one random ``order`` of the pool. Seeds'
+    samples are then disjoint, so each is an independent sample and the spread of paired gains between seeds holds
+    the validation noise as well as the training noise (images two seeds shared would be an error common to all of
+    them, which no spread shows). Past the pool's end the parts wrap round and overlap (``run_search`` warns)."""
+    n = min(size, len(pool))
+    start = seed_index * n % len(pool)
+    idx = np.sort(np.take(order, np.arange(start, start + n), mode="wrap"))
+    return LabelledImages(pool.x[idx], pool.y[idx])
+
+
 def sample_validation_set(pool: LabelledImages, size: int, rng: np.random.Generator) -> LabelledImages:
     """A random sample of ``size`` images from the seed validation pool, or the whole pool when it holds no more:
     every seed then validates on the same images, with no sampling noise between them."""
@@ -117,10 +128,16 @@ class TrialRunner:
 
     def validation(self, seed_index: int) -> LabelledImages:
         """The validation sample of seed ``seed_index``: the same for every fit under that seed (common random
-        numbers, so policies on one seed differ by the policy, not by the sample)."""
+        numbers, so policies on one seed differ by the policy, not by the sample), and under ``validation_samples:
+        disjoint`` no other seed's images."""
         if seed_index not in self._validation:
-            rng = stream_rng(self.seed, "validation", seed_index)
-            self._validation[seed_index] = sample_validation_set(self.pool, self.child.validation_sample_size, rng)
+            size = self.child.validation_sample_size
+            if self.child.validation_samples == "disjoint":
+                order = stream_rng(self.seed, "validation_order").permutation(len(self.pool))
+                self._validation[seed_index] = validation_part(self.pool, size, seed_index, order)
+            else:
+                rng = stream_rng(self.seed, "validation", seed_index)
+                self._validation[seed_index] = sample_validation_set(self.pool, size, rng)
         return self._validation[seed_index]
 
     def density_images(self, seed_index: int) -> LabelledImages:
