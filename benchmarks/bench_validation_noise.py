@@ -11,6 +11,10 @@ the same seeds as bench_child_alignment.py, and scores every trained model on ea
 validation pool. Across seeds, the pool-wide gain varies by training alone (the pool is fixed); within a seed, the
 variance of the per-image difference gives the sampling variance of a sample of n images exactly. Their sum is the
 variance of one seed's paired gain at n, and with it the seeds a search needs to resolve the final model's gain.
+Seeds whose samples overlap (independent draws from one pool) also share the pool's own error, which their spread
+cannot show; its size comes from the part of the per-image difference that two seeds agree on. Each size also gets
+the seconds a fit costs with it, and variance × seconds: at a fixed budget, the sample that minimises it gives the
+smallest SE.
 The per-image scores are the last epoch's weights; the search's reward averages its last 3 epochs, whose sampling
 variance is a little smaller. Each fit's per-image scores are cached under benchmarks/results/quality_logs/, so an
 interrupted run resumes.
@@ -115,28 +119,39 @@ def noise_row(regime: tuple[int, int, int, float], compared: list[Candidate], fi
     sample_size = bench.child.validation_sample_size
     sampled_gain = np.array([d[sample_indices(n_pool, sample_size, s)].mean() for s, d in enumerate(difference)])
     reward_gain = np.array([p["reward"] - b["reward"] for b, p in zip(base, policy, strict=True)])
+    # The part of the per-image difference that every seed shares (an image one policy gets right more often): its
+    # variance over the pool's images, from the product of two seeds' differences on the same image. Seeds that score
+    # overlapping samples of one pool share the pool's own error, its variance over N, which the seeds' spread misses.
+    pairs = [(s, t) for s in range(seeds) for t in range(s + 1, seeds)]
+    shared_per_image = max(float(np.mean([(difference[s] * difference[t]).mean() for s, t in pairs]) - pool_gain.mean() ** 2), 0.0)
+    timing = {str(n): eval_seconds(bench, compared[0], LabelledImages(pool.x[:n], pool.y[:n])) for n in (sample_size, n_pool)}
+    seconds = [f["seconds"] for c in compared for f in fits[c.name]]
+    fit_seconds = float(np.median(seconds)) - bench.child.last_n_epochs * timing[str(sample_size)]  # without validating
     by_size = {}
     for n in [*SIZES, n_pool]:
         if n > n_pool:
             continue
         sampling = float(per_image_variance.mean() / n * (n_pool - n) / (n_pool - 1))
         total = training_variance + sampling
-        shared = float(per_image_variance.mean() / n_pool)  # the pool's own error, the same on every seed
+        disjoint = training_variance + float(per_image_variance.mean()) / n  # disjoint parts: independent samples
+        fit_and_validation = fit_seconds + bench.child.last_n_epochs * timing[str(n_pool)] * n / n_pool
         by_size[str(n)] = {
             "sampling_sd_points": 100 * sampling**0.5,
             "seed_sd_points": 100 * total**0.5,  # one seed's paired gain: training and sampling
             # The SE of a mean paired gain over 5 seeds as the search computes it (from the seeds' spread), and with
-            # the pool's shared error, which no spread between seeds shows.
+            # the pool's shared error added.
             "se_from_5_seeds_points": 100 * (total / 5) ** 0.5,
-            "se_with_the_pools_error_points": 100 * (total / 5 + shared) ** 0.5,
-            # 5 seeds on disjoint parts of the pool (validation_samples: disjoint): independent samples, no shared part
-            "disjoint_se_5_seeds_points": 100 * ((training_variance + per_image_variance.mean() / n) / 5) ** 0.5 if 5 * n <= n_pool else None,
+            "se_with_the_pools_error_points": 100 * (total / 5 + shared_per_image / n_pool) ** 0.5,
+            # 5 seeds on disjoint parts of the pool (validation_samples: disjoint): nothing shared, the spread is all
+            "disjoint_se_5_seeds_points": 100 * (disjoint / 5) ** 0.5 if 5 * n <= n_pool else None,
             "sampling_share_of_variance": sampling / total,
             # seeds for the final model's gain to read 2 SE, if the child saw that gain
             "seeds_to_resolve_final_gain": float(np.ceil(4 * total / (final_gain / 100) ** 2)) if final_gain > 0 else None,
+            # seconds of one fit that validates n images on each rewarded epoch, and the variance of a mean gain at a
+            # fixed budget of seconds, relative (lower is better): seed variance × seconds a seed costs
+            "seconds_per_fit": fit_and_validation,
+            "variance_x_seconds": 1e4 * total * fit_and_validation,
         }
-    timing = {str(n): eval_seconds(bench, compared[0], LabelledImages(pool.x[:n], pool.y[:n])) for n in (sample_size, n_pool)}
-    seconds = [f["seconds"] for c in compared for f in fits[c.name]]
     n_images, epochs, batch, lr = regime
     return {"train_images": n_images, "epochs": epochs, "batch_size": batch, "learning_rate": lr, "seeds": seeds,
             "pool_images": n_pool, "search_sample_images": sample_size,
@@ -146,6 +161,7 @@ def noise_row(regime: tuple[int, int, int, float], compared: list[Candidate], fi
             "last_epoch_gain_on_pool_points": (100 * pool_gain).tolist(),
             "disagreement_rate": [float(np.abs(d).mean()) for d in difference],
             "training_sd_points": 100 * training_variance**0.5,
+            "per_image_variance": float(per_image_variance.mean()), "shared_per_image_variance": shared_per_image,
             "by_validation_size": by_size,
             "validation_pass_seconds": timing,
             "reward_validation_passes": bench.child.last_n_epochs,
