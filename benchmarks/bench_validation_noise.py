@@ -72,7 +72,7 @@ def regime_fits(regime: tuple[int, int, int, float], compared: list[Candidate]) 
     pool = protocol.splits.seed_validation_pool
     seeds = SEEDS[regime]
     # 5000-image samples, as bench_child_alignment.py scored these regimes (the cached rewards are on them); the
-    # figures by size below cover the other sizes, 7000 (the default now) among them.
+    # figures by size below cover the other sizes, 20000 (the default now) among them.
     child = ChildConfig(epochs=epochs, batch_size=batch, learning_rate=lr, validation_sample_size=5000)
     bench = ChildBench(protocol, SearchConfig(child=child), seeds=seeds)
     fits: dict[str, list[dict]] = {}

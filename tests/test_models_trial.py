@@ -364,12 +364,14 @@ def test_a_validation_sample_larger_than_the_pool_is_the_whole_pool_for_every_se
 def test_disjoint_validation_samples_share_no_image_until_the_pool_runs_out():
     pool = _data(100)
     pool.x[:, 0, 0, 0] = np.arange(100)  # each image names itself
-    runner = TrialRunner(_data(), pool, 4, SETTINGS.model_copy(update={"validation_sample_size": 30}), seed=5)
+    runner = TrialRunner(_data(), pool, 4, SETTINGS.model_copy(update={"validation_sample_size": 30, "validation_samples": "disjoint"}), seed=5)
     parts = [set(runner.validation(seed_index).x[:, 0, 0, 0].tolist()) for seed_index in range(4)]
     assert [len(p) for p in parts] == [30] * 4 and len(parts[0] | parts[1] | parts[2]) == 90
     assert len(parts[3] - (parts[0] | parts[1] | parts[2])) == 10 and len(parts[3] & parts[0]) == 20  # wraps round
     drawn = TrialRunner(_data(), pool, 4, SETTINGS.model_copy(update={"validation_sample_size": 30, "validation_samples": "overlapping"}), seed=5)
-    assert set(drawn.validation(0).x[:, 0, 0, 0].tolist()) != parts[0]  # the independent draws of older logs
+    assert set(drawn.validation(0).x[:, 0, 0, 0].tolist()) != parts[0]  # independent draws (the default)
+    overlaps = [len(set(drawn.validation(i).x[:, 0, 0, 0].tolist()) & set(drawn.validation(i + 1).x[:, 0, 0, 0].tolist())) for i in range(3)]
+    assert all(o > 0 for o in overlaps)  # two draws of 30 of 100 miss each other with chance 2e-6
 
 
 def test_validation_inside_the_fit_scores_every_image_as_evaluate_does():

@@ -802,8 +802,9 @@ def test_another_dataset_of_the_same_shape_is_another_search(tmp_path):
 
 
 # log_config(SearchConfig(), 0, <12x12x1, 4 classes, 60 images>, "c0ffee"), as the nested child section computes it
-PINNED_FINGERPRINT = "d728bfe9af9b399c"  # 877edf62eff2cda9 on 2026-12-02: child.overfit_gap counts only under best_non_overfit
-# 2026-12-02 (later): the default validation samples became disjoint and 7000 images (validation_noise.json)
+PINNED_FINGERPRINT = "899fd625e11eede0"  # 877edf62eff2cda9 on 2026-12-02: child.overfit_gap counts only under best_non_overfit
+# d728bfe9af9b399c on 2026-12-02 (later): disjoint samples of 7000 images; 2026-12-03: overlapping, 20000 images, the
+# least SE for the seconds (validation_noise.json)
 
 
 def test_a_log_from_an_older_version_still_resumes(tmp_path):
@@ -827,8 +828,8 @@ def test_a_log_from_an_older_version_still_resumes(tmp_path):
     # A difference that changes the fits is still refused, and named as it is today, the moved key included.
     for child, named in [({**then, "epochs": 5}, "search.child.epochs: 60 → 5"),
                          ({**then, "validation_sample_size": 4000}, "search.child.validation_sample_size: 5000 → 4000"),
-                         ({}, "search.child.validation_sample_size: 5000 → 7000; search.child.validation_samples: "
-                              "'overlapping' → 'disjoint'")]:  # fmt: skip
+                         ({}, "search.child.validation_sample_size: 5000 → 20000"),
+                         ({**then, "validation_samples": "disjoint"}, "search.child.validation_samples: 'overlapping' → 'disjoint'")]:  # fmt: skip
         changed = log_config(SearchConfig(child=child), older["seed"], older["data"], older["data"]["content"])
         with pytest.raises(TrialLogMismatch, match=re.escape(f"config ({named})")):
             TrialLog(path, changed, canonical=canonical_search_config)
@@ -863,7 +864,7 @@ def test_density_images_beyond_the_pool_or_a_batch_larger_than_the_subset_is_ref
 def test_seeds_whose_disjoint_validation_samples_overrun_the_pool_are_named():
     from deepaug_pipeline.search.run import validation_overlap
 
-    cfg = SearchConfig(noise_seeds=3, reevaluate_seeds=3, child={"validation_sample_size": 7000})
+    cfg = SearchConfig(noise_seeds=3, reevaluate_seeds=3, child={"validation_sample_size": 7000, "validation_samples": "disjoint"})
     assert validation_overlap(cfg, 42000) is None and validation_overlap(cfg, 59000) is None
     text = validation_overlap(cfg, 41999)
     assert "holds 41999 images, fewer than 6 seeds (noise_seeds + reevaluate_seeds) × search.child.validation_sample_size=7000" in text

@@ -199,13 +199,13 @@ class ChildConfig(_Strict):
     learning_rate: float = Field(0.02, gt=0)
     schedule: Literal["constant", "cosine"] = "cosine"
     validation_sample_size: int = Field(
-        7000, ge=10, description="at most this many images of the seed validation pool in each seed's validation sample "
+        20000, ge=10, description="at most this many images of the seed validation pool in each seed's validation sample "
         "(the whole pool when it holds no more)"
     )  # fmt: skip
-    validation_samples: Literal["disjoint", "overlapping"] = Field(
-        "disjoint", description="disjoint: each seed validates on its own part of the pool, so the spread between seeds "
-        "holds all of the validation noise; overlapping: independent draws, which share images (logs written before this "
-        "key existed drew them so)"
+    validation_samples: Literal["overlapping", "disjoint"] = Field(
+        "overlapping", description="overlapping: an independent draw per seed, so seeds share images and the pool's own "
+        "error, which the spread between seeds does not show (a few % of the SE, validation_noise.json); disjoint: each "
+        "seed its own part of the pool, which caps the sample at the pool over the seeds"
     )  # fmt: skip
     reward_epochs: Literal["last", "best_non_overfit"] = Field(
         "last", description="last: mean of the last K epochs; best_non_overfit: DeepAugment's K best epochs under overfit_gap"
