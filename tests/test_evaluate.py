@@ -482,7 +482,17 @@ def test_search_then_evaluate_writes_the_report(project, monkeypatch):
     # TRAIN as it was, so every run that does not depend on the found policy carries over, results and all.
     monkeypatch.undo()
     kedro_session_run(project, "search", params={"ingest": {"train_set_size": 300}, "search": {"fresh_start": True}})
+    from deepaug_pipeline.evaluate.final import FinalTrainer
+
+    trained, run = [], FinalTrainer.run
+
+    def recorded(self, strategy, seed_index):
+        trained.append(strategy)
+        return run(self, strategy, seed_index)
+
+    monkeypatch.setattr(FinalTrainer, "run", recorded)
     kedro_session_run(project, "evaluate")
+    assert set(trained) <= {"standard+found"}  # nothing else trains again (nothing at all if the policy is empty)
     kept = [s for s in LABELS if s != "standard+found"]
     again = pd.read_csv(reporting / "evaluation.csv").set_index("strategy")
     pd.testing.assert_frame_equal(again.loc[kept], table.set_index("strategy").loc[kept])

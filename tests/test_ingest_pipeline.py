@@ -59,7 +59,7 @@ def test_the_final_regime_environment_trains_the_child_as_evaluate_trains_the_fi
     # Everything else is the default search's: only what the regime needs differs (and every seed scores the whole
     # pool, which costs little beside a fit this long).
     defaults = ProjectParams().search
-    assert child.validation_sample_size >= 60000 - params.ingest.train_set_size  # Fashion-MNIST's pool
+    assert child.validation_sample_size >= 60000 - params.ingest.train_set_size  # at least Fashion-MNIST's pool
     kept = set(fields) | {"validation_sample_size"}
     assert child.model_dump(exclude=kept) == defaults.child.model_dump(exclude=kept)
     assert params.search.reevaluate_seeds == 5

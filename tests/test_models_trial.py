@@ -358,7 +358,8 @@ def test_a_validation_sample_larger_than_the_pool_is_the_whole_pool_for_every_se
         assert np.array_equal(runner.validation(seed_index).x, pool.x) and np.array_equal(runner.validation(seed_index).y, pool.y)
     part = sample_validation_set(pool, 40, np.random.default_rng(0))
     rows = {row.tobytes() for row in pool.x.reshape(len(pool.x), -1)}
-    assert len(part.y) == 40 and all(row.tobytes() in rows for row in part.x.reshape(40, -1))
+    drawn = [row.tobytes() for row in part.x.reshape(40, -1)]
+    assert len(part.y) == 40 and all(row in rows for row in drawn) and len(set(drawn)) == 40  # without replacement
 
 
 def test_disjoint_validation_samples_share_no_image_until_the_pool_runs_out():

@@ -205,7 +205,8 @@ class ChildConfig(_Strict):
     validation_samples: Literal["overlapping", "disjoint"] = Field(
         "overlapping", description="overlapping: an independent draw per seed, so seeds share images and the pool's own "
         "error, which the spread between seeds does not show (a few % of the SE, validation_noise.json); disjoint: each "
-        "seed its own part of the pool, which caps the sample at the pool over the seeds"
+        "seed its own part of the pool while seeds × size fits in it (beyond that the parts wrap round, and the search "
+        "warns)"
     )  # fmt: skip
     reward_epochs: Literal["last", "best_non_overfit"] = Field(
         "last", description="last: mean of the last K epochs; best_non_overfit: DeepAugment's K best epochs under overfit_gap"

@@ -14,8 +14,8 @@ from deepaug_pipeline.seeding import stream_rng
 
 @dataclass(frozen=True)
 class DatasetSplits:
-    """The three disjoint splits the pipelines work on, plus what they hold. ``train`` is TRAIN whole, in its own
-    order (the search subset and the pool together): the final models draw from it, so what they train on does not
+    """The three disjoint splits the pipelines work on (search subset, seed validation pool, test), TRAIN whole, and
+    what they hold. ``train`` is TRAIN in its own order (the search subset and the pool together): the final models draw from it, so what they train on does not
     depend on how the search split it."""
 
     search_subset: LabelledImages

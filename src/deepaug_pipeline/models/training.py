@@ -161,14 +161,13 @@ class Trainer:
         return loss, correct
 
     def _evaluate_in_graph(self, val_x, val_y):
-        n = int(val_x.shape[0])
-        bs = self.settings.eval_batch_size
+        n, bs = tf.shape(val_x)[0], self.settings.eval_batch_size
         loss, correct = tf.constant(0.0), tf.constant(0.0)
-        # A graph loop, not one copy of the model per chunk: a whole pool of 50k images is 100 chunks.
+        # A graph loop, not one copy of the model per chunk: a whole pool of 56k images is 112 chunks.
         for start in tf.range(0, n, bs):
             l, c = self._eval_batch(val_x[start : start + bs], val_y[start : start + bs])
             loss, correct = loss + l, correct + c
-        return loss / n, correct / n
+        return loss / tf.cast(n, tf.float32), correct / tf.cast(n, tf.float32)
 
     def _eval_augmented_graph(self, aug_args, seed, x, y):
         self.scoring_traces += 1

@@ -34,8 +34,9 @@ def evaluate_strategies(
     from deepaug_pipeline.data import data_fingerprint
 
     cfg = parse_config(EvaluateConfig, evaluate, "evaluate")
-    # dataset_summary's content is the search subset and pool that ingest wrote with train_set
-    check_current(best_policy, "best_policy.json", dataset_summary.get("content"))
+    # dataset_summary's content is the search subset and pool that ingest wrote with train_set (every ingest that
+    # writes train_set records it)
+    check_current(best_policy, "best_policy.json", dataset_summary["content"])
     found = Policy.from_dict(best_policy)
     train, val = final_splits(train_set, dataset_summary["class_names"], cfg, seed)
     test = scoring_sample(test_set, dataset_summary["class_names"], cfg, seed)
