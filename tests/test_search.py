@@ -871,6 +871,7 @@ def test_seeds_whose_disjoint_validation_samples_overrun_the_pool_are_named():
     assert text.endswith("search.child.validation_sample_size: 6999 keeps them apart.")
     assert validation_overlap(cfg.model_copy(update={"child": cfg.child.model_copy(update={"validation_samples": "overlapping"})}), 100) is None
     assert "6 seeds" in validation_overlap(cfg, 500)  # every seed the whole pool: all of it shared
+    assert validation_overlap(cfg, 59).endswith("search.child.validation_samples: overlapping draws each seed's sample from all of it.")  # 9 a seed: below the minimum
 
 
 def test_a_batch_larger_than_its_set_by_the_config_alone_is_refused_before_ingest():

@@ -187,6 +187,9 @@ def refuse_moved_keys(data: Any, moved: dict[str, str]) -> Any:
     return data
 
 
+MIN_VALIDATION_SAMPLE = 10  # images in a seed's validation sample, at least
+
+
 class ChildConfig(_Strict):
     """The child each trial trains, the validation sample it is scored on, and how its reward is read."""
 
@@ -199,7 +202,7 @@ class ChildConfig(_Strict):
     learning_rate: float = Field(0.02, gt=0)
     schedule: Literal["constant", "cosine"] = "cosine"
     validation_sample_size: int = Field(
-        20000, ge=10, description="at most this many images of the seed validation pool in each seed's validation sample "
+        20000, ge=MIN_VALIDATION_SAMPLE, description="at most this many images of the seed validation pool in each seed's validation sample "
         "(the whole pool when it holds no more)"
     )  # fmt: skip
     validation_samples: Literal["overlapping", "disjoint"] = Field(

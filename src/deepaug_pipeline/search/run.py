@@ -7,7 +7,13 @@ import logging
 import numpy as np
 
 from deepaug_pipeline.augment import ops as ops_lib
-from deepaug_pipeline.config import ConfigError, SearchConfig, canonical_search_config, refuse_batch_over_set
+from deepaug_pipeline.config import (
+    MIN_VALIDATION_SAMPLE,
+    ConfigError,
+    SearchConfig,
+    canonical_search_config,
+    refuse_batch_over_set,
+)
 from deepaug_pipeline.data import LabelledImages, data_fingerprint
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.controller import SearchLoop
@@ -49,10 +55,13 @@ def validation_overlap(cfg: SearchConfig, pool_size: int) -> str | None:
     size, seeds = cfg.child.validation_sample_size, cfg.n_seeds
     if cfg.child.validation_samples != "disjoint" or seeds * min(size, pool_size) <= pool_size:
         return None
+    apart = pool_size // seeds
+    remedy = (f"search.child.validation_sample_size: {apart} keeps them apart." if apart >= MIN_VALIDATION_SAMPLE else
+              "The pool is too small to part: search.child.validation_samples: overlapping draws each seed's sample "
+              "from all of it.")  # fmt: skip
     return (f"The seed validation pool holds {pool_size} images, fewer than {seeds} seeds (noise_seeds + reevaluate_seeds) "
             f"× search.child.validation_sample_size={size}: the seeds' validation samples overlap, and the spread "
-            f"between seeds understates the validation noise. search.child.validation_sample_size: {pool_size // seeds} "
-            "keeps them apart.")  # fmt: skip
+            f"between seeds understates the validation noise. {remedy}")  # fmt: skip
 
 
 def log_config(cfg: SearchConfig, seed: int, data_summary: dict, data_hash: str) -> dict:
