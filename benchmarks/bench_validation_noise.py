@@ -46,7 +46,10 @@ from deepaug_pipeline.data import LabelledImages  # noqa: E402
 from deepaug_pipeline.seeding import stream_rng  # noqa: E402
 
 REGIMES = [ALIGNMENT_REGIMES[0], ALIGNMENT_REGIMES[4]]  # the default child, and the final model's regime (conf/final_regime)
-SEEDS = {ALIGNMENT_REGIMES[0]: 6, ALIGNMENT_REGIMES[4]: 3}  # paired seeds per regime: a fit takes ~80 s and ~400 s on 2 cores
+# Paired seeds per regime (a fit takes ~80 s and ~400 s on 2 cores). Evaluate's regime had 3, and its whole-pool gain
+# sat 2.7 SE below the final models' test gain; pool_vs_test.json then put the final models' own pool gain close to
+# their test gain, so the gap lies between two sets of seeds of the same training: 6 show whether it holds.
+SEEDS = {ALIGNMENT_REGIMES[0]: 6, ALIGNMENT_REGIMES[4]: 6}
 SIZES = [1000, 2000, 5000, 7000, 10000, 20000, 40000]  # validation sample sizes the figures are given for (and the whole pool)
 CACHE = RESULTS / "quality_logs" / "validation_noise"
 
