@@ -198,6 +198,21 @@ def test_no_number_setting_takes_true_or_false():
     assert (validated.seed, validated.ingest.value_range, validated.search.child.learning_rate, validated.search.fresh_start) == (3, (0.0, 1.0), 1.0, True)
 
 
+def test_a_number_yaml_reads_as_a_string_is_taken_and_a_word_is_refused():
+    """PyYAML reads YAML 1.1, where ``1e-3`` (no dot) is a string: refusing strings for numbers would refuse what
+    users write, so "1e-3" and "3" are taken as numbers, and only text that is no number is refused."""
+    import yaml
+
+    from deepaug_pipeline.config import ConfigError, validate_params
+
+    params = yaml.safe_load("search: {iterations: '3', child: {learning_rate: 1e-3}}")
+    assert params["search"]["child"]["learning_rate"] == "1e-3"  # what PyYAML hands over
+    validated = validate_params(params)
+    assert (validated.search.iterations, validated.search.child.learning_rate) == (3, 0.001)
+    with pytest.raises(ConfigError, match=r"'parameters.search.child.learning_rate': Input should be a valid number"):
+        validate_params(yaml.safe_load("search: {child: {learning_rate: fast}}"))
+
+
 def test_wrn_rejects_bad_depth():
     with pytest.raises(ModelConfigError, match="6N \\+ 4"):
         build_model("wrn_12_2", (32, 32, 3), 10)

@@ -40,6 +40,8 @@ def _takes_numbers(annotation: Any) -> bool:
 
 
 class _Strict(BaseModel):
+    # Strict about keys, lax about number types: PyYAML reads YAML 1.1, where ``1e-3`` (no dot) is a string, so a
+    # numeric string is taken as its number; text that is no number is still refused, naming its key.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no setting means inf or NaN
 
     @field_validator("*", mode="before")
