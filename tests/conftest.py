@@ -32,6 +32,26 @@ if _workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
         os.environ.setdefault(_variable, _share)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist, each worker starts on its share of the slow tests (15 s or more each, most of the suite's
+    time) and ends on quick ones, so no worker is left running a kill test alone at the end. The worksteal scheduler
+    first hands the workers contiguous blocks of the collection, sized as below; it steals from a queue's end, so
+    quick tests are what moves between workers. Every worker collects, and orders, the same list."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers < 2:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    quick = [item for item in items if not item.get_closest_marker("slow")]
+    ordered = []
+    for worker in range(workers):
+        size = (len(items) - len(ordered)) // (workers - worker)  # xdist's split: what is left, over the workers left
+        own_slow = slow[worker::workers]
+        taken = max(0, size - len(own_slow))
+        ordered += own_slow + quick[:taken]
+        del quick[:taken]
+    items[:] = ordered + quick  # quick is empty unless the slow tests outnumber a block
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
