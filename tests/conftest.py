@@ -32,6 +32,7 @@ if _workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
         os.environ.setdefault(_variable, _share)
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected: the blocks are those of the tests that run
 def pytest_collection_modifyitems(config, items) -> None:
     """Under pytest-xdist, each worker starts on its share of the slow tests (15 s or more each, most of the suite's
     time) and ends on quick ones, so no worker is left running a kill test alone at the end. The worksteal scheduler
