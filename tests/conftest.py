@@ -35,9 +35,10 @@ if _workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
 @pytest.hookimpl(trylast=True)  # after -k / -m have deselected: the blocks are those of the tests that run
 def pytest_collection_modifyitems(config, items) -> None:
     """Under pytest-xdist, each worker starts on its share of the slow tests (15 s or more each, most of the suite's
-    time) and ends on quick ones, so no worker is left running a kill test alone at the end. The worksteal scheduler
+    time) and ends on quick ones, so a worker is seldom left running a kill test alone at the end. The worksteal scheduler
     first hands the workers contiguous blocks of the collection, sized as below; it steals from a queue's end, so
-    quick tests are what moves between workers. Every worker collects, and orders, the same list."""
+    quick tests are what moves between workers. Every worker collects, and orders, the same list. (--lf / --ff reorder
+    after this; the order then is theirs.)"""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers < 2:
         return
@@ -50,7 +51,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         taken = max(0, size - len(own_slow))
         ordered += own_slow + quick[:taken]
         del quick[:taken]
-    items[:] = ordered + quick  # quick is empty unless the slow tests outnumber a block
+    items[:] = ordered + quick  # the last block takes every quick test left: quick is empty, and no test is lost
 
 
 def free_port() -> int:

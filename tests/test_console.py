@@ -135,3 +135,23 @@ def test_kedros_own_refusals_of_conf_are_one_line_naming_the_file_or_environment
     (conf / "base" / "parameters_more.yml").write_text("seed: 2\n")
     assert re.fullmatch(r"Duplicate keys found in .*parameters.*\.yml and .*parameters.*\.yml: seed \(a key may be set once per "
                         r"environment, across all its files\)", problem("local") or "")  # fmt: skip
+
+
+def test_a_refused_trial_log_is_printed_with_the_command_that_starts_afresh():
+    """The run command's own handling, end to end in this process: the library's error as its message, then the
+    command that acts on it, exit code 1 and no traceback (the kill test sees the refusal itself in-process)."""
+    import click
+    from click.testing import CliRunner
+
+    from deepaug_pipeline.cli import FriendlyRun
+    from deepaug_pipeline.run_log import TrialLogMismatch
+
+    def refuse() -> None:
+        raise TrialLogMismatch("the trial log x.jsonl was written under a different search config (seed: 1 → 2)", "search")
+
+    result = CliRunner().invoke(click.Group(commands=[FriendlyRun(name="run", callback=refuse)]), ["run"], env={"KEDRO_ENV": ""})
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.splitlines() == [
+        "Error (TrialLogMismatch): the trial log x.jsonl was written under a different search config (seed: 1 → 2)",
+        "To start afresh: kedro run --pipelines=search --params=search.fresh_start=true (same --env)",
+    ]
