@@ -51,7 +51,7 @@ def test_an_op_screen_under_the_density_reward_is_said_to_drop_nearly_every_op()
     assert SearchConfig().warnings == [] and SearchConfig(screen_ops=True).warnings == []
     assert SearchConfig(reward="density").warnings == []
     screened = SearchConfig(reward="density", screen_ops=True)
-    assert screened.warnings == [screened.density_screen] and screened.density_screen.startswith(
+    assert screened.warnings == [screened.density_screen_warning] and screened.density_screen_warning.startswith(
         "search.screen_ops under search.reward=density drops nearly every op")
 
 
