@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -115,8 +116,10 @@ def test_a_destructive_policy_scores_below_the_base_alone_on_real_images(fashion
 
 
 @pytest.mark.slow
-def test_the_op_screen_scores_each_op_alone_on_the_real_children_and_pairs_it_with_the_base(tmp_path, fashion):
-    result = _search(tmp_path, fashion, screen_ops=True, ops=["identity", "invert", "brightness"], iterations=3)
+def test_the_op_screen_scores_each_op_alone_on_the_real_children_and_pairs_it_with_the_base(tmp_path, fashion, caplog):
+    with caplog.at_level(logging.WARNING, logger="deepaug_pipeline.search.run"):
+        result = _search(tmp_path, fashion, screen_ops=True, ops=["identity", "invert", "brightness"], iterations=3)
+    assert tiny(screen_ops=True).density_screen_warning in caplog.text
     reference = next(r for r in result.records if r.key == "reference/density")
     screens = {r.key: r for r in result.records if r.stage == "screen"}
     assert sorted(screens) == ["screen/brightness/0.25", "screen/brightness/0.75", "screen/invert/0.25", "screen/invert/0.75"]

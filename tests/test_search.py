@@ -44,6 +44,15 @@ def test_a_bayesian_search_too_short_to_leave_its_random_phase_says_so():
     assert SearchConfig(iterations=10, opt_initial_points=10).random_only.startswith(
         "search.iterations=10 is not above search.opt_initial_points=10: every trial is drawn at random")
     assert SearchConfig(iterations=11, opt_initial_points=10).random_only is None
+    assert SearchConfig(iterations=10, opt_initial_points=10).warnings == [SearchConfig(iterations=10, opt_initial_points=10).random_only]
+
+
+def test_an_op_screen_under_the_density_reward_is_said_to_drop_nearly_every_op():
+    assert SearchConfig().warnings == [] and SearchConfig(screen_ops=True).warnings == []
+    assert SearchConfig(reward="density").warnings == []
+    screened = SearchConfig(reward="density", screen_ops=True)
+    assert screened.warnings == [screened.density_screen_warning] and screened.density_screen_warning.startswith(
+        "search.screen_ops under search.reward=density drops nearly every op")
 
 
 def test_default_space_is_deepaugments_20_ops_plus_identity():

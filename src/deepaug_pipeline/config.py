@@ -328,6 +328,21 @@ class SearchConfig(_Strict):
                 "every trial is drawn at random and the surrogate never proposes one, so this Bayesian search is a "
                 "random search; raise iterations or lower opt_initial_points")  # fmt: skip
 
+    @property
+    def density_screen_warning(self) -> str | None:
+        """Why the op screen under the density reward leaves (almost) nothing to search, or None."""
+        if not (self.screen_ops and self.reward == "density"):
+            return None
+        return ("search.screen_ops under search.reward=density drops nearly every op (18 of 19 in one search on the "
+                "embedded Fashion-MNIST, benchmarks/results/density_screen_search.json): the density reward scores any "
+                "shift of the images away from what the base's children saw as a loss, so almost every op alone scores "
+                "below the base beyond 2 SE. Leave screen_ops off under density, or screen under search.reward=retrain")  # fmt: skip
+
+    @property
+    def warnings(self) -> list[str]:
+        """What this config does that its keys do not say, for the search to log before its first fit."""
+        return [warning for warning in (self.random_only, self.density_screen_warning) if warning]
+
     def result_defining(self) -> dict[str, Any]:
         """The keys that change what a fit computes (the trial log's fingerprint); see ``search_result_defining``."""
         return search_result_defining(self.model_dump())

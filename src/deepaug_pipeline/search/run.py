@@ -88,8 +88,8 @@ def run_search(
     overlap = validation_overlap(cfg, len(pool))
     if overlap:
         log.warning("%s", overlap)
-    if cfg.random_only:
-        log.warning("%s", cfg.random_only)
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
     space = policy_space(cfg, int(subset.x.shape[-1]))
     data_hash = data_fingerprint(subset, pool)
     config = log_config(cfg, seed, data_summary, data_hash)
