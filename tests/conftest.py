@@ -145,9 +145,14 @@ def search_params(**search) -> str:
 def kedro_session_run(project_root: Path, pipeline: str, env: str = "test", params: dict | None = None, **run_args) -> None:
     """Run ``pipeline`` in this process through a KedroSession, as ``kedro run`` does but without starting Python and
     importing TensorFlow again: for tests of what a run writes, where the process boundary (kill -9, the console, the
-    exit code) is not what is tested. A failed run raises here. ``params`` are nested, as ``--params`` become."""
+    exit code) is not what is tested. A failed run raises here. ``params`` are nested, as ``--params`` become; the
+    runner is ``kedro run``'s in this project unless ``runner`` is given."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
+
+    from deepaug_pipeline.runner import SplitsReusingRunner
+
+    run_args.setdefault("runner", SplitsReusingRunner())
 
     inherited = os.environ.get("MLFLOW_TRACKING_URI")
     try:

@@ -155,3 +155,22 @@ def test_a_refused_trial_log_is_printed_with_the_command_that_starts_afresh():
         "Error (TrialLogMismatch): the trial log x.jsonl was written under a different search config (seed: 1 → 2)",
         "To start afresh: kedro run --pipelines=search --params=search.fresh_start=true (same --env)",
     ]
+
+
+def test_the_run_command_defaults_to_the_runner_that_reuses_current_splits():
+    """Without --runner, `kedro run` runs the project's runner; a runner the user names is kept."""
+    import click
+    from click.testing import CliRunner
+    from kedro.framework.cli.project import run as kedro_run
+    from kedro.utils import load_obj
+
+    from deepaug_pipeline.cli import FriendlyRun
+    from deepaug_pipeline.runner import SplitsReusingRunner
+
+    chosen = []
+    command = FriendlyRun(name="run", params=kedro_run.params, callback=lambda **params: chosen.append(params["runner"]))
+    group = click.Group(commands=[command])
+    for args in (["run"], ["run", "--runner=SequentialRunner"]):
+        result = CliRunner().invoke(group, args, env={"KEDRO_ENV": ""})
+        assert result.exit_code == 0, result.output
+    assert load_obj(chosen[0], "kedro.runner") is SplitsReusingRunner and chosen[1] == "SequentialRunner"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -119,6 +120,107 @@ def test_kedro_run_env_test_writes_the_splits(project):
     summary = json.loads((out / "dataset_summary.json").read_text())
     assert summary["sizes"] == {"search_subset": 200, "seed_validation_pool": 59800, "test": 10000}
     assert summary["class_names"][9] == "Ankle boot"
+
+
+def test_the_source_fingerprint_follows_the_files_and_settings_not_a_read(tmp_path):
+    from deepaug_pipeline.config import SourceConfig
+    from deepaug_pipeline.ingest.sources import load_source, source_fingerprint
+
+    folder = write_idx_folder(tmp_path / "raw")
+    cfg = SourceConfig(source="idx", path=str(folder))
+    first = source_fingerprint(cfg)
+    assert load_source(cfg).fingerprint == first and source_fingerprint(cfg) == first  # reading changes nothing
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    stat = labels.stat()
+    os.utime(labels, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # rewritten with the same size
+    assert source_fingerprint(cfg) != first
+    os.utime(labels, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert source_fingerprint(cfg) == first
+    (folder / "notes.txt").write_text("a file more")
+    assert source_fingerprint(cfg) != first
+    (folder / "notes.txt").unlink()
+    (folder / ".DS_Store").write_text("hidden: the loaders leave it out, and so does the fingerprint")
+    (folder / "loop").symlink_to(folder)  # a link back up the tree: its files are those already counted
+    assert source_fingerprint(cfg) == first
+    (folder / "loop").unlink()
+    (folder / "dangling").symlink_to(tmp_path / "gone")
+    assert source_fingerprint(cfg) != first  # named, not raised on
+    (folder / "dangling").unlink()
+    assert source_fingerprint(SourceConfig(source="idx", path=str(folder), class_names=list("abcd"))) != first
+    keras = SourceConfig(source="keras", name="mnist")
+    assert source_fingerprint(keras) == source_fingerprint(SourceConfig(source="keras", name="mnist")) != source_fingerprint(SourceConfig(source="keras", name="cifar10"))
+
+
+def test_splits_are_current_only_for_the_same_source_settings_and_seed():
+    from deepaug_pipeline.config import IngestConfig
+    from deepaug_pipeline.ingest.split import split_dataset, splits_are_current
+
+    x, y = make_images(300, 3)
+    source = ImageSource(LabelledImages(x, y), None, ["a", "b", "c"], fingerprint="f1")
+    summary = split_dataset(source, IngestConfig(train_set_size=100), 42).summary()
+    assert summary["source_fingerprint"] == "f1"
+    assert splits_are_current(summary, IngestConfig(train_set_size=100), 42, "f1")
+    assert not splits_are_current(summary, IngestConfig(train_set_size=100), 42, "f2")  # the files changed
+    assert not splits_are_current(summary, IngestConfig(train_set_size=100), 7, "f1")
+    assert not splits_are_current(summary, IngestConfig(train_set_size=90), 42, "f1")
+    assert not splits_are_current(summary, IngestConfig(train_set_size=100, test_fraction=0.3), 42, "f1")
+    assert not splits_are_current(summary, IngestConfig(train_set_size=100, value_range=[0, 1]), 42, "f1")
+    assert not splits_are_current({**summary, "source_fingerprint": ""}, IngestConfig(train_set_size=100), 42, "")
+    assert not splits_are_current({k: v for k, v in summary.items() if k != "source_fingerprint"}, IngestConfig(train_set_size=100), 42, "f1")
+    assert not splits_are_current("", IngestConfig(train_set_size=100), 42, "f1")  # an unreadable summary
+    assert not splits_are_current({**summary, "splits_format": 0}, IngestConfig(train_set_size=100), 42, "f1")  # older code
+    # A source with its own test split never reads test_fraction: changing it leaves the splits current.
+    own = ImageSource(LabelledImages(x, y), LabelledImages(x[:30], y[:30]), ["a", "b", "c"], fingerprint="f1")
+    own_summary = split_dataset(own, IngestConfig(train_set_size=100), 42).summary()
+    assert splits_are_current(own_summary, IngestConfig(train_set_size=100, test_fraction=0.3), 42, "f1")
+
+
+def test_a_run_reuses_the_splits_ingest_would_make_again(project):
+    """The same source files, ingest settings and seed: ingest is left out and nothing is rewritten. Any of them
+    changed, a split newer than the summary (a run stopped halfway), or Kedro's own runner asked for: ingest runs."""
+    import logging
+    import logging.handlers
+
+    folder = write_idx_folder(project / "data" / "01_raw" / "small", n_train=200)
+    (project / "conf" / "test" / "catalog.yml").write_text(  # the environment kedro_session_run runs in
+        "raw_images:\n  type: deepaug_pipeline.datasets.ImageSourceDataset\n  source: idx\n  path: data/01_raw/small\n"
+    )
+    out = project / "data" / "05_model_input"
+    splits = ("search_subset.npz", "seed_validation_pool.npz", "test_set.npz", "train_set.npz")
+    said = logging.handlers.BufferingHandler(100)  # Kedro's session reconfigures logging, and with it caplog's handler
+
+    def ingest(train_set_size: int = 60, **run_args) -> dict[str, tuple[int, int]]:
+        """Each split file's (inode, mtime) after a run: a split is written to a new file and renamed over the old."""
+        said.flush()
+        runner_log = logging.getLogger("deepaug_pipeline.runner")
+        runner_log.addHandler(said)
+        try:
+            kedro_session_run(project, "search", params={"ingest": {"train_set_size": train_set_size}}, to_nodes=["split_images"], **run_args)
+        finally:
+            runner_log.removeHandler(said)
+        return {name: ((out / name).stat().st_ino, (out / name).stat().st_mtime_ns) for name in (*splits, "dataset_summary.json")}
+
+    def left_out() -> bool:
+        return any("Ingest left out" in r.getMessage() and str(out / "dataset_summary.json") in r.getMessage() for r in said.buffer)
+
+    def rewritten(after: dict, before: dict) -> bool:
+        return all(after[name][0] != before[name][0] for name in splits) and not left_out()
+
+    written = ingest()
+    assert not left_out()
+    assert ingest() == written and left_out()
+    resized = ingest(80)
+    assert rewritten(resized, written)
+    assert json.loads((out / "dataset_summary.json").read_text())["sizes"]["search_subset"] == 80
+    assert ingest(80) == resized and left_out()
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    os.utime(labels, ns=(labels.stat().st_atime_ns, labels.stat().st_mtime_ns + 1_000_000_000))
+    touched = ingest(80)
+    assert rewritten(touched, resized)
+    subset = out / "search_subset.npz"
+    os.utime(subset, ns=(subset.stat().st_atime_ns, (out / "dataset_summary.json").stat().st_mtime_ns + 1_000_000_000))
+    assert rewritten(restored := ingest(80), touched)  # a subset written after the summary: not the summary's
+    assert rewritten(ingest(80, runner=SequentialRunner()), restored)
 
 
 def test_bad_parameter_fails_before_any_node_and_keeps_data(project):

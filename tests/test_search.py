@@ -748,23 +748,26 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     expected = 2 + 4 + 4 * (1 + 2)
     assert any(t["stage"] == "reevaluate" for t in before) and len(before) < expected, "killed mid re-evaluation"
 
+    subset = project / "data" / "05_model_input" / "search_subset.npz"
+    ingested = subset.stat().st_mtime_ns
     kedro_session_run(project, "search", params={"search": params})
     after = read_log(log_path)[1]
     keys = [t["key"] for t in after]
     assert len(keys) == expected and len(set(keys)) == expected  # none duplicated or lost
     assert after[: len(before)] == before  # nothing re-run or rewritten
+    assert subset.stat().st_mtime_ns == ingested  # the same source and settings: the splits were reused
 
     # MLflow agrees with the log: the killed parent is KILLED, and every logged fit has one finished child run.
     parents, children = mlflow_runs(project)
     assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+    resumed = next(p for p in parents if p.info.status == "FINISHED")
+    assert resumed.data.params["ingest.train_set_size"] == "200"  # logged by the search, as no ingest node ran
     finished = [c.data.tags["key"] for c in children if c.info.status in ("FINISHED", "FAILED")]
     assert sorted(finished) == sorted(keys)
     assert all(c.info.status == "KILLED" for c in children if c.data.tags["key"] not in finished or c.info.status == "RUNNING")
 
     # A changed config is refused before ingest, and the log is kept; fresh_start archives it and starts over. In
     # this process: what the command line prints of the refusal is command_hint's (tests/test_console.py).
-    subset = project / "data" / "05_model_input" / "search_subset.npz"
-    ingested = subset.stat().st_mtime_ns
     with pytest.raises(TrialLogMismatch, match=re.escape("written under a different search config (search.child.epochs: 2 → 3)")) as refused:
         kedro_session_run(project, "search", params={"search": {**params, "child": {"epochs": 3}}})
     assert refused.value.section == "search" and subset.stat().st_mtime_ns == ingested  # refused before ingest

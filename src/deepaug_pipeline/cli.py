@@ -87,6 +87,10 @@ def unknown_pipelines(names: list[str]) -> str | None:
     return f"no pipeline named {', '.join(repr(n) for n in unknown)}; this project has: {', '.join(valid)}"
 
 
+# Without --runner, a run reuses splits that ingest would make again (runner.py).
+PROJECT_RUNNER = "deepaug_pipeline.runner.SplitsReusingRunner"
+
+
 class FriendlyRun(click.Command):
     def invoke(self, ctx: click.Context):
         names = list(ctx.params.get("pipelines") or []) + ([ctx.params["pipeline"]] if ctx.params.get("pipeline") else [])
@@ -95,6 +99,8 @@ class FriendlyRun(click.Command):
         problem = problem or (unknown_environment(env, ctx.params.get("conf_source")) if env else None)
         if problem:
             raise click.UsageError(problem)
+        if "runner" in ctx.params and not ctx.params["runner"]:
+            ctx.params["runner"] = PROJECT_RUNNER
         try:
             return super().invoke(ctx)
         except Exception as exc:

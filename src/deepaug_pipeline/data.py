@@ -28,6 +28,7 @@ class ImageSource:
     class_names: list[str] | None
     origin: str = ""
     notes: list[str] = field(default_factory=list)
+    fingerprint: str = ""  # the source's files as they were when read (``ingest.sources.source_fingerprint``)
 
 
 def data_fingerprint(*splits: LabelledImages) -> str:

@@ -12,7 +12,7 @@ from kedro.io.core import AbstractDataset, DatasetError
 
 from deepaug_pipeline.config import ConfigError, SourceConfig, parse_config
 from deepaug_pipeline.data import ImageSource, LabelledImages
-from deepaug_pipeline.ingest.sources import load_source
+from deepaug_pipeline.ingest.sources import load_source, source_fingerprint
 from deepaug_pipeline.run_log import TrialLogStore
 
 
@@ -32,6 +32,10 @@ class ImageSourceDataset(AbstractDataset[None, ImageSource]):
 
     def load(self) -> ImageSource:
         return load_source(self._config)
+
+    def fingerprint(self) -> str:
+        """What ``load`` would read, told from the files' names, sizes and times (see ``source_fingerprint``)."""
+        return source_fingerprint(self._config)
 
     def save(self, data: None) -> None:
         raise DatasetError("ImageSourceDataset is read-only: raw data is never overwritten")

@@ -21,7 +21,8 @@ MLFLOW_UI = "http://127.0.0.1:5000"  # `kedro mlflow ui`'s default address (conf
 log = logging.getLogger(__name__)
 
 
-def _filepath(catalog, name: str) -> str:
+def catalog_filepath(catalog, name: str) -> str:
+    """Where a catalog entry is stored, for messages."""
     return catalog.get(name)._describe().get("filepath", "") or "see catalog"
 
 
@@ -57,7 +58,7 @@ class ConfigValidationHook:
     def _refuse_replacing_the_searchs_data(params, catalog) -> None:
         """Ingest would rewrite the splits a trial log with records was made on (their settings changed since), and
         the search would then refuse the log: refused first, before the splits on disk are replaced."""
-        from deepaug_pipeline.ingest.split import made_from
+        from deepaug_pipeline.ingest.split import made_from_now
 
         path = catalog.load("trial_logs").path_for(params.search.trial_log_name)
         if params.search.fresh_start or not path.exists() or not catalog.exists("dataset_summary"):
@@ -69,8 +70,7 @@ class ConfigValidationHook:
         before = splits.get("made_from") if isinstance(splits, dict) else None
         if not isinstance(before, dict):  # written before the splits recorded their settings
             return
-        now = made_from(params.ingest, params.seed)
-        now = {key: now.get(key) for key in before}  # the settings that decide this source's splits
+        now = made_from_now(before, params.ingest, params.seed)
         if before == now:  # ingest makes the same splits again: the log need not be read
             return
         header, records = read_log(path)
@@ -88,7 +88,7 @@ class ConfigValidationHook:
         missing = sorted(name for name in inputs if not name.startswith("params:") and name != "parameters" and not catalog.exists(name))
         if not missing:
             return
-        where = [f"{name} ({_filepath(catalog, name)})" for name in missing]
+        where = [f"{name} ({catalog_filepath(catalog, name)})" for name in missing]
         from deepaug_pipeline.pipeline_registry import search_with_ingest
 
         if set(missing) & search_with_ingest().all_outputs():  # written by the search: "run the search first"
@@ -150,7 +150,7 @@ class RunSummaryHook:
             from deepaug_pipeline.search.results import summary_lines
 
             lines += ["Search finished.", *summary_lines(self._search, self._combine_top, self._child_trains_as_final)]
-            lines += [f"  {name}: {_filepath(catalog, name)}" for name in SEARCH_FILES if name in outputs]
+            lines += [f"  {name}: {catalog_filepath(catalog, name)}" for name in SEARCH_FILES if name in outputs]
             lines.append("Next: `kedro run --pipelines=evaluate` trains the final models with and without it.")
             if self._experiment is not None:
                 lines.append(f"Review every trial: `kedro mlflow ui`, then {MLFLOW_UI}/#/experiments/{self._experiment}"
@@ -159,6 +159,6 @@ class RunSummaryHook:
             from deepaug_pipeline.evaluate.report import verdict
 
             lines += ["Evaluation finished.", *verdict(*self._evaluation)]
-            lines += [f"  report: {_filepath(catalog, name)}" for name in EVALUATE_FILES if name in outputs]
+            lines += [f"  report: {catalog_filepath(catalog, name)}" for name in EVALUATE_FILES if name in outputs]
         if lines:
             log.info("\n".join(lines))

@@ -7,6 +7,8 @@ and normalises them (uint8, NHWC) afterwards, so every source gets the same chec
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import logging
 import os
 import struct
@@ -268,11 +270,54 @@ def load_keras(name: str) -> tuple[LabelledImages, LabelledImages]:
 
 
 # --------------------------------------------------------------------------- dispatch
-def load_source(cfg: SourceConfig, root: Path | None = None) -> ImageSource:
-    """Load the source described by ``cfg``; relative paths resolve against ``root``."""
+def source_path(cfg: SourceConfig, root: Path | None = None) -> Path | None:
+    """The source's file or folder; a relative path resolves against ``root``."""
     path = Path(cfg.path) if cfg.path else None
     if path is not None and root is not None and not path.is_absolute():
         path = root / path
+    return path
+
+
+def source_fingerprint(cfg: SourceConfig, root: Path | None = None) -> str:
+    """What a source would load, told without reading an image: its settings and, for a file or folder, every
+    file's relative path, size and modification time (hidden ones left out, as the loaders leave them; a ``keras``
+    source is named by its settings alone: Keras keeps the download it made). A file rewritten or touched changes
+    it; one replaced by a copy of the same size that keeps the old time (``cp -p``, ``rsync -a``) does not."""
+    digest = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode())
+    path = source_path(cfg, root)
+    for name, stat in _visible_files(path) if path is not None else ():
+        digest.update(f"{name}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _visible_files(path: Path) -> list[tuple[str, os.stat_result | None]]:
+    """(relative name, stat or None when it cannot be read) of ``path`` itself if it is a file, else of every file
+    under it, in name order, following links to folders once each."""
+    if path.is_file():
+        return [(path.name, path.stat())]
+    seen, files = set(), []
+    for folder, subfolders, names in os.walk(path, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        for name in (n for n in names if not n.startswith(".")):
+            file = Path(folder, name)
+            try:
+                stat = file.stat()
+            except OSError:  # a broken link: the loader skips or names it
+                stat = None
+            files.append((file.relative_to(path).as_posix(), stat))
+    return sorted(files, key=lambda item: item[0])
+
+
+def load_source(cfg: SourceConfig, root: Path | None = None) -> ImageSource:
+    """Load the source described by ``cfg``; relative paths resolve against ``root``. The source's fingerprint is
+    taken before its files are read: a file replaced while they are read makes the next fingerprint differ."""
+    fingerprint = source_fingerprint(cfg, root)
+    path = source_path(cfg, root)
     class_names = cfg.class_names
     test: LabelledImages | None
     if cfg.source == "idx":
@@ -288,4 +333,4 @@ def load_source(cfg: SourceConfig, root: Path | None = None) -> ImageSource:
         train, test = load_keras(cfg.name)
         class_names = class_names or KERAS_CLASS_NAMES[cfg.name]
         origin = f"keras:{cfg.name}"
-    return ImageSource(train=train, test=test, class_names=class_names, origin=origin)
+    return ImageSource(train=train, test=test, class_names=class_names, origin=origin, fingerprint=fingerprint)

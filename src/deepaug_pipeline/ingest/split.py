@@ -12,6 +12,11 @@ from deepaug_pipeline.ingest.validate import DataValidationError
 from deepaug_pipeline.seeding import stream_rng
 
 
+# Raised when a change to the loaders, validation or splitting makes other splits from the same source and settings:
+# splits written before are then made again, not reused.
+SPLITS_FORMAT = 1
+
+
 @dataclass(frozen=True)
 class DatasetSplits:
     """The three disjoint splits the pipelines work on (search subset, seed validation pool, test), TRAIN whole, and
@@ -24,6 +29,7 @@ class DatasetSplits:
     train: LabelledImages
     class_names: list[str]
     made_from: dict = field(default_factory=dict)  # the settings that decided them (``made_from``)
+    source_fingerprint: str = ""  # the source they were made from (``ImageSource.fingerprint``)
 
     def summary(self) -> dict:
         """Sizes, image shape and per-class counts of every split, what the search's data hashes to (its trial log
@@ -42,6 +48,8 @@ class DatasetSplits:
             "class_counts": {k: counts(v) for k, v in splits.items()},
             "content": data_fingerprint(self.search_subset, self.seed_validation_pool),
             "made_from": self.made_from,
+            "source_fingerprint": self.source_fingerprint,
+            "splits_format": SPLITS_FORMAT,
         }
 
 
@@ -103,7 +111,7 @@ def split_dataset(source: ImageSource, cfg: IngestConfig, seed: int) -> DatasetS
         )
     subset_idx, pool_idx = stratified_indices(train.y, names, cfg.train_set_size, stream_rng(seed, "search_subset"), "search subset (ingest.train_set_size)")
     made = made_from(cfg, seed, own_test=source.test is not None)
-    return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, train, names, made)
+    return DatasetSplits(_take(train, subset_idx), _take(train, pool_idx), test, train, names, made, source.fingerprint)
 
 
 def made_from(cfg: IngestConfig, seed: int, own_test: bool = False) -> dict:
@@ -111,3 +119,21 @@ def made_from(cfg: IngestConfig, seed: int, own_test: bool = False) -> dict:
     source without a test split of its own."""
     settings = cfg.model_dump(mode="json", exclude={"test_fraction"} if own_test else set())
     return {"seed": seed, **{f"ingest.{key}": value for key, value in settings.items()}}
+
+
+def made_from_now(before: dict, cfg: IngestConfig, seed: int) -> dict:
+    """The settings that decide the splits ``made_from`` recorded as ``before``, as they are now, in its form."""
+    now = made_from(cfg, seed)
+    return {key: now.get(key) for key in before}  # a source with its own test split recorded no test_fraction
+
+
+def splits_are_current(summary: object, cfg: IngestConfig, seed: int, source_fingerprint: str) -> bool:
+    """Whether the splits ``summary`` (their ``dataset_summary``) describes are those ingest would make now, from a
+    source that fingerprints to ``source_fingerprint``, with these settings and this code: then ingest need not run
+    again."""
+    if not isinstance(summary, dict) or summary.get("splits_format") != SPLITS_FORMAT:
+        return False
+    if not source_fingerprint or summary.get("source_fingerprint") != source_fingerprint:
+        return False
+    before = summary.get("made_from")
+    return isinstance(before, dict) and bool(before) and before == made_from_now(before, cfg, seed)

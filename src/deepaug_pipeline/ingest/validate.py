@@ -143,4 +143,4 @@ def validate_source(
     if len(present) < 2:
         raise DataValidationError(f"{where}: the training split has {len(present)} class(es); at least 2 are needed")
     class_names = source.class_names or [str(i) for i in range(n_classes)]
-    return ImageSource(train=train, test=test, class_names=list(class_names), origin=source.origin)
+    return ImageSource(train=train, test=test, class_names=list(class_names), origin=source.origin, fingerprint=source.fingerprint)

@@ -107,6 +107,25 @@ def tag_active_run(tags: dict[str, str]) -> str | None:
     return target.parent_run_id
 
 
+def log_missing_params(params: dict) -> None:
+    """Log those of ``params`` the MLflow run of this ``kedro run`` lacks, as kedro-mlflow logs a node's parameters.
+    The search logs the settings its splits were made with: a run that reuses the splits runs no ingest node for
+    kedro-mlflow to log them from. A tracking failure is warned about, never raised."""
+    target = TrackingTarget.from_active_run()
+    if target is None or not params:
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=target.tracking_uri)
+        logged = client.get_run(target.parent_run_id).data.params
+        for key, value in params.items():
+            if key not in logged:
+                client.log_param(target.parent_run_id, key, value)
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"MLflow tracking failed while logging parameters on run {target.parent_run_id} ({type(exc).__name__}: {exc})", stacklevel=2)
+
+
 class TrialTracker:
     """Logs each trial as a nested MLflow run: policy params, reward, curves, status, grid PNG, JSON."""
 

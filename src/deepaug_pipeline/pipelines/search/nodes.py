@@ -10,7 +10,7 @@ from deepaug_pipeline.data import LabelledImages
 from deepaug_pipeline.pipelines import Figure
 from deepaug_pipeline.run_log import TrialLogStore
 from deepaug_pipeline.search.records import SearchResult, TrialRecord
-from deepaug_pipeline.search.tracking import TrackingTarget
+from deepaug_pipeline.search.tracking import TrackingTarget, log_missing_params
 
 
 def search_policies(
@@ -24,6 +24,7 @@ def search_policies(
     """Run (or resume) the search; every fit is in the trial log as soon as it ends."""
     from deepaug_pipeline.search.run import run_search
 
+    log_missing_params(dataset_summary.get("made_from") or {})  # the ingest settings, when ingest was left out
     result = run_search(
         search_subset,
         seed_validation_pool,
