@@ -749,13 +749,17 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     assert any(t["stage"] == "reevaluate" for t in before) and len(before) < expected, "killed mid re-evaluation"
 
     subset = project / "data" / "05_model_input" / "search_subset.npz"
-    ingested = subset.stat().st_mtime_ns
+
+    def written() -> tuple[int, int]:  # a split is written to a new file renamed over the old: a new inode
+        return subset.stat().st_ino, subset.stat().st_mtime_ns
+
+    ingested = written()
     kedro_session_run(project, "search", params={"search": params})
     after = read_log(log_path)[1]
     keys = [t["key"] for t in after]
     assert len(keys) == expected and len(set(keys)) == expected  # none duplicated or lost
     assert after[: len(before)] == before  # nothing re-run or rewritten
-    assert subset.stat().st_mtime_ns == ingested  # the same source and settings: the splits were reused
+    assert written() == ingested  # the same source and settings: the splits were reused
 
     # MLflow agrees with the log: the killed parent is KILLED, and every logged fit has one finished child run.
     parents, children = mlflow_runs(project)
@@ -770,7 +774,7 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     # this process: what the command line prints of the refusal is command_hint's (tests/test_console.py).
     with pytest.raises(TrialLogMismatch, match=re.escape("written under a different search config (search.child.epochs: 2 → 3)")) as refused:
         kedro_session_run(project, "search", params={"search": {**params, "child": {"epochs": 3}}})
-    assert refused.value.section == "search" and subset.stat().st_mtime_ns == ingested  # refused before ingest
+    assert refused.value.section == "search" and written() == ingested  # refused before ingest
     assert len(mlflow_runs(project)[0]) == 2  # and before a run was opened for it
     assert read_log(log_path)[1] == after
     kedro_session_run(project, "search", params={"search": {**params, "child": {"epochs": 3}, "fresh_start": True}})
