@@ -182,6 +182,11 @@ def test_comparison_chart_is_a_dot_plot_fitted_to_the_errors_and_curves_are_told
     np.testing.assert_allclose(means, table["test_error_mean"] * 100)
     assert ax.get_xlim()[0] > 15  # fitted to 19-25 %, not from 0
     assert len({line.get_color() for line in ax.lines if line.get_marker() == "o"}) == 3
+    # Rows a step apart, whatever their count: two strategies sit in the middle, not on the frame's top and bottom.
+    for n in (2, 3):
+        rows = error_dot_plot(table.head(n)).axes[0]
+        low, high = rows.get_ylim()
+        assert (0 - low, high - (n - 1)) == pytest.approx((0.6, 0.6))
     curves = learning_curves(runs, LABELS).axes[0].lines
     assert len(curves) == 3 and len({(c.get_linestyle(), c.get_marker()) for c in curves}) == 3
     dots = [line.get_color() for line in ax.lines if line.get_marker() == "o"]

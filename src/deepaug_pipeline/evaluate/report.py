@@ -48,6 +48,7 @@ def error_dot_plot(table: pd.DataFrame, runs: list[EvaluationRun] | None = None)
         seeds = [r.test_error * 100 for r in runs or [] if r.strategy == row.strategy and r.ok]
         ax.plot(seeds, [pos] * len(seeds), "|", color=colour, markersize=12, alpha=0.6)
     ax.set_yticks(y, table["label"], fontsize=8)
+    ax.set_ylim(-0.6, len(table) - 0.4)  # rows a step apart at any count: two would otherwise sit on the frame's edges
     ax.set_xlabel("test error (%), mean ± std over seeds; ticks: single seeds")
     ax.set_title("Final model, test error (lower is better)")
     ax.grid(axis="x", alpha=0.3)
