@@ -2,9 +2,11 @@
 rewards against the base, and the re-evaluated paired gains (with Spearman ρ between each trial's search reward and
 its re-evaluated gain). Run a search first, e.g. `kedro run --pipelines=search --params=search.reward=density`, then:
 
-    python benchmarks/summarise_search_log.py data/07_model_output/trial_logs/bayesian-density.jsonl <name>
+    python benchmarks/summarise_search_log.py data/07_model_output/trial_logs/bayesian-density.jsonl <name> [<reevaluate_seeds>]
 
-It writes benchmarks/results/<name>.json. Gzipped logs (.jsonl.gz) are read too.
+It writes benchmarks/results/<name>.json. Gzipped logs (.jsonl.gz) are read too. The log does not record
+search.reevaluate_seeds (it changes no fit), which tells a candidate stopped early: give it if the search did not run
+the default.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from benchmarks.common import RESULTS, machine  # noqa: E402
 from deepaug_pipeline.augment.policy import Policy  # noqa: E402
 from deepaug_pipeline.run_log import read_log  # noqa: E402
 from deepaug_pipeline.search.noise import paired_gain  # noqa: E402
-from deepaug_pipeline.config import canonical_search_config  # noqa: E402
+from deepaug_pipeline.config import SearchConfig, canonical_search_config  # noqa: E402
 
 
 def load(path: Path) -> tuple[dict, list[dict]]:
@@ -35,7 +37,7 @@ def load(path: Path) -> tuple[dict, list[dict]]:
         return read_log(tmp.name)
 
 
-def summarise(header: dict, records: list[dict]) -> dict:
+def summarise(header: dict, records: list[dict], reevaluate_seeds: int = SearchConfig().reevaluate_seeds) -> dict:
     search = canonical_search_config(header["config"])["search"]  # a log of any version, in today's form
     child = search["child"]
     by_key = {r["key"]: r for r in records}
@@ -51,14 +53,15 @@ def summarise(header: dict, records: list[dict]) -> dict:
     base = {r["seed_index"]: r["reward"] for r in records if r["key"].startswith("reevaluate/base/")}
     reevaluated = []
     for t in sorted(trials, key=lambda t: -t["reward"]):
-        # A candidate the re-evaluation stopped early ran fewer seeds than the base: paired over the seeds it ran.
+        # A candidate the re-evaluation stopped early ran fewer seeds than configured (as the base did, once every
+        # candidate had stopped): paired over the seeds it ran.
         ran = {s: by_key[k]["reward"] for s in base if (k := f"reevaluate/{t['trial_id']}/s{s}") in by_key}
         if not ran:
             continue
         pair = paired_gain(t["trial_id"], ran, base)
         reevaluated.append({
             "trial_id": t["trial_id"], "search_reward": t["reward"], "search_gain": t["gain"], "seeds": sorted(ran),
-            "paired_gains": list(pair.gains), "mean": pair.mean, "se": pair.se, "stopped_early": len(ran) < len(base),
+            "paired_gains": list(pair.gains), "mean": pair.mean, "se": pair.se, "stopped_early": len(ran) < reevaluate_seeds,
             "policy": Policy.from_dict(t["policy"]).describe(),
         })  # fmt: skip
     rho = spearmanr([r["search_reward"] for r in reevaluated], [r["mean"] for r in reevaluated]) if len(reevaluated) > 2 else None
@@ -83,7 +86,8 @@ def summarise(header: dict, records: list[dict]) -> dict:
 
 if __name__ == "__main__":
     header, records = load(Path(sys.argv[1]))
-    out = {"machine": machine(), "log": sys.argv[1], **summarise(header, records)}
+    reevaluate_seeds = int(sys.argv[3]) if len(sys.argv) > 3 else SearchConfig().reevaluate_seeds
+    out = {"machine": machine(), "log": sys.argv[1], "reevaluate_seeds": reevaluate_seeds, **summarise(header, records, reevaluate_seeds)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{sys.argv[2]}.json").write_text(json.dumps(out, indent=2))
     print(json.dumps({k: v for k, v in out.items() if k not in ("base_rewards", "reevaluated")}, indent=2))
