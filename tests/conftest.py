@@ -15,10 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_FASHION = REPO / "data" / "01_raw" / "fashion-mnist"
+# The search space of conf/test, for the searches run outside Kedro: a policy graph over these traces in a fraction
+# of the whole table's time (the unit tests apply every op, and the notebook's search traces the whole space).
+TEST_OPS: list[str] = yaml.safe_load((REPO / "conf" / "test" / "parameters_search.yml").read_text())["search"]["ops"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One pytest-xdist worker per core (pyproject.toml): each worker's TensorFlow, and the `kedro run`s and Dask workers

@@ -24,13 +24,14 @@ from deepaug_pipeline.search.executors import LocalExecutor, RunnerSpec
 from deepaug_pipeline.search.records import FitRequest, TrainedChild
 from deepaug_pipeline.search.run import log_config, policy_space, run_search
 from deepaug_pipeline.search.trial import TrialRunner
-from tests.conftest import RAW_FASHION, kedro_session_run, search_params
+from tests.conftest import RAW_FASHION, TEST_OPS, kedro_session_run, search_params
 
 CHILD = dict(model="fastcnn", model_options={"width": 8, "dense": 16}, epochs=4, batch_size=50, last_n_epochs=1,
              validation_sample_size=400, density_images=300)  # fmt: skip
 TINY = dict(
     reward="density", iterations=6, opt_initial_points=3, base_augmentation="standard", noise_seeds=2,
     reevaluate_top=1, reevaluate_seeds=2, reevaluate_stop_early=False, child=CHILD, track_sample_grids=False,
+    ops=TEST_OPS,  # with the whole space's training and scoring graphs the tests below took 13 s more
 )  # fmt: skip
 
 
