@@ -66,6 +66,7 @@ def summarise(header: dict, records: list[dict], reevaluate_seeds: int = SearchC
         })  # fmt: skip
     rho = spearmanr([r["search_reward"] for r in reevaluated], [r["mean"] for r in reevaluated]) if len(reevaluated) > 2 else None
     return {
+        "reevaluate_seeds": reevaluate_seeds,
         # A retrain log leaves the density keys out of its config (they change no fit): reward is retrain then.
         "config": {"reward": search.get("reward", "retrain"), "method": search.get("method"), "model": child.get("model"),
                    "child_epochs": child.get("epochs"), "base_augmentation": search.get("base_augmentation"),
@@ -86,8 +87,7 @@ def summarise(header: dict, records: list[dict], reevaluate_seeds: int = SearchC
 
 if __name__ == "__main__":
     header, records = load(Path(sys.argv[1]))
-    reevaluate_seeds = int(sys.argv[3]) if len(sys.argv) > 3 else SearchConfig().reevaluate_seeds
-    out = {"machine": machine(), "log": sys.argv[1], "reevaluate_seeds": reevaluate_seeds, **summarise(header, records, reevaluate_seeds)}
+    out = {"machine": machine(), "log": sys.argv[1], **summarise(header, records, *map(int, sys.argv[3:4]))}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{sys.argv[2]}.json").write_text(json.dumps(out, indent=2))
     print(json.dumps({k: v for k, v in out.items() if k not in ("base_rewards", "reevaluated")}, indent=2))
