@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -147,6 +148,16 @@ def test_the_source_fingerprint_follows_the_files_and_settings_not_a_read(tmp_pa
     assert source_fingerprint(cfg) != first  # named, not raised on
     (folder / "dangling").unlink()
     assert source_fingerprint(SourceConfig(source="idx", path=str(folder), class_names=list("abcd"))) != first
+    # A link names the folder it points at (as each test project links the embedded data), not a place of its own;
+    # a link pointed at a copy whose files keep their names, sizes and times names the copy.
+    link = tmp_path / "project" / "raw"
+    link.parent.mkdir()
+    link.symlink_to(folder)
+    assert source_fingerprint(SourceConfig(source="idx", path=str(link))) == first
+    link.unlink()
+    link.symlink_to(shutil.copytree(folder, tmp_path / "copy"))
+    assert source_fingerprint(SourceConfig(source="idx", path=str(link))) != first
+    assert source_fingerprint(SourceConfig(source="idx", path="raw"), root=tmp_path / "project") != first
     keras = SourceConfig(source="keras", name="mnist")
     assert source_fingerprint(keras) == source_fingerprint(SourceConfig(source="keras", name="mnist")) != source_fingerprint(SourceConfig(source="keras", name="cifar10"))
 

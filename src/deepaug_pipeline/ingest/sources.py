@@ -282,9 +282,13 @@ def source_fingerprint(cfg: SourceConfig, root: Path | None = None) -> str:
     """What a source would load, told without reading an image: its settings and, for a file or folder, every
     file's relative path, size and modification time (hidden ones left out, as the loaders leave them; a ``keras``
     source is named by its settings alone: Keras keeps the download it made). A file rewritten or touched changes
-    it; one replaced by a copy of the same size that keeps the old time (``cp -p``, ``rsync -a``) does not."""
-    digest = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode())
+    it; one replaced by a copy of the same size that keeps the old time (``cp -p``, ``rsync -a``) does not. The path
+    is taken resolved: links to one folder read the same files, and a link pointed at a copy reads others."""
+    settings = cfg.model_dump(mode="json")
     path = source_path(cfg, root)
+    if path is not None:
+        settings["path"] = os.path.realpath(path)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for name, stat in _visible_files(path) if path is not None else ():
         digest.update(f"{name}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\n".encode())
     return digest.hexdigest()[:16]
