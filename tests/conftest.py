@@ -6,11 +6,14 @@ import contextlib
 import gzip
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import struct
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +68,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def mlflow_server(backend_store: Path, *options: str, cwd: Path | None = None):
+    """``mlflow server`` over the sqlite store ``backend_store`` on a free port, as a user starts it (its own process
+    group: the server runs uvicorn in a child process); yields ``(process, url)`` once ``/health`` answers, and ends
+    the group afterwards. ``/health`` is polled without retries: MLflow's client retries a refused connection with
+    a back-off, which told a started server up to 6 s late."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{backend_store}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *options],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, f"mlflow server exited with {proc.returncode}"
+            assert time.monotonic() < deadline, "mlflow server did not start within 120 s"
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        yield proc, url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write ``array`` (uint8) as a gzipped IDX file, the real MNIST on-disk format."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
@@ -106,7 +144,28 @@ def mlflow_store_template(tmp_path_factory) -> Path:
 def project(tmp_path: Path, mlflow_store_template: Path) -> Path:
     """A copy of the Kedro project (conf, pyproject) in a temp dir, with the embedded raw data linked in and an empty
     MLflow store, as the first ``kedro run`` in the project would have created it."""
-    root = tmp_path / "project"
+    return new_project(tmp_path / "project", mlflow_store_template)
+
+
+@pytest.fixture(scope="session")
+def ingested_splits(tmp_path_factory, mlflow_store_template: Path) -> Path:
+    """conf/test's splits of the embedded data (``data/05_model_input``), ingested once per test process."""
+    root = new_project(tmp_path_factory.mktemp("ingested") / "project", mlflow_store_template)
+    kedro_session_run(root, "ingest")
+    return root / "data" / "05_model_input"
+
+
+@pytest.fixture
+def ingested_project(project: Path, ingested_splits: Path) -> Path:
+    """``project`` as a second run finds it: conf/test's splits are on disk, so its searches leave ingest out. For
+    the tests of what a search does, not of ingest (loading and splitting the embedded data took 3 s a run).
+    ``copytree`` copies each file's modification time, which the reuse check compares with the summary's."""
+    shutil.copytree(ingested_splits, project / "data" / "05_model_input")
+    return project
+
+
+def new_project(root: Path, mlflow_store_template: Path) -> Path:
+    """``project``'s copy of the Kedro project, made at ``root``."""
     root.mkdir()
     shutil.copy(mlflow_store_template / "mlflow.db", root / "mlflow.db")
     with contextlib.closing(sqlite3.connect(root / "mlflow.db")) as db, db:

@@ -63,10 +63,11 @@ def test_without_an_address_the_search_runs_on_its_own_cluster_on_both_workers_a
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_search_loses_nothing_and_logs_every_trial_once_nested_under_one_parent(project):
+def test_a_worker_killed_mid_search_loses_nothing_and_logs_every_trial_once_nested_under_one_parent(ingested_project):
     """The search runs on a cluster the test holds, so the scheduler says which worker is running a fit: that one is
     killed (its nanny starts a new one), after two fits are logged. The fit it took is run again, and logged (in the
     trial log, the tables and MLflow) once, like every other."""
+    project = ingested_project
     from distributed import Client, LocalCluster
 
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl"

@@ -182,7 +182,8 @@ def test_missing_children_are_named_and_fresh_start_archives_them_with_the_log(t
 
 
 @pytest.mark.slow
-def test_kill_9_under_density_loses_at_most_the_trial_in_flight(project):
+def test_kill_9_under_density_loses_at_most_the_trial_in_flight(ingested_project):
+    project = ingested_project
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian-density.jsonl"
     # 15 trials: the kill lands after the 5th, with ten more (seconds) left for this loop to see it before they end.
     params = {"reward": "density", "iterations": 15, "child": {"density_images": 100}, "track_sample_grids": False}

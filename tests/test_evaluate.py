@@ -415,7 +415,8 @@ def test_evaluate_without_search_outputs_says_to_run_the_search(project):
 
 
 @pytest.mark.slow
-def test_search_then_evaluate_writes_the_report(project, monkeypatch):
+def test_search_then_evaluate_writes_the_report(ingested_project, monkeypatch):
+    project = ingested_project
     kedro_session_run(project, "search")
     # Search parameters given to evaluate change nothing the policy was found under, nor what the report says of it.
     kedro_session_run(project, "evaluate", params={"search": {"child": {"epochs": 7}}})

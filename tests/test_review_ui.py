@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import free_port, kedro_session_run
+from tests.conftest import kedro_session_run, mlflow_server
 
 pytestmark = pytest.mark.ui
 
@@ -23,41 +19,23 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture
-def mlflow_server(project):
-    kedro_session_run(project, "search")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("mlflow server did not start within 90 s")
-    yield url, project
-    proc.terminate()
-    proc.wait(timeout=30)
+def review_server(ingested_project):
+    kedro_session_run(ingested_project, "search")
+    with mlflow_server(ingested_project / "mlflow.db", cwd=ingested_project) as (_, url):
+        yield url, ingested_project
 
 
 # Skipped only outside CI: in CI (CI=true) a missing browser is a failure, not a skip.
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and os.environ.get("CI") != "true", reason="needs Debian's chromium and chromium-driver")
-def test_experiment_page_lists_the_search_with_its_trials_nested(mlflow_server, tmp_path):
+def test_experiment_page_lists_the_search_with_its_trials_nested(review_server, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, project = mlflow_server
+    url, project = review_server
     exp = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_experiment_by_name("deepaug_pipeline")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

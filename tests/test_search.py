@@ -729,10 +729,17 @@ def test_kedro_search_end_to_end_with_mlflow(project):
 
 
 @pytest.mark.slow
-def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
+def test_kill_9_during_reevaluation_then_resume_loses_nothing(ingested_project):
+    project = ingested_project
     log_path = project / "data" / "07_model_output" / "trial_logs" / "bayesian.jsonl"
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
     params = {"reevaluate_seeds": 4}
+    subset = project / "data" / "05_model_input" / "search_subset.npz"
+
+    def written() -> tuple[int, int]:  # a split is written to a new file renamed over the old: a new inode
+        return subset.stat().st_ino, subset.stat().st_mtime_ns
+
+    ingested = written()  # by the fixture, in another project folder linked to the same raw files
     proc = subprocess.Popen(
         [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test", search_params(**params)],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -748,18 +755,12 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
     expected = 2 + 4 + 4 * (1 + 2)
     assert any(t["stage"] == "reevaluate" for t in before) and len(before) < expected, "killed mid re-evaluation"
 
-    subset = project / "data" / "05_model_input" / "search_subset.npz"
-
-    def written() -> tuple[int, int]:  # a split is written to a new file renamed over the old: a new inode
-        return subset.stat().st_ino, subset.stat().st_mtime_ns
-
-    ingested = written()
     kedro_session_run(project, "search", params={"search": params})
     after = read_log(log_path)[1]
     keys = [t["key"] for t in after]
     assert len(keys) == expected and len(set(keys)) == expected  # none duplicated or lost
     assert after[: len(before)] == before  # nothing re-run or rewritten
-    assert written() == ingested  # the same source and settings: the splits were reused
+    assert written() == ingested  # the same source and settings: both runs reused the splits
 
     # MLflow agrees with the log: the killed parent is KILLED, and every logged fit has one finished child run.
     parents, children = mlflow_runs(project)
@@ -784,7 +785,8 @@ def test_kill_9_during_reevaluation_then_resume_loses_nothing(project):
 
 
 @pytest.mark.slow
-def test_bayesian_and_random_overlay_in_the_convergence_plot(project):
+def test_bayesian_and_random_overlay_in_the_convergence_plot(ingested_project):
+    project = ingested_project
     kedro_session_run(project, "search")
     kedro_session_run(project, "search", params={"search": {"method": "random"}})
     logs = sorted(p.name for p in (project / "data" / "07_model_output" / "trial_logs").glob("*.jsonl"))

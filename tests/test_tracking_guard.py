@@ -18,7 +18,7 @@ from kedro.framework.startup import bootstrap_project
 from deepaug_pipeline import tracking_guard
 from deepaug_pipeline.run_log import read_log
 from deepaug_pipeline.tracking_guard import anchored_to_project, tracking_problem, tracking_uri
-from tests.conftest import free_port, kedro_session_run
+from tests.conftest import free_port, kedro_session_run, mlflow_server
 
 SEARCH_OUTPUTS = ("data/07_model_output/trials.csv", "data/07_model_output/top_policies.json",
                   "data/07_model_output/top_policies.csv", "data/07_model_output/best_policy.json",
@@ -54,11 +54,12 @@ def test_the_uri_is_resolved_as_kedro_mlflow_resolves_it(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["refused port", "malformed sqlite file"])
-def test_unusable_tracking_warns_once_and_the_search_writes_every_output(project, fault, monkeypatch):
+def test_unusable_tracking_warns_once_and_the_search_writes_every_output(ingested_project, fault, monkeypatch):
     """In this process: what is tested is the session's hooks, not the process boundary (the killed-server test
     below runs `kedro run` itself). The guard's records are read by a filter on its own logger: Kedro's logging set-up
     replaces the handlers of the root logger (pytest's capture among them) and of the package's loggers, but keeps
     their filters."""
+    project = ingested_project
     if fault == "refused port":
         _use_tracking_uri(project, f"http://127.0.0.1:{free_port()}")
         reason = "Connection refused"  # the end of urllib3's long line, which a cut at its head lost
@@ -83,19 +84,10 @@ def test_unusable_tracking_warns_once_and_the_search_writes_every_output(project
 
 
 @pytest.mark.slow
-def test_a_server_killed_mid_search_costs_seconds_and_every_output_is_written(project, tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while tracking_problem(f"http://127.0.0.1:{port}", timeout=5) is not None:
-            assert time.monotonic() < deadline and server.poll() is None, "the MLflow server did not start"
-            time.sleep(1)
-        _use_tracking_uri(project, f"http://127.0.0.1:{port}")
+def test_a_server_killed_mid_search_costs_seconds_and_every_output_is_written(ingested_project, tmp_path):
+    project = ingested_project
+    with mlflow_server(tmp_path / "server.db", "--artifacts-destination", str(tmp_path / "artifacts")) as (server, url):
+        _use_tracking_uri(project, url)
         log_path = project / "data/07_model_output/trial_logs/bayesian.jsonl"
         run = subprocess.Popen(
             [sys.executable, "-m", "kedro", "run", "--pipelines=search", "--env=test"], cwd=project,
@@ -109,9 +101,6 @@ def test_a_server_killed_mid_search_costs_seconds_and_every_output_is_written(pr
         killed = time.monotonic()
         output, _ = run.communicate(timeout=400)
         after_kill = time.monotonic() - killed
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
     out = "".join(output.split())
     assert run.returncode == 0, output[-4000:]
     assert "MLflowtrackingfailedwhilelogging" in out or "isunusable(" in out
